@@ -1,0 +1,3 @@
+"""
+The AuthProxy <-> GameServer side: envelope protocols, game servers, spawning.
+"""

@@ -1,0 +1,3 @@
+"""
+Games that ship with aphelion, as examples of subclassing.
+"""
