@@ -1,0 +1,63 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The frozen configuration that C{tap.makeService} builds and every component
+reads through its constructor. Defaults are the contract's (Part 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aphelion.codes import AphelionProtocol
+from aphelion.handshake import Revisions
+
+__all__ = ["Config"]
+
+
+def _defaultRevisions() -> dict[int, Revisions]:
+    return {AphelionProtocol.PING: Revisions(), AphelionProtocol.GAME: Revisions()}
+
+
+@dataclass(frozen=True)
+class Config:
+    """
+    Every setting of an AuthProxy.
+
+    :ivar listen: strports descriptions of the WebSocket endpoints.
+    :ivar path: the URL path of the WebSocket endpoint.
+    :ivar revisions: the minimum and current revision of each served protocol.
+    :ivar initTimeout: seconds to wait for the C2SInitPacket (close 4004).
+    :ivar maxMessage: the largest WebSocket message, ack byte included (1009).
+    :ivar ackDelay: seconds before an ack-only packet; 0 is the end of the
+        current reactor turn.
+    :ivar ackCap: the most one packet acknowledges (127 for signed readers).
+    :ivar unackedLimit: packets the peer may leave unacknowledged (4007), or
+        L{None} to switch the check off.
+    :ivar autoPingInterval: seconds between WebSocket pings.
+    :ivar autoPingTimeout: seconds to wait for a pong before dropping.
+    :ivar sessionTimeout: seconds a session lingers after its last connection.
+    :ivar connectionsPerSession: connections one session may hold (1013).
+    :ivar queueLimit: packets queued while a session has no game connection.
+    :ivar maxConnections: open WebSocket connections in all (1013), or 0 for
+        no limit.
+    :ivar trustForwardedFor: take the client address from
+        C{X-Forwarded-For}, set by a trusted front proxy.
+    :ivar authTries: authentication tries per connection (4008).
+    """
+
+    listen: tuple[str, ...] = ("tcp:80",)
+    path: str = "/aphelion"
+    revisions: dict[int, Revisions] = field(default_factory=_defaultRevisions)
+    initTimeout: float = 10.0
+    maxMessage: int = 65536
+    ackDelay: float = 0.0
+    ackCap: int = 254
+    unackedLimit: int | None = 1024
+    autoPingInterval: float = 10.0
+    autoPingTimeout: float = 20.0
+    sessionTimeout: float = 60.0
+    connectionsPerSession: int = 8
+    queueLimit: int = 256
+    maxConnections: int = 10000
+    trustForwardedFor: bool = False
+    authTries: int = 3

@@ -1,0 +1,98 @@
+# -*- test-case-name: tests.test_session -*-
+"""
+Contracts between the parts of aphelion.
+"""
+
+from __future__ import annotations
+
+from zope.interface import Attribute, Interface
+
+__all__ = ["IConnection", "ISessionRegistry"]
+
+
+class IConnection(Interface):
+    """
+    One client connection, as a session sees it.
+    """
+
+    protocol = Attribute("The L{aphelion.codes.AphelionProtocol} it speaks.")
+    unacknowledged = Attribute(
+        "How many of the packets sent on it the peer has not acknowledged."
+    )
+    lastUsed = Attribute(
+        "A number that grows each time a game packet is sent on it (for LRU)."
+    )
+
+    def sendPayload(payload: bytes) -> None:
+        """
+        Send one payload in a ProtobufPacket, with the pending ack.
+        """
+
+    def closeWith(code: int, reason: str) -> None:
+        """
+        Close the connection with a WebSocket close code and reason.
+        """
+
+
+class ISessionRegistry(Interface):
+    """
+    Maps session tokens to sessions (Part 1.4).
+
+    Every method returns a L{Deferred} so that an implementation on a shared
+    store (several AuthProxies behind one load balancer) can replace the
+    in-memory one.
+    """
+
+    def open(token: bytes | None, connection: IConnection) -> object:
+        """
+        Attach a connection to the live session the token names, or to a new
+        session when the token is L{None}, unknown or expired.
+
+        :return: a L{Deferred} that fires with the L{aphelion.session.Session}
+            or fails with L{aphelion.session.SessionFull} when the session
+            already holds its limit of connections.
+        """
+
+    def detach(session: object, connection: IConnection) -> object:
+        """
+        Take a closed connection off its session. The session lingers for the
+        session timeout once its last connection is gone.
+
+        :return: a L{Deferred} that fires with L{None}.
+        """
+
+    def lookup(token: bytes) -> object:
+        """
+        :return: a L{Deferred} that fires with the live session the token
+            names, or L{None}.
+        """
+
+    def authenticate(session: object, playerId: str) -> object:
+        """
+        Bind an authenticated player ID to the session.
+
+        :return: a L{Deferred} that fires with the other live session the same
+            player ID was bound to (which the caller ends: the newest login
+            wins), or L{None}.
+        """
+
+    def seat(session: object, seat: object | None) -> object:
+        """
+        Record the session's game-server seat, or that it has none.
+
+        :return: a L{Deferred} that fires with L{None}.
+        """
+
+    def end(session: object, code: int, reason: str) -> object:
+        """
+        End a session: close its connections with C{code} and C{reason}, kill
+        its token and tell its end observers.
+
+        :return: a L{Deferred} that fires with L{None}.
+        """
+
+    def counts() -> object:
+        """
+        :return: a L{Deferred} that fires with C{(players, playing)}: the
+            number of authenticated sessions and of seated sessions.
+        """

@@ -1,0 +1,291 @@
+# -*- test-case-name: tests.test_session -*-
+"""
+Sessions and the in-memory session-token registry (Part 1.4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from aphelion.codes import AphelionProtocol, CloseCode
+from aphelion.handshake import TOKEN_LENGTH
+from aphelion.interfaces import IConnection, ISessionRegistry
+
+__all__ = [
+    "MemorySessionRegistry",
+    "Session",
+    "SessionFull",
+    "newToken",
+    "tokenHint",
+]
+
+
+def newToken() -> bytes:
+    """
+    :return: a fresh 32-byte session token from the operating system's CSPRNG.
+    """
+    return os.urandom(TOKEN_LENGTH)
+
+
+def tokenHint(token: bytes | None) -> str:
+    """
+    The only form in which a token may appear in a log.
+
+    :return: the first four hex digits of the token, or C{"-"}.
+    """
+    return token[:2].hex() if token else "-"
+
+
+class SessionFull(Exception):
+    """
+    The session already holds its limit of connections (close 1013).
+    """
+
+
+EndObserver = Callable[["Session", int, str], object]
+
+
+class Session:
+    """
+    One player's stay: its connections, identity, seat and outbound queue.
+
+    Sessions are made by a registry; other code reads them and calls L{send}.
+
+    :ivar token: the secret 32-byte token; log only L{hint}.
+    :ivar sessionId: a non-secret id derived from the token, safe to hand to a
+        game server.
+    :ivar connections: the open connections, in the order they joined.
+    :ivar playerId: the authenticated player ID, or L{None}.
+    :ivar seat: the game-server seat, or L{None}.
+    :ivar state: free for the gateway's state machine of Part 1.6.
+    :ivar ended: whether the session is over.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_endObservers",
+        "_lingerCall",
+        "_queueLimit",
+        "_registry",
+        "_tick",
+        "connections",
+        "ended",
+        "hint",
+        "playerId",
+        "queue",
+        "seat",
+        "sessionId",
+        "state",
+        "token",
+    )
+
+    def __init__(
+        self, registry: MemorySessionRegistry, token: bytes, queueLimit: int
+    ) -> None:
+        self._registry = registry
+        self.token = token
+        self.hint = tokenHint(token)
+        self.sessionId = hashlib.sha256(b"aphelion-session-id\0" + token).digest()[:16]
+        self.connections: list[IConnection] = []
+        self.playerId: str | None = None
+        self.seat: object | None = None
+        self.state: Any = None
+        self.queue: deque[bytes] = deque()
+        self._queueLimit = queueLimit
+        self._lingerCall: IDelayedCall | None = None
+        self._endObservers: list[EndObserver] = []
+        self._tick = 0
+        self.ended = False
+
+    def __repr__(self) -> str:
+        return f"<Session {self.hint} connections={len(self.connections)}>"
+
+    @property
+    def lingering(self) -> bool:
+        """
+        Whether the session has no connection and waits to be resumed.
+        """
+        return self._lingerCall is not None
+
+    def gameConnection(self) -> IConnection | None:
+        """
+        Choose the game connection for the next outbound message: the one with
+        the fewest unacknowledged packets; on a tie, the one used least
+        recently.
+
+        :return: the connection, or L{None} when no game connection is open.
+        """
+        best: IConnection | None = None
+        for conn in self.connections:
+            if conn.protocol is not AphelionProtocol.GAME:
+                continue
+            if best is None or (conn.unacknowledged, conn.lastUsed) < (
+                best.unacknowledged,
+                best.lastUsed,
+            ):
+                best = conn
+        return best
+
+    def send(self, payload: bytes) -> None:
+        """
+        Send one outbound game payload on the chosen game connection, or queue
+        it while the session has none. A queue overflow ends the session.
+
+        :param payload: a non-empty C{S2C} payload.
+        """
+        if self.ended:
+            return
+        conn = self.gameConnection()
+        if conn is None:
+            if len(self.queue) >= self._queueLimit:
+                self._registry.end(self, CloseCode.SESSION_ENDED, "queue overflow")
+                return
+            self.queue.append(payload)
+            return
+        self._sendOn(conn, payload)
+
+    def _sendOn(self, conn: IConnection, payload: bytes) -> None:
+        self._tick += 1
+        conn.lastUsed = self._tick
+        conn.sendPayload(payload)
+
+    def flushQueue(self) -> None:
+        """
+        Send the queued payloads, in order, now that a game connection is open.
+        """
+        while self.queue and not self.ended:
+            conn = self.gameConnection()
+            if conn is None:
+                return
+            self._sendOn(conn, self.queue.popleft())
+
+    def addEndObserver(self, observer: EndObserver) -> None:
+        """
+        Call C{observer(session, code, reason)} when the session ends (its seat
+        is released then).
+        """
+        self._endObservers.append(observer)
+
+
+@implementer(ISessionRegistry)
+class MemorySessionRegistry:
+    """
+    The in-memory session registry, the default.
+
+    :ivar sessionTimeout: seconds a session lingers after its last connection.
+    :ivar maxConnections: connections per session.
+    :ivar queueLimit: packets queued while a session has no game connection.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        *,
+        clock: IReactorTime,
+        sessionTimeout: float = 60.0,
+        maxConnections: int = 8,
+        queueLimit: int = 256,
+        tokenFactory: Callable[[], bytes] = newToken,
+    ) -> None:
+        self._clock = clock
+        self.sessionTimeout = sessionTimeout
+        self.maxConnections = maxConnections
+        self.queueLimit = queueLimit
+        self._newToken = tokenFactory
+        self._sessions: dict[bytes, Session] = {}
+        self._players: dict[str, Session] = {}
+        self._playing = 0
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def open(self, token: bytes | None, connection: IConnection) -> Deferred[Session]:
+        session = self._sessions.get(token) if token is not None else None
+        if session is None:
+            token = self._newToken()
+            while token in self._sessions:  # pragma: no cover - 2**-256
+                token = self._newToken()
+            session = Session(self, token, self.queueLimit)
+            self._sessions[token] = session
+        elif len(session.connections) >= self.maxConnections:
+            return fail(SessionFull("too many connections in this session"))
+        elif session._lingerCall is not None:
+            session._lingerCall.cancel()
+            session._lingerCall = None
+            self._log.info("session {hint} resumed", hint=session.hint)
+        session.connections.append(connection)
+        return succeed(session)
+
+    def detach(self, session: Session, connection: IConnection) -> Deferred[None]:
+        try:
+            session.connections.remove(connection)
+        except ValueError:
+            return succeed(None)
+        if not session.connections and not session.ended:
+            session._lingerCall = self._clock.callLater(
+                self.sessionTimeout, self._expire, session
+            )
+        return succeed(None)
+
+    def _expire(self, session: Session) -> None:
+        session._lingerCall = None
+        self._log.info("session {hint} expired", hint=session.hint)
+        self.end(session, CloseCode.SESSION_ENDED, "session expired")
+
+    def lookup(self, token: bytes) -> Deferred[Session | None]:
+        return succeed(self._sessions.get(token))
+
+    def authenticate(self, session: Session, playerId: str) -> Deferred[Session | None]:
+        previous = self._players.get(playerId)
+        if previous is session:
+            return succeed(None)
+        if session.playerId is not None:
+            self._players.pop(session.playerId, None)
+        session.playerId = playerId
+        self._players[playerId] = session
+        return succeed(previous)
+
+    def seat(self, session: Session, seat: object | None) -> Deferred[None]:
+        if (session.seat is None) != (seat is None):
+            self._playing += 1 if seat is not None else -1
+        session.seat = seat
+        return succeed(None)
+
+    def end(self, session: Session, code: int, reason: str) -> Deferred[None]:
+        if session.ended:
+            return succeed(None)
+        session.ended = True
+        if session._lingerCall is not None:
+            session._lingerCall.cancel()
+            session._lingerCall = None
+        del self._sessions[session.token]
+        if session.playerId is not None and self._players.get(session.playerId) is session:
+            del self._players[session.playerId]
+        if session.seat is not None:
+            self._playing -= 1
+        session.queue.clear()
+        self._log.info(
+            "session {hint} ended: {code} {reason}",
+            hint=session.hint, code=code, reason=reason,
+        )
+        for conn in list(session.connections):
+            conn.closeWith(code, reason)
+        for observer in session._endObservers:
+            try:
+                observer(session, code, reason)
+            except Exception:
+                self._log.failure("session end observer failed")
+        return succeed(None)
+
+    def counts(self) -> Deferred[tuple[int, int]]:
+        return succeed((len(self._players), self._playing))

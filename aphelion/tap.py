@@ -1,0 +1,163 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+C{twistd aphelion}: command-line options and C{makeService}. Glue only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import IService
+from twisted.python import usage
+
+from aphelion.codes import AphelionProtocol
+from aphelion.config import Config
+from aphelion.handshake import Revisions
+
+__all__ = ["Options", "makeService"]
+
+_DEFAULTS = Config()
+
+
+def _revisions(value: str) -> Revisions:
+    try:
+        minimum, _, current = value.partition(":")
+        return Revisions(int(minimum), int(current or minimum))
+    except ValueError as e:
+        raise usage.UsageError(
+            f"revisions are MIN:CURRENT with 1 <= MIN <= CURRENT, not {value!r}"
+        ) from e
+
+
+class Options(usage.Options):
+    """
+    Options of C{twistd aphelion}. Defaults are the contract's (Part 4).
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run an aphelion AuthProxy: WebSocket clients on --listen endpoints "
+        "(strports: tcp:8080, ssl:443:privateKey=key.pem:certKey=cert.pem)."
+    )
+
+    optFlags = [
+        [
+            "trust-forwarded-for",
+            None,
+            "Take the client address from X-Forwarded-For (behind a trusted proxy).",
+        ],
+    ]
+
+    optParameters = [
+        ["path", None, _DEFAULTS.path, "URL path of the WebSocket endpoint."],
+        ["init-timeout", None, _DEFAULTS.initTimeout,
+         "Seconds to wait for the init packet (close 4004).", float],
+        ["max-message", None, _DEFAULTS.maxMessage,
+         "Largest WebSocket message in bytes, ack byte included (close 1009).", int],
+        ["ack-delay", None, _DEFAULTS.ackDelay,
+         "Seconds before an ack-only packet; 0 is the end of the reactor turn.",
+         float],
+        ["ack-cap", None, _DEFAULTS.ackCap,
+         "Most packets one ack byte acknowledges (127 for signed readers).", int],
+        ["unacked-limit", None, _DEFAULTS.unackedLimit,
+         "Packets a client may leave unacknowledged (close 4007); 0 is no limit.",
+         int],
+        ["auto-ping-interval", None, _DEFAULTS.autoPingInterval,
+         "Seconds between WebSocket pings (at least 1).", float],
+        ["auto-ping-timeout", None, _DEFAULTS.autoPingTimeout,
+         "Seconds to wait for a pong before dropping the connection.", float],
+        ["session-timeout", None, _DEFAULTS.sessionTimeout,
+         "Seconds a session lingers after its last connection.", float],
+        ["connections-per-session", None, _DEFAULTS.connectionsPerSession,
+         "Connections one session may hold (close 1013).", int],
+        ["queue-limit", None, _DEFAULTS.queueLimit,
+         "Packets queued while a session has no game connection.", int],
+        ["max-connections", None, _DEFAULTS.maxConnections,
+         "Open WebSocket connections in all (close 1013); 0 is no limit.", int],
+        ["auth-tries", None, _DEFAULTS.authTries,
+         "Authentication tries per connection (close 4008).", int],
+        ["ping-revisions", None, "1:1",
+         "MIN:CURRENT revisions of the ping protocol.", _revisions],
+        ["game-revisions", None, "1:1",
+         "MIN:CURRENT revisions of the game protocol.", _revisions],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """
+        A strports endpoint for WebSocket clients (repeatable; default tcp:80).
+        """
+        self["listen"].append(description)
+
+    def postOptions(self) -> None:
+        """
+        Check every value and raise L{usage.UsageError} for a wrong one.
+        """
+        if not self["listen"]:
+            self["listen"] = list(_DEFAULTS.listen)
+        for name in ("ping-revisions", "game-revisions"):
+            if isinstance(self[name], str):
+                self[name] = _revisions(self[name])
+        if not self["path"].startswith("/"):
+            raise usage.UsageError("--path must start with /")
+        self._atLeast("init-timeout", 0, strictly=True)
+        self._atLeast("ack-delay", 0)
+        self._atLeast("auto-ping-interval", 1)
+        self._atLeast("auto-ping-timeout", 0, strictly=True)
+        self._atLeast("session-timeout", 0)
+        self._atLeast("unacked-limit", 0)
+        self._atLeast("connections-per-session", 1)
+        self._atLeast("queue-limit", 0)
+        self._atLeast("max-connections", 0)
+        self._atLeast("auth-tries", 1)
+        if not 1 <= self["ack-cap"] <= 254:
+            raise usage.UsageError("--ack-cap must be 1 to 254")
+        if not 2 <= self["max-message"] <= 65536:
+            raise usage.UsageError("--max-message must be 2 to 65536")
+
+    def _atLeast(self, name: str, low: float, strictly: bool = False) -> None:
+        value = self[name]
+        if value < low or (strictly and value == low):
+            relation = "more than" if strictly else "at least"
+            raise usage.UsageError(f"--{name} must be {relation} {low}, not {value}")
+
+    def toConfig(self) -> Config:
+        """
+        :return: the frozen L{Config} these options describe.
+        """
+        return Config(
+            listen=tuple(self["listen"]),
+            path=self["path"],
+            revisions={
+                AphelionProtocol.PING: self["ping-revisions"],
+                AphelionProtocol.GAME: self["game-revisions"],
+            },
+            initTimeout=self["init-timeout"],
+            maxMessage=self["max-message"],
+            ackDelay=self["ack-delay"],
+            ackCap=self["ack-cap"],
+            unackedLimit=self["unacked-limit"] or None,
+            autoPingInterval=self["auto-ping-interval"],
+            autoPingTimeout=self["auto-ping-timeout"],
+            sessionTimeout=self["session-timeout"],
+            connectionsPerSession=self["connections-per-session"],
+            queueLimit=self["queue-limit"],
+            maxConnections=self["max-connections"],
+            trustForwardedFor=bool(self["trust-forwarded-for"]),
+            authTries=self["auth-tries"],
+        )
+
+
+def makeService(options: Options) -> IService:
+    """
+    Build the AuthProxy service tree from parsed options.
+    """
+    from twisted.internet import reactor
+
+    from aphelion import service
+
+    reactor_: Any = reactor
+    return service.build(options.toConfig(), reactor_)

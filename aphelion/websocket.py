@@ -1,0 +1,386 @@
+# -*- test-case-name: tests.test_websocket -*-
+"""
+The client side of the AuthProxy: Autobahn adapters for Part 1.
+
+L{AphelionServerProtocol} feeds the sans-IO cores (L{aphelion.handshake},
+L{aphelion.ack}) and the session registry, and calls hooks that subclasses may
+override. L{AphelionServerFactory} holds the collaborators; L{buildResource}
+mounts it in a C{twisted.web} resource tree at the configured path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from autobahn.twisted.resource import WebSocketResource
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.protocol import WebSocketProtocol
+from google.protobuf.message import DecodeError
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.resource import IResource, Resource
+from zope.interface import implementer
+
+from aphelion import __version__
+from aphelion.ack import AckState, AckViolation
+from aphelion.codes import AphelionProtocol, CloseCode
+from aphelion.config import Config
+from aphelion.handshake import HandshakeError, checkInit
+from aphelion.interfaces import IConnection, ISessionRegistry
+from aphelion.proto.ping_pb2 import PingRequest, PingResponse
+from aphelion.session import Session, SessionFull
+
+if TYPE_CHECKING:
+    from aphelion.gateway import Gateway
+
+__all__ = ["AphelionServerFactory", "AphelionServerProtocol", "buildResource"]
+
+_OPEN = WebSocketProtocol.STATE_OPEN
+_MAX_REASON = 123  # a close frame's payload is at most 125 bytes, 2 are the code
+
+
+@implementer(IConnection)
+class AphelionServerProtocol(WebSocketServerProtocol):  # type: ignore[misc]
+    """
+    One client WebSocket connection to the AuthProxy.
+
+    Built only by L{AphelionServerFactory.buildProtocol}.
+
+    :ivar protocol: the L{AphelionProtocol} chosen by the init packet, or
+        L{None} before it.
+    :ivar session: the session this connection belongs to, or L{None}.
+    :ivar remoteAddress: the client's address, from C{X-Forwarded-For} when
+        the factory trusts a front proxy.
+    :ivar lastUsed: grows with every game packet sent here (for LRU choice).
+    """
+
+    _log = Logger()
+    factory: AphelionServerFactory
+
+    protocol: AphelionProtocol | None = None
+    session: Session | None = None
+    remoteAddress = ""
+    lastUsed = 0
+    _initCall: IDelayedCall | None = None
+    _ackCall: IDelayedCall | None = None
+    _receive: Any = None
+    _opening: list[tuple[bytes, bool]] | None = None
+    _counted = False
+
+    # -- IConnection -------------------------------------------------------
+
+    @property
+    def unacknowledged(self) -> int:
+        """
+        Our packets with a payload that the peer has not acknowledged yet.
+        """
+        return self._acks.unacknowledged
+
+    def sendPayload(self, payload: bytes) -> None:
+        """
+        Send one payload in a ProtobufPacket carrying the pending ack.
+
+        Does nothing once the connection is closing.
+        """
+        if self.state != _OPEN:
+            return
+        try:
+            packet = self._acks.send(payload)
+        except AckViolation as e:
+            self.closeWith(e.code, e.reason)
+            return
+        self.sendMessage(packet, True)
+
+    def closeWith(self, code: int, reason: str) -> None:
+        """
+        Close with any close code of the contract and a short reason.
+
+        Autobahn's C{sendClose} refuses 1001, 1003, 1011 and 1013, so this
+        sends the close frame itself. Does nothing unless the connection is
+        open.
+        """
+        if self.state != _OPEN:
+            return
+        self._log.info(
+            "closing connection from {peer} (session {hint}): {code} {reason}",
+            peer=self.remoteAddress,
+            hint=self.session.hint if self.session else "-",
+            code=code,
+            reason=reason,
+        )
+        self.sendCloseFrame(
+            code=int(code), reasonUtf8=reason.encode("utf-8")[:_MAX_REASON]
+        )
+
+    # -- Autobahn and Twisted callbacks --------------------------------------
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        # Autobahn does not disable Nagle on accepted sockets (PERFORMANCE.md).
+        try:
+            self.transport.setTcpNoDelay(True)
+        except (AttributeError, OSError, NotImplementedError):
+            self._log.debug("cannot set TCP_NODELAY on {transport}", transport=self.transport)
+
+    def onConnect(self, request: Any) -> None:
+        """
+        Note the client's address once the upgrade request is read.
+        """
+        address = request.peer
+        if self.factory.config.trustForwardedFor:
+            forwarded = request.headers.get("x-forwarded-for", "")
+            if forwarded:
+                address = forwarded.split(",")[-1].strip() or address
+        self.remoteAddress = address
+
+    def onOpen(self) -> None:
+        """
+        Start waiting for the init packet, unless the server is full.
+        """
+        factory = self.factory
+        config = factory.config
+        self._acks = AckState(config.ackCap, config.unackedLimit)
+        if config.maxConnections and len(factory.connections) >= config.maxConnections:
+            self.closeWith(CloseCode.TRY_AGAIN_LATER, "server full")
+            return
+        factory.connections.add(self)
+        self._initCall = factory.clock.callLater(config.initTimeout, self._initTimedOut)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        """
+        Dispatch one WebSocket message: the init packet first, then
+        ProtobufPackets.
+        """
+        receive = self._receive
+        if receive is not None and isBinary:
+            try:
+                data = self._acks.receive(payload)
+            except AckViolation as e:
+                self.closeWith(e.code, e.reason)
+                return
+            if data:
+                try:
+                    receive(data)
+                except Exception:
+                    self._internalError(Failure())
+                    return
+                if self._acks.owed and self._ackCall is None and self.state == _OPEN:
+                    self._ackCall = self.factory.clock.callLater(
+                        self.factory.config.ackDelay, self._flushAcks
+                    )
+            return
+        if not isBinary:
+            self.closeWith(CloseCode.UNSUPPORTED_DATA, "text frames are not allowed")
+        elif self._opening is not None:
+            self._opening.append((payload, isBinary))
+        elif self._initCall is not None:
+            self._initReceived(payload)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        super().onClose(wasClean, code, reason)
+        for call in (self._initCall, self._ackCall):
+            if call is not None and call.active():
+                call.cancel()
+        self._initCall = self._ackCall = None
+        self._receive = None
+        self.factory.connections.discard(self)
+        session, self.session = self.session, None
+        if session is not None:
+            self.factory.registry.detach(session, self).addErrback(
+                lambda f: self._log.failure(
+                    "detaching from session {hint} failed", f, hint=session.hint
+                )
+            )
+
+    # -- the handshake -----------------------------------------------------
+
+    def _initTimedOut(self) -> None:
+        self._initCall = None
+        self.closeWith(CloseCode.INIT_TIMEOUT, "no init packet in time")
+
+    def _initReceived(self, message: bytes) -> None:
+        if self._initCall is not None:
+            self._initCall.cancel()
+            self._initCall = None
+        try:
+            init = checkInit(message, True, self.factory.config.revisions)
+        except HandshakeError as e:
+            self.closeWith(e.code, e.reason)
+            return
+        self.protocol = init.protocol
+        self._opening = []
+        self.transport.pauseProducing()
+        d: Deferred[Session] = self.factory.registry.open(init.token, self)
+        d.addCallbacks(self._sessionOpened, self._sessionRefused)
+        d.addErrback(self._internalError)
+
+    def _sessionOpened(self, session: Session) -> None:
+        pending, self._opening = self._opening or [], None
+        if self.state != _OPEN:
+            self.factory.registry.detach(session, self)
+            return
+        self.transport.resumeProducing()
+        self.session = session
+        self.sendMessage(session.token, True)
+        if self.protocol is AphelionProtocol.PING:
+            self._receive = self._receivePing
+        else:
+            self._receive = self._receiveGame
+        self._log.info(
+            "{peer} {joined} session {hint} ({protocol})",
+            peer=self.remoteAddress,
+            joined="opened" if len(session.connections) == 1 else "joined",
+            hint=session.hint,
+            protocol=self.protocol.name.lower(),
+        )
+        self.sessionOpened(session)
+        for message, isBinary in pending:
+            self.onMessage(message, isBinary)
+
+    def _sessionRefused(self, failure: Failure) -> None:
+        self._opening = None
+        self.transport.resumeProducing()
+        failure.trap(SessionFull)
+        self.closeWith(CloseCode.TRY_AGAIN_LATER, "too many connections in this session")
+
+    def _internalError(self, failure: Failure) -> None:
+        self._log.failure("internal error on connection from {peer}", failure, peer=self.remoteAddress)
+        self.closeWith(CloseCode.INTERNAL_ERROR, "internal error")
+
+    # -- acknowledgements --------------------------------------------------
+
+    def _flushAcks(self) -> None:
+        self._ackCall = None
+        acks = self._acks
+        while acks.owed and self.state == _OPEN:
+            self.sendMessage(acks.send(b""), True)
+
+    # -- the protocols -----------------------------------------------------
+
+    def _receivePing(self, data: bytes) -> None:
+        try:
+            request = PingRequest.FromString(data)
+        except DecodeError:
+            self.closeWith(CloseCode.MALFORMED_PACKET, "malformed PingRequest")
+            return
+        self.pingReceived(request)
+
+    def _receiveGame(self, data: bytes) -> None:
+        assert self.session is not None
+        self.factory.gateway.payloadReceived(self.session, self, data)
+
+    # -- hooks -------------------------------------------------------------
+
+    def sessionOpened(self, session: Session) -> None:
+        """
+        Called when the connection has joined C{session} and the
+        S2CInitPacket is sent. The default does nothing for ping connections
+        and sends a game connection its session's queued packets.
+        """
+        if self.protocol is AphelionProtocol.GAME:
+            session.flushQueue()
+
+    def pingReceived(self, request: PingRequest) -> None:
+        """
+        Called when a C{PingRequest} arrives. The default answers it with a
+        C{PingResponse} carrying the server time and the player counts.
+        """
+        clientTime = request.client_time
+        self.factory.registry.counts().addCallback(self._answerPing, clientTime)
+
+    def _answerPing(self, counts: tuple[int, int], clientTime: int) -> None:
+        response = PingResponse(
+            client_time=clientTime,
+            server_time=int(self.factory.clock.seconds() * 1_000_000_000),
+            players=counts[0],
+            playing=counts[1],
+        )
+        self.sendPayload(response.SerializeToString())
+
+
+class AphelionServerFactory(WebSocketServerFactory):  # type: ignore[misc]
+    """
+    Builds L{AphelionServerProtocol}s and holds what they share.
+
+    :ivar clock: the clock of every timer of the connections.
+    :ivar registry: the session registry.
+    :ivar config: the settings.
+    :ivar gateway: what game payloads go to.
+    :ivar connections: the open connections.
+    """
+
+    protocol = AphelionServerProtocol
+
+    def __init__(
+        self,
+        *,
+        clock: IReactorTime,
+        registry: ISessionRegistry,
+        config: Config,
+        gateway: Gateway,
+    ) -> None:
+        super().__init__(server=f"aphelion/{__version__}")
+        self.clock = clock
+        self.registry = registry
+        self.config = config
+        self.gateway = gateway
+        self.connections: set[AphelionServerProtocol] = set()
+        self.setProtocolOptions(
+            failByDrop=False,
+            maxMessagePayloadSize=config.maxMessage,
+            maxFramePayloadSize=config.maxMessage,
+            autoFragmentSize=0,
+            autoPingInterval=config.autoPingInterval,
+            autoPingTimeout=config.autoPingTimeout,
+        )
+
+    def closeAll(self, code: int, reason: str) -> None:
+        """
+        Close every open connection, as when the server shuts down.
+        """
+        for connection in list(self.connections):
+            connection.closeWith(code, reason)
+
+
+@implementer(IResource)
+class _Root(Resource):
+    """
+    A root resource that is also the WebSocket endpoint, for the path C{/}.
+    """
+
+    def __init__(self, ws: WebSocketResource) -> None:
+        super().__init__()
+        self._ws = ws
+
+    def getChild(self, path: bytes, request: Any) -> Any:
+        if path == b"":
+            return self._ws
+        return super().getChild(path, request)
+
+    def render(self, request: Any) -> Any:
+        return self._ws.render(request)
+
+
+def buildResource(factory: AphelionServerFactory, path: str) -> Resource:
+    """
+    Make the root of a C{twisted.web} resource tree that serves the
+    WebSocket endpoint at C{path}, so that other resources (health, metrics)
+    can join the same C{Site}.
+
+    :param path: an absolute URL path such as C{/aphelion}, or C{/}.
+    :return: the root resource.
+    """
+    ws = WebSocketResource(factory)
+    segments = [s.encode("utf-8") for s in path.strip("/").split("/") if s]
+    if not segments:
+        return _Root(ws)
+    root = Resource()
+    parent = root
+    for segment in segments[:-1]:
+        child = Resource()
+        parent.putChild(segment, child)
+        parent = child
+    parent.putChild(segments[-1], ws)
+    return root
