@@ -67,7 +67,7 @@ class AckState:
         if not packet:
             raise AckViolation(CloseCode.MALFORMED_PACKET, "empty packet")
         ack = packet[0]
-        if ack > self.unacknowledged:
+        if ack > self.unacknowledged or ack == RESERVED_ACK:
             if ack == RESERVED_ACK:
                 raise AckViolation(CloseCode.MALFORMED_PACKET, "reserved ack 255")
             raise AckViolation(

@@ -102,7 +102,8 @@ def checkInit(
     revisions = served.get(protocol)
     if revisions is None:
         raise HandshakeError(CloseCode.INVALID_PROTOCOL, "protocol not served")
-    if version > 0:
+    # 0 skips the check; a negative revision is below every minimum.
+    if version != 0:
         if version < revisions.minimum:
             raise HandshakeError(CloseCode.VERSION_TOO_OLD, "protocol version too old")
         if version > revisions.current:

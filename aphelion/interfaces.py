@@ -5,7 +5,13 @@ Contracts between the parts of aphelion.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from aphelion.session import Session
 
 __all__ = ["IConnection", "ISessionRegistry"]
 
@@ -43,7 +49,7 @@ class ISessionRegistry(Interface):
     in-memory one.
     """
 
-    def open(token: bytes | None, connection: IConnection) -> object:
+    def open(token: bytes | None, connection: IConnection) -> Deferred[Session]:
         """
         Attach a connection to the live session the token names, or to a new
         session when the token is L{None}, unknown or expired.
@@ -53,7 +59,7 @@ class ISessionRegistry(Interface):
             already holds its limit of connections.
         """
 
-    def detach(session: object, connection: IConnection) -> object:
+    def detach(session: Session, connection: IConnection) -> Deferred[None]:
         """
         Take a closed connection off its session. The session lingers for the
         session timeout once its last connection is gone.
@@ -61,13 +67,13 @@ class ISessionRegistry(Interface):
         :return: a L{Deferred} that fires with L{None}.
         """
 
-    def lookup(token: bytes) -> object:
+    def lookup(token: bytes) -> Deferred[Session | None]:
         """
         :return: a L{Deferred} that fires with the live session the token
             names, or L{None}.
         """
 
-    def authenticate(session: object, playerId: str) -> object:
+    def authenticate(session: Session, playerId: str) -> Deferred[Session | None]:
         """
         Bind an authenticated player ID to the session.
 
@@ -76,14 +82,14 @@ class ISessionRegistry(Interface):
             wins), or L{None}.
         """
 
-    def seat(session: object, seat: object | None) -> object:
+    def seat(session: Session, seat: object | None) -> Deferred[None]:
         """
         Record the session's game-server seat, or that it has none.
 
         :return: a L{Deferred} that fires with L{None}.
         """
 
-    def end(session: object, code: int, reason: str) -> object:
+    def end(session: Session, code: int, reason: str) -> Deferred[None]:
         """
         End a session: close its connections with C{code} and C{reason}, kill
         its token and tell its end observers.
@@ -91,7 +97,7 @@ class ISessionRegistry(Interface):
         :return: a L{Deferred} that fires with L{None}.
         """
 
-    def counts() -> object:
+    def counts() -> Deferred[tuple[int, int]]:
         """
         :return: a L{Deferred} that fires with C{(players, playing)}: the
             number of authenticated sessions and of seated sessions.

@@ -269,14 +269,19 @@ class MemorySessionRegistry:
             session._lingerCall.cancel()
             session._lingerCall = None
         del self._sessions[session.token]
-        if session.playerId is not None and self._players.get(session.playerId) is session:
+        if (
+            session.playerId is not None
+            and self._players.get(session.playerId) is session
+        ):
             del self._players[session.playerId]
         if session.seat is not None:
             self._playing -= 1
         session.queue.clear()
         self._log.info(
             "session {hint} ended: {code} {reason}",
-            hint=session.hint, code=code, reason=reason,
+            hint=session.hint,
+            code=code,
+            reason=reason,
         )
         for conn in list(session.connections):
             conn.closeWith(code, reason)

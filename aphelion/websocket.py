@@ -10,7 +10,7 @@ mounts it in a C{twisted.web} resource tree at the configured path.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -42,7 +42,7 @@ _MAX_REASON = 123  # a close frame's payload is at most 125 bytes, 2 are the cod
 
 
 @implementer(IConnection)
-class AphelionServerProtocol(WebSocketServerProtocol):  # type: ignore[misc]
+class AphelionServerProtocol(WebSocketServerProtocol):
     """
     One client WebSocket connection to the AuthProxy.
 
@@ -120,9 +120,11 @@ class AphelionServerProtocol(WebSocketServerProtocol):  # type: ignore[misc]
         super().connectionMade()
         # Autobahn does not disable Nagle on accepted sockets (PERFORMANCE.md).
         try:
-            self.transport.setTcpNoDelay(True)
+            cast(Any, self.transport).setTcpNoDelay(True)
         except (AttributeError, OSError, NotImplementedError):
-            self._log.debug("cannot set TCP_NODELAY on {transport}", transport=self.transport)
+            self._log.debug(
+                "cannot set TCP_NODELAY on {transport}", transport=self.transport
+            )
 
     def onConnect(self, request: Any) -> None:
         """
@@ -211,7 +213,7 @@ class AphelionServerProtocol(WebSocketServerProtocol):  # type: ignore[misc]
             return
         self.protocol = init.protocol
         self._opening = []
-        self.transport.pauseProducing()
+        cast(Any, self.transport).pauseProducing()
         d: Deferred[Session] = self.factory.registry.open(init.token, self)
         d.addCallbacks(self._sessionOpened, self._sessionRefused)
         d.addErrback(self._internalError)
@@ -221,7 +223,7 @@ class AphelionServerProtocol(WebSocketServerProtocol):  # type: ignore[misc]
         if self.state != _OPEN:
             self.factory.registry.detach(session, self)
             return
-        self.transport.resumeProducing()
+        cast(Any, self.transport).resumeProducing()
         self.session = session
         self.sendMessage(session.token, True)
         if self.protocol is AphelionProtocol.PING:
@@ -233,7 +235,7 @@ class AphelionServerProtocol(WebSocketServerProtocol):  # type: ignore[misc]
             peer=self.remoteAddress,
             joined="opened" if len(session.connections) == 1 else "joined",
             hint=session.hint,
-            protocol=self.protocol.name.lower(),
+            protocol=self.protocol.name.lower() if self.protocol else "-",
         )
         self.sessionOpened(session)
         for message, isBinary in pending:
@@ -241,12 +243,16 @@ class AphelionServerProtocol(WebSocketServerProtocol):  # type: ignore[misc]
 
     def _sessionRefused(self, failure: Failure) -> None:
         self._opening = None
-        self.transport.resumeProducing()
+        cast(Any, self.transport).resumeProducing()
         failure.trap(SessionFull)
-        self.closeWith(CloseCode.TRY_AGAIN_LATER, "too many connections in this session")
+        self.closeWith(
+            CloseCode.TRY_AGAIN_LATER, "too many connections in this session"
+        )
 
     def _internalError(self, failure: Failure) -> None:
-        self._log.failure("internal error on connection from {peer}", failure, peer=self.remoteAddress)
+        self._log.failure(
+            "internal error on connection from {peer}", failure, peer=self.remoteAddress
+        )
         self.closeWith(CloseCode.INTERNAL_ERROR, "internal error")
 
     # -- acknowledgements --------------------------------------------------
@@ -300,7 +306,7 @@ class AphelionServerProtocol(WebSocketServerProtocol):  # type: ignore[misc]
         self.sendPayload(response.SerializeToString())
 
 
-class AphelionServerFactory(WebSocketServerFactory):  # type: ignore[misc]
+class AphelionServerFactory(WebSocketServerFactory):
     """
     Builds L{AphelionServerProtocol}s and holds what they share.
 
@@ -311,7 +317,7 @@ class AphelionServerFactory(WebSocketServerFactory):  # type: ignore[misc]
     :ivar connections: the open connections.
     """
 
-    protocol = AphelionServerProtocol
+    protocol = AphelionServerProtocol  # type: ignore[assignment]
 
     def __init__(
         self,

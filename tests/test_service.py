@@ -1,0 +1,53 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+Tests of L{aphelion.service}.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from aphelion.config import Config
+from aphelion.service import AphelionSite, build
+
+
+class BuildTests(SynchronousTestCase):
+    """
+    Tests of L{build}.
+    """
+
+    def test_listeners(self) -> None:
+        """
+        Each --listen description becomes a listening port serving the Site.
+        """
+        reactor = MemoryReactorClock()
+        service = build(Config(listen=("tcp:8080", "tcp:8081")), reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        ports = [(port, type(factory)) for port, factory, _, _ in reactor.tcpServers]
+        self.assertEqual(ports, [(8080, AphelionSite), (8081, AphelionSite)])
+
+    def test_stopCloses(self) -> None:
+        """
+        Stopping the service closes every connection with 1001.
+        """
+        reactor = MemoryReactorClock()
+        service = build(Config(listen=("tcp:8080",)), reactor)
+        service.startService()
+        closed: list[tuple[int, str]] = []
+
+        class Conn:
+            def closeWith(self, code: int, reason: str) -> None:
+                closed.append((code, reason))
+
+        service.factory.connections.add(Conn())  # type: ignore[attr-defined]
+        service.stopService()
+        self.assertEqual(closed, [(1001, "server shutting down")])
+
+    def test_noAccessLog(self) -> None:
+        """
+        The Site writes no access-log line per handshake.
+        """
+        site = AphelionSite(None)
+        self.assertIsNone(site.log(object()))

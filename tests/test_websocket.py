@@ -1,0 +1,624 @@
+# -*- test-case-name: tests.test_websocket -*-
+"""
+Tests of L{aphelion.websocket}: one server protocol over an in-memory
+transport, with a L{Clock} for every timer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import txaio
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.resource import getChildForRequest
+from twisted.web.test.requesthelper import DummyRequest
+from txaio.testutil import replace_loop
+
+from aphelion.codes import AphelionProtocol, CloseCode
+from aphelion.config import Config
+from aphelion.gateway import Gateway
+from aphelion.handshake import encodeInit
+from aphelion.proto.game_pb2 import C2S, S2C, Authenticate, AuthenticateResponse
+from aphelion.proto.ping_pb2 import PingRequest, PingResponse
+from aphelion.session import MemorySessionRegistry
+from aphelion.testing import RecordingClientProtocol, connectedToServer
+from aphelion.websocket import AphelionServerFactory, buildResource
+
+txaio.use_twisted()
+
+PING, GAME = AphelionProtocol.PING, AphelionProtocol.GAME
+
+
+class ServerTestsMixin:
+    """
+    Builds a factory on a L{Clock} and connects clients to it.
+    """
+
+    config = Config()
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        loop = replace_loop(self.clock)
+        loop.__enter__()
+        self.addCleanup(loop.__exit__, None, None, None)  # type: ignore[attr-defined]
+        self.registry = MemorySessionRegistry(
+            clock=self.clock,
+            sessionTimeout=self.config.sessionTimeout,
+            maxConnections=self.config.connectionsPerSession,
+            queueLimit=self.config.queueLimit,
+        )
+        self.factory = AphelionServerFactory(
+            clock=self.clock,
+            registry=self.registry,
+            config=self.config,
+            gateway=Gateway(),
+        )
+
+    def connect(self) -> tuple[RecordingClientProtocol, Any, Any]:
+        """
+        Connect a client and complete the WebSocket handshake.
+        """
+        client, server, pump = connectedToServer(self.factory, self.clock)
+        assert client.opened
+        return client, server, pump
+
+    def handshake(
+        self, protocol: int = GAME, token: bytes | None = None
+    ) -> tuple[RecordingClientProtocol, Any, Any, bytes]:
+        """
+        Connect a client and complete the init handshake.
+
+        :return: the client, the server protocol, the pump and the token.
+        """
+        client, server, pump = self.connect()
+        client.send(encodeInit(protocol, 1, token))
+        pump.flush(advanceClock=False)
+        token = client.received.pop(0)
+        self.assertEqual(len(token), 32)  # type: ignore[attr-defined]
+        return client, server, pump, token
+
+
+def ping(clientTime: int = 7) -> bytes:
+    """
+    A PingRequest payload.
+    """
+    return PingRequest(client_time=clientTime).SerializeToString()
+
+
+class HandshakeTests(ServerTestsMixin, SynchronousTestCase):
+    """
+    The init handshake and its close codes.
+    """
+
+    def closeCode(self, message: bytes, isBinary: bool = True) -> int | None:
+        """
+        Send C{message} as the first message and return the close code.
+        """
+        client, _, pump = self.connect()
+        client.send(message, isBinary)
+        pump.flush()
+        assert client.closed is not None
+        self.assertTrue(client.closed[1])  # every close has a reason
+        return client.closed[0]
+
+    def test_newSession(self) -> None:
+        """
+        An init packet without a token gets 32 fresh token bytes.
+        """
+        client, _, _, token = self.handshake()
+        self.assertIsNone(client.closed)
+        self.assertIsNotNone(self.successResultOf(self.registry.lookup(token)))
+
+    def test_joinSession(self) -> None:
+        """
+        Presenting a live token joins the session: the reply equals it.
+        """
+        _, _, _, token = self.handshake()
+        _, _, _, again = self.handshake(PING, token)
+        self.assertEqual(again, token)
+        session = self.successResultOf(self.registry.lookup(token))
+        self.assertEqual(len(session.connections), 2)
+
+    def test_unknownTokenNewSession(self) -> None:
+        """
+        An unknown token is not an error: a new session with another token.
+        """
+        _, _, _, token = self.handshake(GAME, b"\x07" * 32)
+        self.assertNotEqual(token, b"\x07" * 32)
+
+    def test_text(self) -> None:
+        """
+        A text init packet: 1003.
+        """
+        self.assertEqual(self.closeCode(b"x" * 39, isBinary=False), 1003)
+
+    def test_badLength(self) -> None:
+        """
+        A 38-byte init packet: 4003.
+        """
+        self.assertEqual(self.closeCode(encodeInit(GAME)[:38]), 4003)
+
+    def test_badFlag(self) -> None:
+        """
+        A C{has_session_token} of 2: 4003.
+        """
+        packet = bytearray(encodeInit(GAME))
+        packet[6] = 2
+        self.assertEqual(self.closeCode(bytes(packet)), 4003)
+
+    def test_badProtocol(self) -> None:
+        """
+        Protocol 3: 4000.
+        """
+        self.assertEqual(self.closeCode(encodeInit(3)), 4000)
+
+    def test_tooOld(self) -> None:
+        """
+        A version below the configured minimum: 4001.
+        """
+        self.config = replace(
+            Config(),
+            revisions={1: Config().revisions[1], 2: type(Config().revisions[2])(2, 3)},
+        )
+        self.setUp()
+        self.assertEqual(self.closeCode(encodeInit(GAME, 1)), 4001)
+
+    def test_tooNew(self) -> None:
+        """
+        A version above the current revision: 4002.
+        """
+        self.assertEqual(self.closeCode(encodeInit(PING, 2)), 4002)
+
+    def test_initTimeout(self) -> None:
+        """
+        No init packet within 10 seconds: 4004.
+        """
+        client, _, pump = self.connect()
+        self.clock.advance(9.9)
+        pump.flush(advanceClock=False)
+        self.assertIsNone(client.closed)
+        self.clock.advance(0.1)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.closed, (4004, "no init packet in time"))
+
+    def test_initTimeoutCancelled(self) -> None:
+        """
+        After the init packet the timeout never fires.
+        """
+        client, _, pump, _ = self.handshake()
+        self.clock.advance(30)
+        pump.flush(advanceClock=False)
+        self.assertIsNone(client.closed)
+
+    def test_tooManyConnections(self) -> None:
+        """
+        The ninth connection of one session: 1013.
+        """
+        _, _, _, token = self.handshake()
+        for _ in range(7):
+            self.handshake(GAME, token)
+        self.assertEqual(self.closeCode(encodeInit(GAME, 0, token)), 1013)
+
+    def test_serverFull(self) -> None:
+        """
+        Past the global connection limit a new connection is closed with 1013.
+        """
+        self.config = replace(Config(), maxConnections=2)
+        self.setUp()
+        self.handshake()
+        self.handshake()
+        client, _, pump = self.connect()
+        pump.flush()
+        self.assertEqual(client.closed, (1013, "server full"))
+
+    def test_pipelined(self) -> None:
+        """
+        Packets sent right behind the init packet are processed after it.
+        """
+        client, _, pump = self.connect()
+        client.send(encodeInit(PING))
+        client.send(b"\x00" + ping(5))
+        pump.flush()
+        self.assertEqual(len(client.received), 2)
+        response = PingResponse.FromString(client.received[1][1:])
+        self.assertEqual(response.client_time, 5)
+
+
+class PacketTests(ServerTestsMixin, SynchronousTestCase):
+    """
+    ProtobufPackets, acks and their close codes.
+    """
+
+    def test_textAfterHandshake(self) -> None:
+        """
+        A text frame at any time: 1003.
+        """
+        client, _, pump, _ = self.handshake(PING)
+        client.send(b"hello", isBinary=False)
+        pump.flush()
+        self.assertEqual(client.closed, (1003, "text frames are not allowed"))
+
+    def test_emptyMessage(self) -> None:
+        """
+        A message of 0 bytes: 4006.
+        """
+        client, _, pump, _ = self.handshake()
+        client.send(b"")
+        pump.flush()
+        self.assertEqual(client.closed, (4006, "empty packet"))
+
+    def test_reservedAck(self) -> None:
+        """
+        Ack 255: 4006.
+        """
+        client, _, pump, _ = self.handshake()
+        client.send(b"\xff")
+        pump.flush()
+        self.assertEqual(client.closed, (4006, "reserved ack 255"))
+
+    def test_overAck(self) -> None:
+        """
+        Acking more than was sent: 4006.
+        """
+        client, _, pump, _ = self.handshake(PING)
+        client.send(b"\x00" + ping())
+        pump.flush()
+        client.send(b"\x02")
+        pump.flush()
+        self.assertEqual(client.closed, (4006, "acknowledged more than was sent"))
+
+    def test_pingAnswered(self) -> None:
+        """
+        A PingRequest is answered with its client time, the server time in ns
+        and the counts, acking the request in the same packet.
+        """
+        client, _, pump, _ = self.handshake(PING)
+        self.clock.advance(1.5)
+        client.send(b"\x00" + ping(-42))
+        pump.flush(advanceClock=False)
+        [packet] = client.received
+        self.assertEqual(packet[0], 1)
+        response = PingResponse.FromString(packet[1:])
+        self.assertEqual(response.client_time, -42)
+        self.assertEqual(response.server_time, 1_500_000_000)
+        self.assertEqual((response.players, response.playing), (0, 0))
+
+    def test_pingCounts(self) -> None:
+        """
+        Players and playing come from the registry.
+        """
+        _, _, _, token = self.handshake()
+        session = self.successResultOf(self.registry.lookup(token))
+        self.registry.authenticate(session, "p")
+        self.registry.seat(session, "s")
+        client, _, pump, _ = self.handshake(PING)
+        client.send(b"\x00" + ping())
+        pump.flush()
+        response = PingResponse.FromString(client.received[0][1:])
+        self.assertEqual((response.players, response.playing), (1, 1))
+
+    def test_malformedPing(self) -> None:
+        """
+        A payload that is not a PingRequest: 4006.
+        """
+        client, _, pump, _ = self.handshake(PING)
+        client.send(b"\x00\xff\xff")
+        pump.flush()
+        self.assertEqual(client.closed, (4006, "malformed PingRequest"))
+
+    def test_notAuthenticated(self) -> None:
+        """
+        Any game payload, authenticate included, gets NOT_AUTHENTICATED for now.
+        """
+        client, _, pump, _ = self.handshake()
+        auth = C2S(authenticate=Authenticate(id="alice")).SerializeToString()
+        client.send(b"\x00" + auth)
+        pump.flush()
+        [packet] = client.received
+        self.assertEqual(packet[0], 1)
+        response = S2C.FromString(packet[1:]).authenticate_response
+        self.assertEqual(response.result, AuthenticateResponse.NOT_AUTHENTICATED)
+        self.assertTrue(S2C.FromString(packet[1:]).HasField("authenticate_response"))
+
+    def test_malformedC2S(self) -> None:
+        """
+        A game payload that is not a C2S: 4006.
+        """
+        client, _, pump, _ = self.handshake()
+        client.send(b"\x00\xff\xff")
+        pump.flush()
+        self.assertEqual(client.closed, (4006, "malformed C2S"))
+
+    def test_burstGetsOneAck(self) -> None:
+        """
+        Payloads that the server does not answer are acked by one ack-only
+        packet at the end of the reactor turn.
+        """
+        client, server, pump, _ = self.handshake()
+        server.factory.gateway.payloadReceived = lambda *a: None
+        client.send(b"\x00one")
+        client.send(b"\x00two")
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [])
+        self.clock.advance(0)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\x02"])
+
+    def test_ackOnlyNotAcked(self) -> None:
+        """
+        Ack-only packets from the client are never acked.
+        """
+        client, _, pump, _ = self.handshake()
+        client.send(b"\x00")
+        pump.flush()
+        self.assertEqual(client.received, [])
+
+    def test_ackCap(self) -> None:
+        """
+        300 payloads in one turn are acked 254, then 46.
+        """
+        client, server, pump, _ = self.handshake()
+        server.factory.gateway.payloadReceived = lambda *a: None
+        for _ in range(300):
+            client.send(b"\x00p")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\xfe", b"\x2e"])
+
+    def test_ackCapConfigurable(self) -> None:
+        """
+        With a cap of 127, 200 payloads are acked 127, then 73.
+        """
+        self.config = replace(Config(), ackCap=127)
+        self.setUp()
+        client, server, pump, _ = self.handshake()
+        server.factory.gateway.payloadReceived = lambda *a: None
+        for _ in range(200):
+            client.send(b"\x00p")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\x7f", b"\x49"])
+
+    def test_ackDelay(self) -> None:
+        """
+        With an ack delay, the ack-only packet waits for it.
+        """
+        self.config = replace(Config(), ackDelay=0.05)
+        self.setUp()
+        client, server, pump, _ = self.handshake()
+        server.factory.gateway.payloadReceived = lambda *a: None
+        client.send(b"\x00p")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0.04)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [])
+        self.clock.advance(0.01)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\x01"])
+
+    def test_unackedLimit(self) -> None:
+        """
+        A client that leaves more than the limit unacknowledged: 4007.
+        """
+        self.config = replace(Config(), unackedLimit=3)
+        self.setUp()
+        client, _, pump, _ = self.handshake(PING)
+        for _ in range(4):
+            client.send(b"\x00" + ping())
+        pump.flush()
+        self.assertEqual(len(client.received), 3)
+        self.assertEqual(client.closed, (4007, "too many packets left unacknowledged"))
+
+    def test_unackedLimitOff(self) -> None:
+        """
+        With the limit switched off, a client that never acks is served.
+        """
+        self.config = replace(Config(), unackedLimit=None)
+        self.setUp()
+        client, _, pump, _ = self.handshake(PING)
+        for _ in range(1100):
+            client.send(b"\x00" + ping())
+        pump.flush()
+        self.assertEqual(len(client.received), 1100)
+        self.assertIsNone(client.closed)
+
+    def test_tooBig(self) -> None:
+        """
+        A message over the limit: 1009.
+        """
+        client, _, pump, _ = self.handshake()
+        client.send(b"\x00" + b"x" * 65536)
+        pump.flush()
+        assert client.closed is not None
+        self.assertEqual(client.closed[0], 1009)
+
+    def test_largestMessage(self) -> None:
+        """
+        A message of exactly the limit is accepted.
+        """
+        client, server, pump, _ = self.handshake()
+        got: list[bytes] = []
+        server.factory.gateway.payloadReceived = lambda s, c, p: got.append(p)
+        client.send(b"\x00" + b"x" * 65535)
+        pump.flush()
+        self.assertIsNone(client.closed)
+        self.assertEqual(len(got[0]), 65535)
+
+    def test_internalError(self) -> None:
+        """
+        A bug in a handler closes with 1011 and logs the traceback.
+        """
+        client, server, pump, _ = self.handshake()
+
+        def broken(*a: object) -> None:
+            raise ZeroDivisionError()
+
+        server.factory.gateway.payloadReceived = broken
+        with capturedLogs() as events:
+            client.send(b"\x00p")
+            pump.flush()
+        self.assertEqual(client.closed, (1011, "internal error"))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertTrue(any("log_failure" in e for e in events))
+
+
+class SessionTransportTests(ServerTestsMixin, SynchronousTestCase):
+    """
+    Sessions across connections.
+    """
+
+    def test_lingerResume(self) -> None:
+        """
+        A dropped connection's session can be resumed within the timeout.
+        """
+        client, _, pump, token = self.handshake()
+        client.sendClose(1000)
+        pump.flush()
+        self.clock.advance(59)
+        _, _, _, again = self.handshake(GAME, token)
+        self.assertEqual(again, token)
+
+    def test_expired(self) -> None:
+        """
+        After the session timeout the token gets a new session.
+        """
+        client, _, pump, token = self.handshake()
+        client.sendClose(1000)
+        pump.flush()
+        self.clock.advance(60)
+        _, _, _, again = self.handshake(GAME, token)
+        self.assertNotEqual(again, token)
+
+    def test_queuedOnResume(self) -> None:
+        """
+        Game messages produced while disconnected are sent in order on resume.
+        """
+        client, _, pump, token = self.handshake()
+        client.sendClose(1000)
+        pump.flush()
+        session = self.successResultOf(self.registry.lookup(token))
+        session.send(b"one")
+        session.send(b"two")
+        client2, _, pump2, _ = self.handshake(GAME, token)
+        pump2.flush()
+        self.assertEqual(client2.received, [b"\x00one", b"\x00two"])
+
+    def test_outboundChoice(self) -> None:
+        """
+        Outbound messages take the game connection with the fewest
+        unacknowledged packets, then the least recently used one.
+        """
+        a, _, pumpA, token = self.handshake()
+        b, _, pumpB, _ = self.handshake(GAME, token)
+        session = self.successResultOf(self.registry.lookup(token))
+        for message in (b"1", b"2", b"3"):
+            session.send(message)
+        pumpA.flush()
+        pumpB.flush()
+        self.assertEqual((a.received, b.received), ([b"\x001", b"\x003"], [b"\x002"]))
+        b.send(b"\x01")
+        pumpB.flush()
+        session.send(b"4")
+        pumpA.flush()
+        pumpB.flush()
+        self.assertEqual(b.received[-1], b"\x004")
+
+    def test_sessionEndClosesAll(self) -> None:
+        """
+        Ending a session closes its connections with 4009 and the reason.
+        """
+        a, _, pumpA, token = self.handshake()
+        b, _, pumpB, _ = self.handshake(PING, token)
+        session = self.successResultOf(self.registry.lookup(token))
+        self.registry.end(session, CloseCode.SESSION_ENDED, "kicked by the game")
+        pumpA.flush()
+        pumpB.flush()
+        self.assertEqual(a.closed, (4009, "kicked by the game"))
+        self.assertEqual(b.closed, (4009, "kicked by the game"))
+
+    def test_clientClose4005(self) -> None:
+        """
+        A client closing with 4005 is a normal close: the session lingers.
+        """
+        client, _, pump, token = self.handshake()
+        client.sendClose(4005, "new session")
+        pump.flush()
+        session = self.successResultOf(self.registry.lookup(token))
+        self.assertTrue(session.lingering)
+
+    def test_closeAll(self) -> None:
+        """
+        Shutting down closes every connection with 1001.
+        """
+        client, _, pump, _ = self.handshake()
+        self.factory.closeAll(CloseCode.GOING_AWAY, "server shutting down")
+        pump.flush()
+        self.assertEqual(client.closed, (1001, "server shutting down"))
+        self.assertEqual(len(self.factory.connections), 0)
+
+    def test_autoPing(self) -> None:
+        """
+        A client that answers no WebSocket ping is dropped after the timeout.
+        """
+        client, server, pump, _ = self.handshake()
+        client.onPing = lambda payload: None
+        self.clock.advance(10.5)
+        pump.flush(advanceClock=False)
+        self.assertIsNotNone(server.autoPingTimeoutCall)
+        self.clock.advance(20.5)
+        pump.flush(advanceClock=False)
+        self.assertNotIn(server, self.factory.connections)
+
+    def test_autoPingAnswered(self) -> None:
+        """
+        A client that answers WebSocket pings stays connected.
+        """
+        client, server, pump, _ = self.handshake()
+        for _ in range(10):
+            self.clock.advance(5)
+            pump.flush(advanceClock=False)
+        self.assertIn(server, self.factory.connections)
+        self.assertIsNone(client.closed)
+
+
+class ResourceTests(SynchronousTestCase):
+    """
+    Tests of L{buildResource}.
+    """
+
+    def setUp(self) -> None:
+        clock = Clock()
+        self.factory = AphelionServerFactory(
+            clock=clock,
+            registry=MemorySessionRegistry(clock=clock),
+            config=Config(),
+            gateway=Gateway(),
+        )
+
+    def test_path(self) -> None:
+        """
+        The WebSocket resource sits at the configured path; elsewhere is 404.
+        """
+        from autobahn.twisted.resource import WebSocketResource
+
+        root = buildResource(self.factory, "/games/aphelion")
+        found = getChildForRequest(root, DummyRequest([b"games", b"aphelion"]))
+        self.assertIsInstance(found, WebSocketResource)
+        other = getChildForRequest(root, DummyRequest([b"other"]))
+        self.assertNotIsInstance(other, WebSocketResource)
+
+    def test_rootPath(self) -> None:
+        """
+        The path C{/} makes the root itself the endpoint, as the Aphelion Java
+        client expects.
+        """
+        root = buildResource(self.factory, "/")
+        self.assertNotIsInstance(
+            getChildForRequest(root, DummyRequest([b"x"])), type(None)
+        )
+        self.assertIs(root._ws._factory, self.factory)  # type: ignore[attr-defined]
