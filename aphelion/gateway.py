@@ -56,9 +56,7 @@ class Gateway:
         try:
             C2S.FromString(payload)
         except DecodeError:
-            self._log.warn(
-                "session {hint}: malformed C2S payload", hint=session.hint
-            )
+            self._log.warn("session {hint}: malformed C2S payload", hint=session.hint)
             connection.closeWith(CloseCode.MALFORMED_PACKET, "malformed C2S")
             return
         session.send(_NOT_AUTHENTICATED)
