@@ -28,6 +28,7 @@ class IConnection(Interface):
     lastUsed = Attribute(
         "A number that grows each time a game packet is sent on it (for LRU)."
     )
+    isOpen = Attribute("Whether it is open: not closing, not closed.")
 
     def sendPayload(payload: bytes) -> None:
         """
@@ -73,13 +74,24 @@ class ISessionRegistry(Interface):
             names, or L{None}.
         """
 
-    def authenticate(session: Session, playerId: str) -> Deferred[Session | None]:
+    def authenticate(
+        session: Session, playerId: str, refuse: bool = False
+    ) -> Deferred[Session | None]:
         """
         Bind an authenticated player ID to the session.
 
+        :param refuse: leave the session unbound when another live session
+            holds the player ID.
         :return: a L{Deferred} that fires with the other live session the same
             player ID was bound to (which the caller ends: the newest login
             wins), or L{None}.
+        """
+
+    def unbind(session: Session) -> Deferred[None]:
+        """
+        Forget the session's player ID (it authenticated, but was not seated).
+
+        :return: a L{Deferred} that fires with L{None}.
         """
 
     def seat(session: Session, seat: object | None) -> Deferred[None]:

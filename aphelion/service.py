@@ -71,7 +71,10 @@ def build(config: Config, reactor: Any) -> MultiService:
         queueLimit=config.queueLimit,
     )
     factory = AphelionServerFactory(
-        clock=reactor, registry=registry, config=config, gateway=Gateway()
+        clock=reactor,
+        registry=registry,
+        config=config,
+        gateway=Gateway(registry=registry, authTries=config.authTries),
     )
     site = AphelionSite(buildResource(factory, config.path))
     for description in config.listen:

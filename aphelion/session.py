@@ -65,6 +65,7 @@ class Session:
         game server.
     :ivar connections: the open connections, in the order they joined.
     :ivar playerId: the authenticated player ID, or L{None}.
+    :ivar identity: what the realm said of the player, or L{None}.
     :ivar seat: the game-server seat, or L{None}.
     :ivar state: free for the gateway's state machine of Part 1.6.
     :ivar ended: whether the session is over.
@@ -80,6 +81,7 @@ class Session:
         "connections",
         "ended",
         "hint",
+        "identity",
         "playerId",
         "queue",
         "seat",
@@ -97,7 +99,8 @@ class Session:
         self.sessionId = hashlib.sha256(b"aphelion-session-id\0" + token).digest()[:16]
         self.connections: list[IConnection] = []
         self.playerId: str | None = None
-        self.seat: object | None = None
+        self.identity: Any = None
+        self.seat: Any = None
         self.state: Any = None
         self.queue: deque[bytes] = deque()
         self._queueLimit = queueLimit
@@ -120,13 +123,13 @@ class Session:
         """
         Choose the game connection for the next outbound message: the one with
         the fewest unacknowledged packets; on a tie, the one used least
-        recently.
+        recently. Connections that are closing are passed over.
 
         :return: the connection, or L{None} when no game connection is open.
         """
         best: IConnection | None = None
         for conn in self.connections:
-            if conn.protocol is not AphelionProtocol.GAME:
+            if conn.protocol is not AphelionProtocol.GAME or not conn.isOpen:
                 continue
             if best is None or (conn.unacknowledged, conn.lastUsed) < (
                 best.unacknowledged,
@@ -245,15 +248,25 @@ class MemorySessionRegistry:
     def lookup(self, token: bytes) -> Deferred[Session | None]:
         return succeed(self._sessions.get(token))
 
-    def authenticate(self, session: Session, playerId: str) -> Deferred[Session | None]:
+    def authenticate(
+        self, session: Session, playerId: str, refuse: bool = False
+    ) -> Deferred[Session | None]:
         previous = self._players.get(playerId)
         if previous is session:
             return succeed(None)
+        if previous is not None and refuse:
+            return succeed(previous)
         if session.playerId is not None:
             self._players.pop(session.playerId, None)
         session.playerId = playerId
         self._players[playerId] = session
         return succeed(previous)
+
+    def unbind(self, session: Session) -> Deferred[None]:
+        playerId, session.playerId = session.playerId, None
+        if playerId is not None and self._players.get(playerId) is session:
+            del self._players[playerId]
+        return succeed(None)
 
     def seat(self, session: Session, seat: object | None) -> Deferred[None]:
         if (session.seat is None) != (seat is None):

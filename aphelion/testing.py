@@ -44,6 +44,13 @@ class RecordingConnection:
         self.sent: list[bytes] = []
         self.closed: tuple[int, str] | None = None
 
+    @property
+    def isOpen(self) -> bool:
+        """
+        Whether L{closeWith} was not called yet.
+        """
+        return self.closed is None
+
     def sendPayload(self, payload: bytes) -> None:
         """
         Record C{payload}; it counts as unacknowledged.

@@ -72,6 +72,13 @@ class AphelionServerProtocol(WebSocketServerProtocol):
     # -- IConnection -------------------------------------------------------
 
     @property
+    def isOpen(self) -> bool:
+        """
+        Whether the WebSocket is open (not closing or closed).
+        """
+        return bool(self.state == _OPEN)
+
+    @property
     def unacknowledged(self) -> int:
         """
         Our packets with a payload that the peer has not acknowledged yet.
@@ -110,21 +117,56 @@ class AphelionServerProtocol(WebSocketServerProtocol):
             code=code,
             reason=reason,
         )
-        self.sendCloseFrame(
-            code=int(code), reasonUtf8=reason.encode("utf-8")[:_MAX_REASON]
-        )
+        # Cut at a character boundary: the reason must stay valid UTF-8.
+        reasonUtf8 = reason.encode("utf-8")[:_MAX_REASON]
+        reasonUtf8 = reasonUtf8.decode("utf-8", "ignore").encode("utf-8")
+        self.sendCloseFrame(code=int(code), reasonUtf8=reasonUtf8)
 
     # -- Autobahn and Twisted callbacks --------------------------------------
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        transport = cast(Any, self.transport)
         # Autobahn does not disable Nagle on accepted sockets (PERFORMANCE.md).
         try:
-            cast(Any, self.transport).setTcpNoDelay(True)
+            transport.setTcpNoDelay(True)
         except (AttributeError, OSError, NotImplementedError):
             self._log.debug(
-                "cannot set TCP_NODELAY on {transport}", transport=self.transport
+                "cannot set TCP_NODELAY on {transport}", transport=transport
             )
+        # Behind twisted.web the HTTP channel that read the upgrade is still
+        # the transport's producer; we take its place, so that a full send
+        # buffer pauses whatever feeds this connection (the relay).
+        if getattr(transport, "producer", None) is not None:
+            transport.unregisterProducer()
+        try:
+            transport.registerProducer(self, True)
+        except (AttributeError, RuntimeError):
+            self._log.debug(
+                "cannot register as producer on {transport}", transport=transport
+            )
+
+    # -- IPushProducer: the transport's send buffer --------------------------
+
+    def pauseProducing(self) -> None:
+        """
+        Called when the transport's send buffer is full: the session's relay
+        stops reading from its game server.
+        """
+        if self.session is not None and self.protocol is AphelionProtocol.GAME:
+            self.factory.gateway.connectionPaused(self.session, self)
+
+    def resumeProducing(self) -> None:
+        """
+        Called when the transport's send buffer has drained.
+        """
+        if self.session is not None and self.protocol is AphelionProtocol.GAME:
+            self.factory.gateway.connectionResumed(self.session, self)
+
+    def stopProducing(self) -> None:
+        """
+        Called when the transport is gone; L{onClose} does the work.
+        """
 
     def onConnect(self, request: Any) -> None:
         """
@@ -190,6 +232,8 @@ class AphelionServerProtocol(WebSocketServerProtocol):
         self.factory.connections.discard(self)
         session, self.session = self.session, None
         if session is not None:
+            if self.protocol is AphelionProtocol.GAME:
+                self.factory.gateway.connectionResumed(session, self)
             self.factory.registry.detach(session, self).addErrback(
                 lambda f: self._log.failure(
                     "detaching from session {hint} failed", f, hint=session.hint
@@ -294,7 +338,9 @@ class AphelionServerProtocol(WebSocketServerProtocol):
         C{PingResponse} carrying the server time and the player counts.
         """
         clientTime = request.client_time
-        self.factory.registry.counts().addCallback(self._answerPing, clientTime)
+        d = self.factory.registry.counts()
+        d.addCallback(self._answerPing, clientTime)
+        d.addErrback(self._internalError)
 
     def _answerPing(self, counts: tuple[int, int], clientTime: int) -> None:
         response = PingResponse(

@@ -236,6 +236,20 @@ class SessionSendTests(SynchronousTestCase):
             a.unacknowledged = b.unacknowledged = 0
         self.assertEqual((a.sent, b.sent), ([b"\0", b"\2"], [b"\1", b"\3"]))
 
+    def test_closingConnectionsNotUsed(self) -> None:
+        """
+        A connection that is closing is passed over; with no open game
+        connection left, messages are queued rather than lost.
+        """
+        closing, open_ = RecordingConnection(), RecordingConnection(unacknowledged=9)
+        session = self.open(closing, open_)
+        closing.closeWith(4006, "bad")
+        session.send(b"m")
+        self.assertEqual((closing.sent, open_.sent), ([], [b"m"]))
+        open_.closeWith(4006, "bad")
+        session.send(b"n")
+        self.assertEqual(list(session.queue), [b"n"])
+
     def test_pingConnectionsNotUsed(self) -> None:
         """
         Game messages never go out on a ping connection; with only ping

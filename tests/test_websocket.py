@@ -54,7 +54,7 @@ class ServerTestsMixin:
             clock=self.clock,
             registry=self.registry,
             config=self.config,
-            gateway=Gateway(),
+            gateway=Gateway(registry=self.registry),
         )
 
     def connect(self) -> tuple[RecordingClientProtocol, Any, Any]:
@@ -551,6 +551,17 @@ class SessionTransportTests(ServerTestsMixin, SynchronousTestCase):
         session = self.successResultOf(self.registry.lookup(token))
         self.assertTrue(session.lingering)
 
+    def test_longReasonStaysUtf8(self) -> None:
+        """
+        A close reason longer than a close frame allows is cut at a character
+        boundary, so it stays valid UTF-8.
+        """
+        client, server, pump, _ = self.handshake()
+        server.closeWith(CloseCode.SESSION_ENDED, "\u00e9" * 100)
+        pump.flush()
+        assert client.closed is not None
+        self.assertEqual(client.closed, (4009, "\u00e9" * 61))
+
     def test_closeAll(self) -> None:
         """
         Shutting down closes every connection with 1001.
@@ -597,7 +608,7 @@ class ResourceTests(SynchronousTestCase):
             clock=clock,
             registry=MemorySessionRegistry(clock=clock),
             config=Config(),
-            gateway=Gateway(),
+            gateway=Gateway(registry=MemorySessionRegistry(clock=clock)),
         )
 
     def test_path(self) -> None:
