@@ -2,21 +2,43 @@
 """
 The game protocol of a session as the AuthProxy sees it (Part 1.6).
 
-The transport hands every game payload of a session here, from whichever of
-its connections it came.
+The transport hands every game payload of a session to L{Gateway}, from
+whichever of the session's connections it came. A session is, in turn,
+I{unauthenticated}, I{authenticating}, I{seating} and I{relaying}; a L{Seat}
+ties a seated session to its player connection on a game server.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from enum import Enum
+from typing import TYPE_CHECKING, Protocol
+
 from google.protobuf.message import DecodeError
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from aphelion.codes import CloseCode
-from aphelion.interfaces import IConnection
-from aphelion.proto.game_pb2 import C2S, S2C, AuthenticateResponse
+from aphelion.control.spawn import ServerState
+from aphelion.interfaces import IConnection, ISessionRegistry
+from aphelion.proto.game_pb2 import (
+    C2S,
+    S2C,
+    AuthenticateResponse,
+    Disconnect,
+    GameConfig,
+    GameDetails,
+)
 from aphelion.session import Session
 
-__all__ = ["Gateway", "authenticateResponse"]
+if TYPE_CHECKING:
+    from aphelion.control.spawn import GameServer, GameServerMonitor
+
+__all__ = ["Gateway", "Seat", "SessionState", "authenticateResponse"]
+
+MAX_ID_BYTES = 1024
 
 
 def authenticateResponse(result: int, description: str = "") -> bytes:
@@ -34,17 +56,210 @@ def authenticateResponse(result: int, description: str = "") -> bytes:
 _NOT_AUTHENTICATED = authenticateResponse(
     AuthenticateResponse.NOT_AUTHENTICATED, "authenticate first"
 )
+_IN_PROGRESS = authenticateResponse(
+    AuthenticateResponse.OTHER, "authentication in progress"
+)
+
+
+class SessionState(Enum):
+    """
+    Where a session is in the game protocol (Part 1.6).
+    """
+
+    UNAUTHENTICATED = "unauthenticated"
+    AUTHENTICATING = "authenticating"
+    SEATING = "seating"
+    RELAYING = "relaying"
+
+
+class Identity(Protocol):
+    """
+    What a checker and realm say about a player.
+    """
+
+    @property
+    def playerId(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def attributes(self) -> Mapping[str, str]: ...
+
+
+class PlayerLink(Protocol):
+    """
+    A player connection to a game server, as a L{Seat} drives it.
+    """
+
+    def sendGameData(self, payload: bytes) -> None: ...
+
+    def disconnect(self, code: int, reason: str) -> None: ...
+
+    def pauseReading(self) -> None: ...
+
+    def resumeReading(self) -> None: ...
+
+
+Authenticator = Callable[[str], "Deferred[Identity]"]
+LinkConnector = Callable[["GameServer", "Seat"], None]
+
+
+class Seat:
+    """
+    A session's place on a game server, and the relay between the two.
+
+    The player connection (the I{link}) reports to its seat; the seat
+    reports to the gateway.
+
+    :ivar session: the seated session.
+    :ivar server: the game server.
+    :ivar link: the player connection, once open.
+    :ivar details: the game server's C{Connected} details, once seated.
+    :ivar seated: whether the game server accepted the player.
+    """
+
+    __slots__ = (
+        "_gateway",
+        "_paused",
+        "details",
+        "link",
+        "reseat",
+        "seated",
+        "server",
+        "session",
+    )
+
+    def __init__(
+        self, gateway: Gateway, session: Session, server: GameServer, reseat: bool
+    ) -> None:
+        self._gateway = gateway
+        self.session = session
+        self.server = server
+        self.reseat = reseat
+        self.link: PlayerLink | None = None
+        self.details: GameDetails | None = None
+        self.seated = False
+        self._paused: set[IConnection] = set()
+
+    def __repr__(self) -> str:
+        return f"<Seat {self.session.hint} on {self.server.serverId}>"
+
+    @property
+    def current(self) -> bool:
+        """
+        Whether this is still the session's seat (or seat being set up).
+        """
+        return (
+            self.session.seat is self
+            or self._gateway._seating.get(self.session) is self
+        )
+
+    # -- reports from the link ----------------------------------------------
+
+    def linkMade(self, link: PlayerLink) -> None:
+        """
+        Called when the player connection is open.
+        """
+        self.link = link
+        if not self.current:
+            link.disconnect(0, "seat no longer wanted")
+
+    def accepted(self, details: GameDetails) -> None:
+        """
+        Called when the game server answered C{Connected}.
+        """
+        self._gateway._seated(self, details)
+
+    def gameConfig(self, config: GameConfig) -> None:
+        """
+        Called when the game server sent its C{GameConfig}.
+        """
+        if self.current:
+            self.session.send(S2C(game_config=config).SerializeToString())
+
+    def rejected(self, code: int, reason: str) -> None:
+        """
+        Called when the game server answered C{Rejected}.
+        """
+        self._gateway._rejected(self, code, reason)
+
+    def gameData(self, payload: bytes) -> None:
+        """
+        Called with each C{GameData} payload from the game server, relayed
+        verbatim to the client.
+        """
+        self.session.send(payload)
+
+    def disconnected(self, code: int, reason: str) -> None:
+        """
+        Called when the game server sent C{Disconnect}: a kick.
+        """
+        self._gateway._kicked(self, code, reason)
+
+    def lost(self, reason: str) -> None:
+        """
+        Called when the player connection closed or never opened.
+        """
+        self._gateway._linkLost(self, reason)
+
+    # -- flow control ----------------------------------------------------------
+
+    def clientPaused(self, connection: IConnection) -> None:
+        """
+        Called when a client connection of the session cannot take more
+        data: stop reading from the game server.
+        """
+        if not self._paused and self.link is not None:
+            self.link.pauseReading()
+        self._paused.add(connection)
+
+    def clientResumed(self, connection: IConnection) -> None:
+        """
+        Called when a client connection can take data again.
+        """
+        self._paused.discard(connection)
+        if not self._paused and self.link is not None:
+            self.link.resumeReading()
 
 
 class Gateway:
     """
-    Acts on the game payloads of every session.
+    Acts on the game payloads of every session: authenticates, seats and
+    relays.
 
-    With no game servers yet, every non-empty C{C2S} payload is answered with
-    C{authenticate_response{NOT_AUTHENTICATED}}.
+    :ivar authTries: authentication failures allowed per connection; the
+        last one closes it with 4008.
+    :ivar refuseNewcomer: answer C{ID_IN_USE} to a second login of a player
+        instead of ending the first session.
     """
 
     _log = Logger()
+
+    def __init__(
+        self,
+        *,
+        registry: ISessionRegistry | None = None,
+        authenticator: Authenticator | None = None,
+        monitor: GameServerMonitor | None = None,
+        connectLink: LinkConnector | None = None,
+        authTries: int = 3,
+        refuseNewcomer: bool = False,
+    ) -> None:
+        if authenticator is not None and registry is None:
+            raise ValueError("authenticating players needs a session registry")
+        self._registry: ISessionRegistry = registry  # type: ignore[assignment]
+        self._authenticate = authenticator
+        self._monitor = monitor
+        self._connectLink = connectLink
+        self.authTries = authTries
+        self.refuseNewcomer = refuseNewcomer
+        self._seating: dict[Session, Seat] = {}
+        self._observed: set[Session] = set()
+        if monitor is not None:
+            monitor.addLostObserver(self._serverLost)
+
+    # -- from the transport ------------------------------------------------------
 
     def payloadReceived(
         self, session: Session, connection: IConnection, payload: bytes
@@ -53,10 +268,265 @@ class Gateway:
         Called with each non-empty game payload that a session's connection
         received.
         """
+        seat = session.seat
+        if seat is not None and seat.link is not None:  # the hot path: relay
+            seat.link.sendGameData(payload)
+            return
         try:
-            C2S.FromString(payload)
+            message = C2S.FromString(payload)
         except DecodeError:
             self._log.warn("session {hint}: malformed C2S payload", hint=session.hint)
             connection.closeWith(CloseCode.MALFORMED_PACKET, "malformed C2S")
             return
-        session.send(_NOT_AUTHENTICATED)
+        state = session.state or SessionState.UNAUTHENTICATED
+        if state is SessionState.SEATING:
+            # Being seated or moved: nothing to relay the payload to yet.
+            return
+        if state is SessionState.AUTHENTICATING:
+            connection.sendPayload(_IN_PROGRESS)
+        elif not message.HasField("authenticate") or self._authenticate is None:
+            connection.sendPayload(_NOT_AUTHENTICATED)
+        else:
+            self._startAuthentication(session, connection, message.authenticate.id)
+
+    def connectionPaused(self, session: Session, connection: IConnection) -> None:
+        """
+        Called when a client connection's send buffer is full.
+        """
+        if isinstance(session.seat, Seat):
+            session.seat.clientPaused(connection)
+
+    def connectionResumed(self, session: Session, connection: IConnection) -> None:
+        """
+        Called when a client connection's send buffer drained.
+        """
+        if isinstance(session.seat, Seat):
+            session.seat.clientResumed(connection)
+
+    # -- authentication --------------------------------------------------------
+
+    def _startAuthentication(
+        self, session: Session, connection: IConnection, playerId: str
+    ) -> None:
+        assert self._authenticate is not None
+        session.state = SessionState.AUTHENTICATING
+        if not playerId or len(playerId.encode("utf-8")) > MAX_ID_BYTES:
+            d: Deferred[Identity] = Deferred()
+            d.errback(UnauthorizedLogin("ID empty or longer than 1024 bytes"))
+        else:
+            d = self._authenticate(playerId)
+        d.addCallback(self._authenticated, session, connection)
+        d.addErrback(self._authenticationFailed, session, connection)
+        d.addErrback(self._internalError, session, connection)
+
+    def _authenticationFailed(
+        self, failure: Failure, session: Session, connection: IConnection
+    ) -> None:
+        failure.trap(UnauthorizedLogin)
+        if session.ended:
+            return
+        session.state = SessionState.UNAUTHENTICATED
+        failures = getattr(connection, "authFailures", 0) + 1
+        connection.authFailures = failures  # type: ignore[attr-defined]
+        self._log.info(
+            "session {hint}: authentication failed ({failures} of {tries})",
+            hint=session.hint,
+            failures=failures,
+            tries=self.authTries,
+        )
+        if failures >= self.authTries:
+            connection.sendPayload(
+                authenticateResponse(
+                    AuthenticateResponse.TOO_MANY_ATTEMPTS, "too many attempts"
+                )
+            )
+            connection.closeWith(
+                CloseCode.TOO_MANY_AUTH_ATTEMPTS, "authentication failed too often"
+            )
+        else:
+            connection.sendPayload(
+                authenticateResponse(AuthenticateResponse.INVALID_ID, "invalid ID")
+            )
+
+    def _authenticated(
+        self, identity: Identity, session: Session, connection: IConnection
+    ) -> Deferred[None] | None:
+        if session.ended:
+            return None
+        d = self._registry.authenticate(
+            session, identity.playerId, refuse=self.refuseNewcomer
+        )
+        return d.addCallback(self._bound, identity, session, connection)
+
+    def _bound(
+        self,
+        other: Session | None,
+        identity: Identity,
+        session: Session,
+        connection: IConnection,
+    ) -> None:
+        if other is not None and self.refuseNewcomer:
+            session.state = SessionState.UNAUTHENTICATED
+            connection.sendPayload(
+                authenticateResponse(
+                    AuthenticateResponse.ID_IN_USE, "already logged in"
+                )
+            )
+            return
+        if other is not None:
+            self._registry.end(other, CloseCode.SESSION_ENDED, "logged in elsewhere")
+        session.identity = identity
+        if session not in self._observed:
+            self._observed.add(session)
+            session.addEndObserver(self._sessionEnded)
+        self._log.info(
+            "session {hint} authenticated as {playerId}",
+            hint=session.hint,
+            playerId=identity.playerId,
+        )
+        self._seat(session, reseat=False)
+
+    # -- seating ---------------------------------------------------------------
+
+    def _seat(
+        self, session: Session, reseat: bool, exclude: GameServer | None = None
+    ) -> None:
+        server = self._monitor.pick(exclude) if self._monitor is not None else None
+        if server is None or self._connectLink is None:
+            self._noServer(session, reseat)
+            return
+        session.state = SessionState.SEATING
+        seat = Seat(self, session, server, reseat)
+        self._seating[session] = seat
+        server.pending += 1
+        self._connectLink(server, seat)
+
+    def _noServer(self, session: Session, reseat: bool) -> None:
+        if reseat:
+            self._registry.end(
+                session, CloseCode.TRY_AGAIN_LATER, "no game server can take the player"
+            )
+            return
+        self._unbind(session)
+        session.send(
+            authenticateResponse(
+                AuthenticateResponse.NO_SERVER, "no game server has room"
+            )
+        )
+
+    def _unbind(self, session: Session) -> None:
+        session.state = SessionState.UNAUTHENTICATED
+        session.identity = None
+        if session.playerId is not None:
+            self._registry.unbind(session)
+
+    def _endSeating(self, seat: Seat) -> bool:
+        if self._seating.get(seat.session) is not seat:
+            return False
+        del self._seating[seat.session]
+        seat.server.pending = max(0, seat.server.pending - 1)
+        return True
+
+    def _seated(self, seat: Seat, details: GameDetails) -> None:
+        session = seat.session
+        if not self._endSeating(seat) or session.ended:
+            if seat.link is not None:
+                seat.link.disconnect(0, "session ended")
+            return
+        seat.seated = True
+        seat.details = details
+        seat.server.links.add(seat.link)  # type: ignore[arg-type]
+        self._registry.seat(session, seat)
+        session.state = SessionState.RELAYING
+        self._log.info(
+            "session {hint} seated on {serverId}",
+            hint=session.hint,
+            serverId=seat.server.serverId,
+        )
+        response = S2C(connected=details)
+        if not seat.reseat:
+            response.authenticate_response.result = AuthenticateResponse.OK
+        session.send(response.SerializeToString())
+
+    def _rejected(self, seat: Seat, code: int, reason: str) -> None:
+        if not self._endSeating(seat):
+            return
+        session = seat.session
+        self._log.info(
+            "session {hint} rejected by {serverId}: {code} {reason}",
+            hint=session.hint,
+            serverId=seat.server.serverId,
+            code=code,
+            reason=reason,
+        )
+        if seat.reseat:
+            self._registry.end(session, CloseCode.TRY_AGAIN_LATER, reason or "rejected")
+            return
+        self._unbind(session)
+        session.send(authenticateResponse(AuthenticateResponse.REJECTED, reason))
+
+    def _kicked(self, seat: Seat, code: int, reason: str) -> None:
+        if seat.server.state is ServerState.DRAINING:
+            self._moved(seat, "game server draining")
+            return
+        if seat.session.seat is seat:
+            self._registry.end(
+                seat.session, CloseCode.SESSION_ENDED, reason or "kicked"
+            )
+
+    def _linkLost(self, seat: Seat, reason: str) -> None:
+        if self._endSeating(seat):
+            # It never seated the player: try elsewhere.
+            self._moved(seat, reason, seated=False)
+            return
+        if seat.session.seat is seat:
+            self._moved(seat, reason)
+
+    def _moved(self, seat: Seat, reason: str, seated: bool = True) -> None:
+        session = seat.session
+        seat.server.links.discard(seat.link)  # type: ignore[arg-type]
+        if session.ended:
+            return
+        if seated:
+            self._registry.seat(session, None)
+            session.send(
+                S2C(
+                    disconnect=Disconnect(code=CloseCode.TRY_AGAIN_LATER, reason=reason)
+                ).SerializeToString()
+            )
+        self._log.info(
+            "session {hint} lost its game server {serverId}: {reason}",
+            hint=session.hint,
+            serverId=seat.server.serverId,
+            reason=reason,
+        )
+        self._seat(session, reseat=seated or seat.reseat, exclude=seat.server)
+
+    def _serverLost(self, server: GameServer) -> None:
+        for link in list(server.links):
+            seat = getattr(link, "seat", None)
+            if isinstance(seat, Seat) and seat.session.seat is seat:
+                self._moved(seat, "game server went away")
+        server.links.clear()
+
+    def _sessionEnded(self, session: Session, code: int, reason: str) -> None:
+        self._observed.discard(session)
+        seating = self._seating.pop(session, None)
+        if seating is not None:
+            seating.server.pending = max(0, seating.server.pending - 1)
+            if seating.link is not None:
+                seating.link.disconnect(code, reason)
+        seat = session.seat
+        if isinstance(seat, Seat) and seat.link is not None:
+            seat.server.links.discard(seat.link)
+            seat.link.disconnect(code, reason)
+
+    def _internalError(
+        self, failure: Failure, session: Session, connection: IConnection
+    ) -> None:
+        self._log.failure(
+            "session {hint}: internal error in the game protocol",
+            failure,
+            hint=session.hint,
+        )
+        connection.closeWith(CloseCode.INTERNAL_ERROR, "internal error")

@@ -1,0 +1,478 @@
+# -*- test-case-name: tests.test_spawn -*-
+"""
+Spawning and supervising game servers (Part 2.3).
+
+L{GameServerMonitor} is a service that spawns the configured number of local
+game-server processes, opens the control connection of each (and of every
+remote game server configured by address and token), restarts them with
+back-off when they die, drains them with C{Shutdown}, and picks the server
+that seats the next player.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.error import ProcessDone, ProcessExitedAlready
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from aphelion.session import newToken, tokenHint
+
+if TYPE_CHECKING:
+    from aphelion.control.proxy import ControlClientProtocol, PlayerLinkProtocol
+
+__all__ = [
+    "GameServer",
+    "GameServerMonitor",
+    "RemoteGameServer",
+    "ServerState",
+    "childCommand",
+]
+
+
+class ServerState(Enum):
+    """
+    The states of a game server that an operator sees in the logs.
+    """
+
+    STARTING = "starting"
+    READY = "ready"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+    CRASHED = "crashed"
+
+
+@dataclass(frozen=True)
+class RemoteGameServer:
+    """
+    A game server that runs elsewhere, started by the operator.
+
+    :ivar host: its address.
+    :ivar port: its TCP port.
+    :ivar token: its control token.
+    """
+
+    host: str
+    port: int
+    token: bytes = field(repr=False)
+
+
+@dataclass(eq=False)
+class GameServer:
+    """
+    One game server as the AuthProxy sees it.
+
+    :ivar serverId: the id the AuthProxy gave it.
+    :ivar token: its control token (never logged; see L{tokenHint}).
+    :ivar remote: whether it runs elsewhere (not spawned by us).
+    :ivar state: where it is in its life.
+    :ivar host: the address its control and player connections go to.
+    :ivar port: its port, once known.
+    :ivar name: the game's name, from C{Ready}.
+    :ivar capacity: players it takes, from C{Ready} and C{Status}.
+    :ivar players: players it reports, from C{Status}.
+    :ivar accepting: whether it takes players, from C{Status}.
+    :ivar pending: seats being set up on it that its C{Status} does not show yet.
+    :ivar control: the control connection, when open.
+    :ivar links: the player connections to it.
+    :ivar failures: deaths since it was last ready for long; drives back-off.
+    """
+
+    serverId: str
+    token: bytes = field(repr=False)
+    remote: bool = False
+    state: ServerState = ServerState.STARTING
+    host: str = "127.0.0.1"
+    port: int | None = None
+    name: str = ""
+    capacity: int = 0
+    players: int = 0
+    accepting: bool = False
+    pending: int = 0
+    control: ControlClientProtocol | None = None
+    links: set[PlayerLinkProtocol] = field(default_factory=set)
+    failures: int = 0
+    process: Any = None
+    _restartCall: IDelayedCall | None = None
+    _readySince: float | None = None
+
+    def hasRoom(self) -> bool:
+        """
+        Whether the server is ready, accepting and not full.
+        """
+        return (
+            self.state is ServerState.READY
+            and self.accepting
+            and self.control is not None
+            and self.players + self.pending < self.capacity
+        )
+
+    def load(self) -> int:
+        """
+        Players on it, counting seats in progress.
+        """
+        return self.players + self.pending
+
+
+def childCommand(game: str, serverId: str, python: str = sys.executable) -> list[str]:
+    """
+    The command line of a local game-server process. It carries no secret:
+    the control token goes over the child's standard input.
+    """
+    return [
+        python,
+        "-m",
+        "aphelion.control.child",
+        "--game",
+        game,
+        "--server-id",
+        serverId,
+        "--interface",
+        "127.0.0.1",
+    ]
+
+
+class _ChildProtocol(ProcessProtocol):
+    """
+    Talks to one game-server process: the token in, the port out, the logs.
+    """
+
+    _log = Logger()
+
+    def __init__(self, monitor: GameServerMonitor, server: GameServer) -> None:
+        self._monitor = monitor
+        self._server = server
+        self._out = b""
+        self._err = b""
+        self._portSeen = False
+
+    def connectionMade(self) -> None:
+        # The token goes over stdin, never argv or the environment. Stdin
+        # stays open: the child exits when it closes (when we die).
+        assert self.transport is not None
+        self.transport.write(self._server.token.hex().encode("ascii") + b"\n")
+
+    def outReceived(self, data: bytes) -> None:
+        if self._portSeen:
+            return
+        self._out += data
+        if b"\n" not in self._out:
+            if len(self._out) > 256:
+                self._fail("no port line from the game server")
+            return
+        line = self._out.split(b"\n", 1)[0].strip()
+        self._portSeen = True
+        self._out = b""
+        word, _, number = line.partition(b" ")
+        if word != b"PORT" or not number.isdigit():
+            self._fail("bad port line from the game server")
+            return
+        self._monitor._childListening(self._server, int(number))
+
+    def errReceived(self, data: bytes) -> None:
+        self._err += data
+        *lines, self._err = self._err.split(b"\n")
+        for line in lines:
+            self._log.info(
+                "[{serverId}] {line}",
+                serverId=self._server.serverId,
+                line=line.decode("utf-8", "replace"),
+            )
+        if len(self._err) > 65536:
+            self._err = b""
+
+    def _fail(self, why: str) -> None:
+        self._log.error("game server {serverId}: {why}", serverId=self._server.serverId, why=why)
+        self._monitor._kill(self._server)
+
+    def processEnded(self, reason: Failure) -> None:
+        self._monitor._childExited(self._server, reason)
+
+
+ControlFactoryMaker = Callable[["GameServerMonitor", GameServer], Any]
+
+
+class GameServerMonitor(Service):
+    """
+    Spawns, connects, supervises and drains game servers.
+
+    :ivar servers: every game server, by id.
+    :ivar restartInitial: the first restart delay, in seconds.
+    :ivar restartMax: the longest restart delay.
+    :ivar stableAfter: seconds of readiness after which the back-off resets.
+    :ivar drainDeadline: seconds a drained server has to disconnect its players.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        *,
+        reactor: Any,
+        game: str,
+        count: int,
+        remotes: Sequence[RemoteGameServer] = (),
+        makeControlFactory: ControlFactoryMaker,
+        restartInitial: float = 1.0,
+        restartMax: float = 60.0,
+        stableAfter: float = 60.0,
+        drainDeadline: float = 10.0,
+        connectTimeout: float = 10.0,
+        python: str = sys.executable,
+        options: dict[str, str] | None = None,
+    ) -> None:
+        self._reactor = reactor
+        self.game = game
+        self.restartInitial = restartInitial
+        self.restartMax = restartMax
+        self.stableAfter = stableAfter
+        self.drainDeadline = drainDeadline
+        self.connectTimeout = connectTimeout
+        self.options = dict(options or {})
+        self._python = python
+        self._makeControlFactory = makeControlFactory
+        self._lostObservers: list[Callable[[GameServer], object]] = []
+        self._exits: dict[str, list[Deferred[None]]] = {}
+        self.servers: dict[str, GameServer] = {}
+        for i in range(count):
+            serverId = f"gs{i + 1}"
+            self.servers[serverId] = GameServer(serverId, newToken())
+        for i, remote in enumerate(remotes):
+            serverId = f"remote{i + 1}"
+            self.servers[serverId] = GameServer(
+                serverId, remote.token, remote=True, host=remote.host, port=remote.port
+            )
+
+    # -- the service ---------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        for server in self.servers.values():
+            self._start(server)
+
+    def stopService(self) -> Deferred[Any]:
+        """
+        Drain every game server, then wait for the local processes to exit
+        (killing those that outlive the drain deadline).
+        """
+        super().stopService()
+        waits: list[Deferred[None]] = []
+        for server in self.servers.values():
+            if server._restartCall is not None and server._restartCall.active():
+                server._restartCall.cancel()
+            server._restartCall = None
+            if server.process is not None:
+                done: Deferred[None] = Deferred()
+                self._exits.setdefault(server.serverId, []).append(done)
+                waits.append(done)
+                self._reactor.callLater(
+                    self.drainDeadline + 2.0, self._kill, server
+                )
+            self.drain(server.serverId, "the AuthProxy is shutting down")
+        if not waits:
+            return succeed(None)
+        return DeferredList(waits)
+
+    # -- life cycle ----------------------------------------------------------
+
+    def _setState(self, server: GameServer, state: ServerState) -> None:
+        if server.state is not state:
+            server.state = state
+            self._log.info(
+                "game server {serverId} {state}",
+                serverId=server.serverId,
+                state=state.value,
+            )
+
+    def _start(self, server: GameServer) -> None:
+        server._restartCall = None
+        if not self.running:
+            return
+        self._setState(server, ServerState.STARTING)
+        if server.remote:
+            self._connectControl(server)
+            return
+        server.token = newToken()  # a new token per spawn
+        server.port = None
+        server.process = self._reactor.spawnProcess(
+            _ChildProtocol(self, server),
+            self._python,
+            childCommand(self.game, server.serverId, self._python),
+            env=dict(os.environ),
+        )
+        self._log.info(
+            "spawned game server {serverId} (pid {pid}, token {hint})",
+            serverId=server.serverId,
+            pid=getattr(server.process, "pid", None),
+            hint=tokenHint(server.token),
+        )
+
+    def _childListening(self, server: GameServer, port: int) -> None:
+        server.port = port
+        self._connectControl(server)
+
+    def _connectControl(self, server: GameServer) -> None:
+        assert server.port is not None
+        factory = self._makeControlFactory(self, server)
+        self._reactor.connectTCP(
+            server.host, server.port, factory, timeout=self.connectTimeout
+        )
+
+    def _kill(self, server: GameServer) -> None:
+        process = server.process
+        if process is None:
+            return
+        try:
+            process.signalProcess("KILL")
+        except ProcessExitedAlready:
+            pass
+
+    def _childExited(self, server: GameServer, reason: Failure) -> None:
+        server.process = None
+        waiting = self._exits.pop(server.serverId, [])
+        for d in waiting:
+            d.callback(None)
+        clean = reason.check(ProcessDone) is not None
+        if server.state is ServerState.DRAINING or not self.running:
+            self._setState(server, ServerState.STOPPED)
+            self._serverLost(server)
+            return
+        self._log.warn(
+            "game server {serverId} exited: {why}",
+            serverId=server.serverId,
+            why="cleanly" if clean else reason.getErrorMessage(),
+        )
+        self._crashed(server)
+
+    def controlReady(
+        self, server: GameServer, control: ControlClientProtocol, name: str, capacity: int
+    ) -> None:
+        """
+        Called by the control connection when the game server said C{Ready}.
+        """
+        server.control = control
+        server.name = name
+        server.capacity = capacity
+        server.accepting = True
+        server._readySince = self._reactor.seconds()
+        self._setState(server, ServerState.READY)
+
+    def controlStatus(
+        self, server: GameServer, players: int, capacity: int, accepting: bool
+    ) -> None:
+        """
+        Called by the control connection on each C{Status}.
+        """
+        server.players = players
+        server.capacity = capacity
+        server.accepting = accepting
+
+    def controlLost(self, server: GameServer, control: ControlClientProtocol) -> None:
+        """
+        Called when a control connection closed or failed to open.
+        """
+        if server.control is not None and server.control is not control:
+            return
+        server.control = None
+        if server.state in (ServerState.STOPPED, ServerState.CRASHED):
+            return
+        if server.state is ServerState.DRAINING:
+            if server.remote:
+                self._setState(server, ServerState.STOPPED)
+                self._serverLost(server)
+            return
+        if not self.running:
+            return
+        if server.process is not None:
+            # A dead control connection means a dead server: kill it, and
+            # processEnded restarts it.
+            self._log.warn(
+                "game server {serverId}: control connection lost; killing it",
+                serverId=server.serverId,
+            )
+            self._kill(server)
+            return
+        self._crashed(server)
+
+    def _crashed(self, server: GameServer) -> None:
+        if (
+            server._readySince is not None
+            and self._reactor.seconds() - server._readySince >= self.stableAfter
+        ):
+            server.failures = 0
+        server._readySince = None
+        server.control = None
+        server.accepting = False
+        server.players = server.pending = 0
+        self._setState(server, ServerState.CRASHED)
+        delay = min(self.restartInitial * 2**server.failures, self.restartMax)
+        server.failures += 1
+        self._log.warn(
+            "game server {serverId} crashed; restarting in {delay:.1f}s",
+            serverId=server.serverId,
+            delay=delay,
+        )
+        self._serverLost(server)
+        if self.running:
+            server._restartCall = self._reactor.callLater(delay, self._start, server)
+
+    # -- observers -----------------------------------------------------------
+
+    def addLostObserver(self, observer: Callable[[GameServer], object]) -> None:
+        """
+        Call C{observer(server)} when a game server crashes or stops, after
+        its links are gone or going.
+        """
+        self._lostObservers.append(observer)
+
+    def _serverLost(self, server: GameServer) -> None:
+        for observer in self._lostObservers:
+            try:
+                observer(server)
+            except Exception:
+                self._log.failure("game server lost observer failed")
+
+    # -- operations ----------------------------------------------------------
+
+    def pick(self, exclude: GameServer | None = None) -> GameServer | None:
+        """
+        The ready game server with room and the fewest players.
+        """
+        best: GameServer | None = None
+        for server in self.servers.values():
+            if server is exclude or not server.hasRoom():
+                continue
+            if best is None or server.load() < best.load():
+                best = server
+        return best
+
+    def drain(self, serverId: str, reason: str, deadline: float | None = None) -> None:
+        """
+        Ask a game server to stop taking players, disconnect the rest by the
+        deadline and exit (C{Shutdown}). It is not restarted.
+        """
+        server = self.servers[serverId]
+        if server.state in (ServerState.STOPPED, ServerState.DRAINING):
+            return
+        deadline = self.drainDeadline if deadline is None else deadline
+        self._setState(server, ServerState.DRAINING)
+        server.accepting = False
+        if server._restartCall is not None and server._restartCall.active():
+            server._restartCall.cancel()
+            server._restartCall = None
+        if server.control is not None:
+            server.control.sendShutdown(int(deadline * 1000), reason)
+        elif server.process is not None:
+            self._kill(server)
+        else:
+            self._setState(server, ServerState.STOPPED)
