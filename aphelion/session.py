@@ -69,6 +69,7 @@ class Session:
     :ivar seat: the game-server seat, or L{None}.
     :ivar state: free for the gateway's state machine of Part 1.6.
     :ivar ended: whether the session is over.
+    :ivar hadGame: whether a game connection ever joined it.
     """
 
     __slots__ = (
@@ -80,6 +81,7 @@ class Session:
         "_tick",
         "connections",
         "ended",
+        "hadGame",
         "hint",
         "identity",
         "playerId",
@@ -108,6 +110,7 @@ class Session:
         self._endObservers: list[EndObserver] = []
         self._tick = 0
         self.ended = False
+        self.hadGame = False
 
     def __repr__(self) -> str:
         return f"<Session {self.hint} connections={len(self.connections)}>"
@@ -227,6 +230,8 @@ class MemorySessionRegistry:
             session._lingerCall = None
             self._log.info("session {hint} resumed", hint=session.hint)
         session.connections.append(connection)
+        if connection.protocol is AphelionProtocol.GAME:
+            session.hadGame = True
         return succeed(session)
 
     def detach(self, session: Session, connection: IConnection) -> Deferred[None]:
@@ -234,10 +239,15 @@ class MemorySessionRegistry:
             session.connections.remove(connection)
         except ValueError:
             return succeed(None)
-        if not session.connections and not session.ended:
-            session._lingerCall = self._clock.callLater(
-                self.sessionTimeout, self._expire, session
-            )
+        if session.connections or session.ended:
+            return succeed(None)
+        if not session.hadGame and session.playerId is None:
+            # Only ping connections ever held it: nothing to resume, so it
+            # need not linger (and a ping flood cannot pile sessions up).
+            return self.end(session, CloseCode.NORMAL, "ping session closed")
+        session._lingerCall = self._clock.callLater(
+            self.sessionTimeout, self._expire, session
+        )
         return succeed(None)
 
     def _expire(self, session: Session) -> None:

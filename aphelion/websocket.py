@@ -183,6 +183,7 @@ class AphelionServerProtocol(WebSocketServerProtocol):
         """
         Start waiting for the init packet, unless the server is full.
         """
+        super().onOpen()
         factory = self.factory
         config = factory.config
         self._acks = AckState(config.ackCap, config.unackedLimit)
@@ -373,7 +374,7 @@ class AphelionServerFactory(WebSocketServerFactory):
         config: Config,
         gateway: Gateway,
     ) -> None:
-        super().__init__(server=f"aphelion/{__version__}")
+        super().__init__(server=f"aphelion/{__version__}", reactor=clock)
         self.clock = clock
         self.registry = registry
         self.config = config

@@ -115,6 +115,17 @@ class SessionRegistryTestsMixin:
         self.clock.advance(120)
         self.assertFalse(session.ended)  # type: ignore[attr-defined]
 
+    def test_pingSessionEndsAtOnce(self) -> None:
+        """
+        A session that only ever held ping connections, and no player, ends
+        when its last connection closes: there is nothing to resume.
+        """
+        conn = RecordingConnection(AphelionProtocol.PING)
+        session = self.open(None, conn)
+        self.registry.detach(session, conn)
+        self.assertTrue(session.ended)  # type: ignore[attr-defined]
+        self.assertIsNone(self.successResultOf(self.registry.lookup(session.token)))  # type: ignore[attr-defined]
+
     def test_expiry(self) -> None:
         """
         After the session timeout the token is dead, the seat released and

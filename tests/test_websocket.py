@@ -311,17 +311,28 @@ class PacketTests(ServerTestsMixin, SynchronousTestCase):
 
     def test_notAuthenticated(self) -> None:
         """
-        Any game payload, authenticate included, gets NOT_AUTHENTICATED for now.
+        A game payload other than authenticate, before authenticating, gets
+        NOT_AUTHENTICATED, acking the request in the same packet.
         """
         client, _, pump, _ = self.handshake()
-        auth = C2S(authenticate=Authenticate(id="alice")).SerializeToString()
-        client.send(b"\x00" + auth)
+        client.send(b"\x00" + C2S().SerializeToString() + b"\x0a\x00")
         pump.flush()
         [packet] = client.received
         self.assertEqual(packet[0], 1)
         response = S2C.FromString(packet[1:]).authenticate_response
         self.assertEqual(response.result, AuthenticateResponse.NOT_AUTHENTICATED)
         self.assertTrue(S2C.FromString(packet[1:]).HasField("authenticate_response"))
+
+    def test_noAuthConfigured(self) -> None:
+        """
+        With no checker configured, authenticate gets AUTH_METHOD_UNSUPPORTED.
+        """
+        client, _, pump, _ = self.handshake()
+        auth = C2S(authenticate=Authenticate(id="alice")).SerializeToString()
+        client.send(b"\x00" + auth)
+        pump.flush()
+        response = S2C.FromString(client.received[0][1:]).authenticate_response
+        self.assertEqual(response.result, AuthenticateResponse.AUTH_METHOD_UNSUPPORTED)
 
     def test_malformedC2S(self) -> None:
         """

@@ -1,0 +1,261 @@
+# -*- test-case-name: tests.test_cli -*-
+"""
+The C{aphelion} console command: client tools for an AuthProxy.
+
+Each subcommand is one L{Command}: its L{CommandOptions} subclass and the
+coroutine that runs it. To add one, write both and append it to L{COMMANDS}.
+
+This is the only module that prints: a command's output is its interface.
+"""
+
+from __future__ import annotations
+
+import getopt
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn, TextIO
+
+from twisted.internet.defer import TimeoutError as DeferredTimeoutError
+from twisted.internet.error import ConnectError
+from twisted.internet.task import deferLater, react
+from twisted.python import usage
+
+from aphelion import __version__
+from aphelion.client import ClosedError, ping
+
+__all__ = [
+    "COMMANDS",
+    "Command",
+    "CommandOptions",
+    "Options",
+    "PingOptions",
+    "main",
+    "run",
+    "runPing",
+]
+
+#: What a command returns: the process's exit status.
+Runner = Callable[[Any, usage.Options, TextIO, TextIO], Awaitable[int]]
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
+    def coerce(value: str) -> int | float:
+        number = kind(value)
+        if number <= 0:
+            raise ValueError(f"must be positive, not {value}")
+        return number
+
+    coerce.coerceDoc = "Must be positive."  # type: ignore[attr-defined]
+    return coerce
+
+
+def _notNegative(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError(f"must not be negative, not {value}")
+    return number
+
+
+def _checkURL(url: str) -> str:
+    if not url.startswith(("ws://", "wss://")):
+        raise usage.UsageError(f"not a ws:// or wss:// URL: {url}")
+    return url
+
+
+def _printVersion() -> NoReturn:
+    print(f"aphelion {__version__}")
+    sys.exit(0)
+
+
+class CommandOptions(usage.Options):
+    """
+    The base of every subcommand's options: options may come after the
+    positional arguments (C{aphelion ping URL --count 3}).
+    """
+
+    def opt_version(self) -> NoReturn:
+        """
+        Print the version and exit.
+        """
+        _printVersion()
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Move the options in front of the positional arguments, then parse as
+        usual (Twisted's parser stops at the first positional argument).
+
+        :raises usage.UsageError: for an unknown option or a missing value.
+        """
+        try:
+            opts, args = getopt.gnu_getopt(
+                list(sys.argv[1:] if options is None else options),
+                self.shortOpt,
+                self.longOpt,
+            )
+        except getopt.GetoptError as e:
+            raise usage.UsageError(str(e)) from None
+        ordered: list[str] = []
+        for name, value in opts:
+            if name.startswith("--"):
+                takesValue = f"{name[2:]}=" in self.longOpt
+                ordered.append(f"{name}={value}" if takesValue else name)
+            else:
+                takesValue = f"{name[1]}:" in self.shortOpt
+                ordered.append(name + value if takesValue else name)
+        super().parseOptions([*ordered, "--", *args])
+
+
+class PingOptions(CommandOptions):
+    """
+    Options of C{aphelion ping}.
+    """
+
+    synopsis = "ws://HOST:PORT/PATH [options]"
+    longdesc = (
+        "Open a ping connection (aphelion_protocol 1), send one PingRequest, "
+        "print the round trip and the server's player counts, and close. "
+        "Exits 1 at the first ping that fails."
+    )
+
+    optParameters = [
+        ["count", "c", 1, "Number of pings.", _positive(int)],
+        ["timeout", "t", 10.0, "Seconds to wait for each ping.", _positive(float)],
+        ["interval", "i", 1.0, "Seconds between pings.", _notNegative],
+        [
+            "protocol-version",
+            None,
+            0,
+            "Revision of the ping protocol; 0 skips the check.",
+            int,
+        ],
+    ]
+
+    def parseArgs(self, url: str) -> None:  # type: ignore[override]
+        """
+        Take the server's WebSocket URL.
+        """
+        self["url"] = _checkURL(url)
+
+
+async def runPing(
+    reactor: Any, options: usage.Options, out: TextIO, err: TextIO
+) -> int:
+    """
+    Run C{aphelion ping}: one line on C{out} per ping, or the error on
+    C{err}.
+
+    :return: 0 when every ping was answered, else 1.
+    """
+    url: str = options["url"]
+    timeout: float = options["timeout"]
+    for number in range(options["count"]):
+        if number:
+            await deferLater(reactor, options["interval"], lambda: None)
+        try:
+            result = await ping(reactor, url, options["protocol-version"]).addTimeout(
+                timeout, reactor
+            )
+        except ClosedError as e:
+            print(f"{url}: closed with {e.code}: {e.reason}", file=err)
+            return 1
+        except DeferredTimeoutError:
+            print(f"{url}: no answer within {timeout:g} s", file=err)
+            return 1
+        except ConnectError as e:
+            print(f"{url}: {e}", file=err)
+            return 1
+        print(
+            f"{url}: rtt {result.rtt * 1000:.2f} ms, "
+            f"{result.players} players, {result.playing} playing",
+            file=out,
+        )
+        out.flush()
+    return 0
+
+
+@dataclass(frozen=True)
+class Command:
+    """
+    One subcommand of C{aphelion}.
+
+    :ivar name: what the user types.
+    :ivar options: its options class.
+    :ivar runner: C{runner(reactor, options, out, err)} runs it and returns the
+        exit status.
+    :ivar description: one line for C{--help}.
+    """
+
+    name: str
+    options: type[usage.Options]
+    runner: Runner
+    description: str
+
+
+#: Every subcommand, in the order C{--help} lists them.
+COMMANDS: tuple[Command, ...] = (
+    Command("ping", PingOptions, runPing, "Ping an AuthProxy and print the answer."),
+)
+
+
+class Options(usage.Options):
+    """
+    The options of C{aphelion}: one subcommand and its options.
+    """
+
+    synopsis = "Usage: aphelion [options]"
+    subCommands = [[c.name, None, c.options, c.description] for c in COMMANDS]
+
+    def opt_version(self) -> NoReturn:
+        """
+        Print the version and exit.
+        """
+        _printVersion()
+
+    def postOptions(self) -> None:
+        """
+        Insist on a subcommand.
+        """
+        if self.subCommand is None:
+            raise usage.UsageError("choose a command")
+
+
+async def run(
+    reactor: Any,
+    argv: Sequence[str],
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """
+    Parse C{argv} (without the program name) and run the subcommand.
+
+    :param reactor: the reactor the command connects with.
+    :param out: where results go; standard output by default.
+    :param err: where errors go; standard error by default.
+    :return: the exit status: 0 on success, 1 on failure, 2 for bad usage.
+    """
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    options = Options()
+    try:
+        options.parseOptions(list(argv))
+    except usage.UsageError as e:
+        print(getattr(options, "subOptions", options), file=err)
+        print(f"aphelion: {e}", file=err)
+        return 2
+    command = next(c for c in COMMANDS if c.name == options.subCommand)
+    return await command.runner(reactor, options.subOptions, out, err)
+
+
+async def _main(reactor: Any, argv: Sequence[str]) -> None:
+    status = await run(reactor, argv)
+    if status:
+        raise SystemExit(status)
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """
+    The console entry point C{aphelion}: run a subcommand on the global
+    reactor and exit with its status.
+    """
+    react(_main, (sys.argv[1:] if argv is None else argv,))
