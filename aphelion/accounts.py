@@ -1,0 +1,494 @@
+# -*- test-case-name: tests.test_accounts -*-
+"""
+The console commands C{aphelion accounts add|remove|list} and C{aphelion
+ticket}, as L{usage.Options} subclasses with a C{run(stdout, stderr)} method
+that returns the exit status.
+
+These run in a console command, not in a reactor, so they use DB-API (sqlite3)
+directly and may block. L{addAccount}, L{removeAccount} and L{listAccounts}
+take any DB-API connection, so they serve PostgreSQL as well.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO, Any, Protocol
+
+from twisted.python import usage
+
+from aphelion.auth import (
+    ACCOUNTS_SCHEMA,
+    DEFAULT_ITERATIONS,
+    MAX_ID_BYTES,
+    checkPlayerId,
+    hashSecret,
+    mintTicket,
+    readSecretFile,
+)
+
+__all__ = [
+    "Account",
+    "AccountsOptions",
+    "AddAccountOptions",
+    "ListAccountsOptions",
+    "RemoveAccountOptions",
+    "TicketOptions",
+    "addAccount",
+    "listAccounts",
+    "removeAccount",
+]
+
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+class DBAPIConnection(Protocol):
+    """
+    The part of a DB-API 2.0 connection that these functions use.
+    """
+
+    def cursor(self) -> Any:
+        """
+        :return: a new cursor.
+        """
+
+    def commit(self) -> None:
+        """
+        Commit the current transaction.
+        """
+
+
+@dataclass(frozen=True)
+class Account:
+    """
+    An account as L{listAccounts} shows it: everything but the secret.
+
+    :ivar playerId: the player id.
+    :ivar name: the display name.
+    :ivar attributes: game-defined facts about the player.
+    :ivar created: when it was added, in Unix seconds.
+    """
+
+    playerId: str
+    name: str
+    attributes: Mapping[str, str]
+    created: float
+
+
+def _placeholder(paramstyle: str) -> str:
+    try:
+        return _PLACEHOLDERS[paramstyle]
+    except KeyError:
+        raise ValueError(f"unsupported DB-API paramstyle {paramstyle!r}") from None
+
+
+def addAccount(
+    connection: DBAPIConnection,
+    playerId: str,
+    name: str,
+    secret: str,
+    now: float,
+    attributes: Mapping[str, str] | None = None,
+    paramstyle: str = "qmark",
+    iterations: int = DEFAULT_ITERATIONS,
+) -> None:
+    """
+    Add an account, creating the C{accounts} table if need be, and commit.
+
+    :param now: the time of creation, in Unix seconds.
+    :raises ValueError: if the player id, name or secret is not acceptable.
+    :raises Exception: the DB-API module's C{IntegrityError} if the player id
+        is taken.
+    """
+    checkPlayerId(playerId)
+    if not name:
+        raise ValueError("the name may not be empty")
+    if not secret:
+        raise ValueError("the secret may not be empty")
+    if len(f"{playerId}:{secret}".encode()) > MAX_ID_BYTES:
+        raise ValueError(f"PLAYERID:SECRET is longer than {MAX_ID_BYTES} bytes")
+    mark = _placeholder(paramstyle)
+    cursor = connection.cursor()
+    cursor.execute(ACCOUNTS_SCHEMA)
+    cursor.execute(
+        "INSERT INTO accounts (player_id, name, secret_hash, attributes, created)"
+        f" VALUES ({mark}, {mark}, {mark}, {mark}, {mark})",
+        (
+            playerId,
+            name,
+            hashSecret(secret, iterations),
+            json.dumps(dict(attributes or {}), sort_keys=True),
+            now,
+        ),
+    )
+    connection.commit()
+
+
+def removeAccount(
+    connection: DBAPIConnection, playerId: str, paramstyle: str = "qmark"
+) -> bool:
+    """
+    Remove an account and commit.
+
+    :return: whether there was one.
+    """
+    cursor = connection.cursor()
+    cursor.execute(
+        f"DELETE FROM accounts WHERE player_id = {_placeholder(paramstyle)}",
+        (playerId,),
+    )
+    removed: bool = cursor.rowcount > 0
+    connection.commit()
+    return removed
+
+
+def listAccounts(connection: DBAPIConnection) -> list[Account]:
+    """
+    :return: every account, by player id, without secrets.
+    """
+    cursor = connection.cursor()
+    cursor.execute(
+        "SELECT player_id, name, attributes, created FROM accounts ORDER BY player_id"
+    )
+    return [
+        Account(playerId, name, json.loads(attributes), created)
+        for playerId, name, attributes, created in cursor.fetchall()
+    ]
+
+
+def _attribute(value: str) -> tuple[str, str]:
+    key, equals, text = value.partition("=")
+    if not key or not equals:
+        raise usage.UsageError(f"attributes are KEY=VALUE, not {value!r}")
+    return key, text
+
+
+class _CommandOptions(usage.Options):
+    """
+    Options of a console command that L{run}s.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: Callable[[], float] = time.time
+
+    def run(self, stdout: IO[str], stderr: IO[str] | None = None) -> int:
+        """
+        Carry out the command.
+
+        :param stdout: where results go.
+        :param stderr: where errors go; L{sys.stderr} when L{None}.
+        :return: the exit status.
+        """
+        try:
+            self.execute(stdout)
+        except _CommandFailed as e:
+            print(f"error: {e}", file=stderr if stderr is not None else sys.stderr)
+            return 1
+        return 0
+
+    def execute(self, stdout: IO[str]) -> None:
+        """
+        Carry out the command; called by L{run}.
+
+        :raises _CommandFailed: with a message for the operator.
+        """
+        raise NotImplementedError()
+
+
+class _CommandFailed(Exception):
+    """
+    The command could not be carried out; the message says why.
+    """
+
+
+class _DatabaseOptions(_CommandOptions):
+    """
+    A command on the SQLite accounts database named by C{--db}.
+    """
+
+    optParameters: list[list[Any]] = [
+        ["db", None, None, "Path of the SQLite accounts database."],
+    ]
+    createDatabase = False
+
+    def postOptions(self) -> None:
+        """
+        Require C{--db}.
+        """
+        if not self["db"]:
+            raise usage.UsageError("--db PATH is required")
+
+    def connect(self) -> sqlite3.Connection:
+        """
+        :return: a connection to the database.
+        :raises _CommandFailed: if it does not exist and the command does not
+            create it.
+        """
+        path = self["db"]
+        try:
+            if not os.path.isfile(path):
+                if not self.createDatabase:
+                    raise _CommandFailed(f"no accounts database at {path!r}")
+                # Hashes can be attacked offline: readable by the owner only.
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            return sqlite3.connect(path)
+        except (OSError, sqlite3.Error) as e:
+            raise _CommandFailed(f"cannot open {path!r}: {e}") from None
+
+
+class AddAccountOptions(_DatabaseOptions):
+    """
+    C{aphelion accounts add}: add an account, creating the database if need
+    be. Without C{--secret-file}, a secret is generated and printed.
+    """
+
+    synopsis = (
+        "--db PATH [--name NAME] [--secret-file FILE] [--attribute KEY=VALUE]..."
+        " PLAYERID"
+    )
+    optParameters: list[list[Any]] = [
+        *_DatabaseOptions.optParameters,
+        ["name", None, None, "Display name (default: the player id)."],
+        [
+            "secret-file",
+            None,
+            None,
+            "File that holds the secret (surrounding whitespace is removed);"
+            " without it a secret is generated and printed.",
+        ],
+        [
+            "iterations",
+            None,
+            DEFAULT_ITERATIONS,
+            "PBKDF2-HMAC-SHA256 iterations of the stored hash.",
+            int,
+        ],
+    ]
+    createDatabase = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["attributes"] = {}
+
+    def opt_attribute(self, value: str) -> None:
+        """
+        An attribute KEY=VALUE of the player; may be repeated.
+        """
+        key, text = _attribute(value)
+        self["attributes"][key] = text
+
+    opt_a = opt_attribute
+
+    def parseArgs(self, playerId: str) -> None:  # type: ignore[override]
+        """
+        Take the player id.
+        """
+        self["playerId"] = playerId
+
+    def postOptions(self) -> None:
+        """
+        Check the player id and iterations.
+        """
+        super().postOptions()
+        try:
+            checkPlayerId(self["playerId"])
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
+        if self["iterations"] < 1:
+            raise usage.UsageError("--iterations is at least 1")
+
+    def execute(self, stdout: IO[str]) -> None:
+        """
+        Add the account; print the secret if it was generated.
+        """
+        playerId = self["playerId"]
+        if self["secret-file"]:
+            try:
+                secret = readSecretFile(self["secret-file"]).decode("utf-8")
+            except (ValueError, UnicodeDecodeError) as e:
+                raise _CommandFailed(str(e)) from None
+            generated = False
+        else:
+            secret, generated = secrets.token_urlsafe(24), True
+        connection = self.connect()
+        try:
+            addAccount(
+                connection,
+                playerId,
+                self["name"] or playerId,
+                secret,
+                self.seconds(),
+                self["attributes"],
+                iterations=self["iterations"],
+            )
+        except ValueError as e:
+            raise _CommandFailed(str(e)) from None
+        except sqlite3.IntegrityError:
+            raise _CommandFailed(f"player {playerId!r} already exists") from None
+        except sqlite3.Error as e:
+            raise _CommandFailed(f"cannot add {playerId!r}: {e}") from None
+        finally:
+            connection.close()
+        print(f"added player {playerId!r}", file=stdout)
+        if generated:
+            print(f"secret: {secret}", file=stdout)
+            print(f"ID to send: {playerId}:{secret}", file=stdout)
+
+
+class RemoveAccountOptions(_DatabaseOptions):
+    """
+    C{aphelion accounts remove}: remove an account.
+    """
+
+    synopsis = "--db PATH PLAYERID"
+
+    def parseArgs(self, playerId: str) -> None:  # type: ignore[override]
+        """
+        Take the player id.
+        """
+        self["playerId"] = playerId
+
+    def execute(self, stdout: IO[str]) -> None:
+        """
+        Remove the account; fail if there is none.
+        """
+        playerId = self["playerId"]
+        connection = self.connect()
+        try:
+            removed = removeAccount(connection, playerId)
+        except sqlite3.Error as e:
+            raise _CommandFailed(f"cannot remove {playerId!r}: {e}") from None
+        finally:
+            connection.close()
+        if not removed:
+            raise _CommandFailed(f"no player {playerId!r}")
+        print(f"removed player {playerId!r}", file=stdout)
+
+
+class ListAccountsOptions(_DatabaseOptions):
+    """
+    C{aphelion accounts list}: one line per account, tab-separated: player
+    id, name, creation time (UTC, ISO 8601), attributes (JSON).
+    """
+
+    synopsis = "--db PATH"
+
+    def execute(self, stdout: IO[str]) -> None:
+        """
+        List the accounts.
+        """
+        connection = self.connect()
+        try:
+            accounts = listAccounts(connection)
+        except (sqlite3.Error, ValueError) as e:
+            raise _CommandFailed(f"cannot list accounts: {e}") from None
+        finally:
+            connection.close()
+        for account in accounts:
+            created = datetime.fromtimestamp(account.created, UTC)
+            print(
+                account.playerId,
+                account.name,
+                created.isoformat(timespec="seconds"),
+                json.dumps(dict(account.attributes), sort_keys=True),
+                sep="\t",
+                file=stdout,
+            )
+
+
+class AccountsOptions(usage.Options):
+    """
+    C{aphelion accounts add|remove|list}: manage the accounts of
+    C{--auth sqlite:PATH}.
+    """
+
+    synopsis = "add|remove|list --db PATH ..."
+    subCommands = [
+        ["add", None, AddAccountOptions, "Add an account."],
+        ["remove", None, RemoveAccountOptions, "Remove an account."],
+        ["list", None, ListAccountsOptions, "List the accounts."],
+    ]
+
+    def postOptions(self) -> None:
+        """
+        Require a subcommand.
+        """
+        if self.subCommand is None:
+            raise usage.UsageError("choose add, remove or list")
+
+    def run(self, stdout: IO[str], stderr: IO[str] | None = None) -> int:
+        """
+        Carry out the subcommand.
+
+        :return: the exit status.
+        """
+        subOptions: _CommandOptions = self.subOptions
+        return subOptions.run(stdout, stderr)
+
+
+class TicketOptions(_CommandOptions):
+    """
+    C{aphelion ticket}: mint a ticket for C{--auth ticket:SECRET_FILE} and
+    print it.
+    """
+
+    synopsis = (
+        "--secret-file FILE --player PLAYERID [--name NAME] [--ttl SECONDS]"
+        " [--attribute KEY=VALUE]..."
+    )
+    optParameters: list[list[Any]] = [
+        ["secret-file", None, None, "File that holds the shared secret."],
+        ["player", None, None, "The player id."],
+        ["name", None, None, "Display name (default: the player id)."],
+        ["ttl", None, 3600.0, "Seconds until the ticket expires.", float],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["attributes"] = {}
+
+    def opt_attribute(self, value: str) -> None:
+        """
+        An attribute KEY=VALUE of the player; may be repeated.
+        """
+        key, text = _attribute(value)
+        self["attributes"][key] = text
+
+    opt_a = opt_attribute
+
+    def postOptions(self) -> None:
+        """
+        Require the secret file and the player id; check the time to live.
+        """
+        if not self["secret-file"]:
+            raise usage.UsageError("--secret-file FILE is required")
+        if not self["player"]:
+            raise usage.UsageError("--player PLAYERID is required")
+        if not self["ttl"] > 0:
+            raise usage.UsageError("--ttl is positive")
+
+    def execute(self, stdout: IO[str]) -> None:
+        """
+        Print the ticket.
+        """
+        try:
+            secret = readSecretFile(self["secret-file"])
+            ticket = mintTicket(
+                secret,
+                self["player"],
+                self["name"] or self["player"],
+                self["ttl"],
+                self.seconds(),
+                self["attributes"],
+            )
+        except ValueError as e:
+            raise _CommandFailed(str(e)) from None
+        print(ticket, file=stdout)

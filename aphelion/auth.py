@@ -1,0 +1,879 @@
+# -*- test-case-name: tests.test_auth -*-
+"""
+Validating the ID (contract Part 3) with C{twisted.cred}.
+
+The client sends "the ID" in C{C2S.authenticate.id}: a string of at most 1024
+bytes of UTF-8. It is presented to a L{Portal} as L{PlayerIdCredentials}; a
+checker decides whether it is good, and L{PlayerRealm} yields the player's
+L{PlayerIdentity} (player id, display name, attributes) for L{IPlayer}.
+L{authenticate} does all of this in one call.
+
+Three checkers, each published as an C{ICheckerFactory} plugin so that the
+operator chooses one with C{--auth}:
+
+    - C{dev} (L{DevChecker}): any non-empty ID is accepted and is the player id
+      and the display name. For development only, and logged loudly as such.
+    - C{sqlite:PATH} (L{DatabaseChecker}): accounts in a database reached
+      through an L{adbapi.ConnectionPool<twisted.enterprise.adbapi.ConnectionPool>}.
+      The ID is C{PLAYERID:SECRET}, split at the first colon (so player ids
+      hold no colon, and secrets may): C{"alice:hunter2"}. The same checker
+      serves PostgreSQL through a pool of another DB-API module.
+    - C{ticket:SECRET_FILE} (L{TicketChecker}): the ID is a ticket signed with
+      HMAC-SHA256 under a secret shared with a login website (format below).
+
+Avatar ids
+==========
+
+A checker fires with an avatar id in C{bytes}, as C{twisted.cred} expects,
+and the avatar id carries the whole identity so that one stateless realm
+serves every checker: it is the UTF-8 of the compact JSON object
+C{{"attrs": {...}, "name": ..., "sub": PLAYERID}} (see L{encodeAvatarId} and
+L{decodeAvatarId}).
+
+Tickets
+=======
+
+A ticket is three dot-separated parts::
+
+    v1.<payload>.<mac>
+
+    payload = base64url(UTF-8 JSON {"sub": PLAYERID, "name": DISPLAY_NAME,
+                                    "exp": UNIX_SECONDS, "attrs": {KEY: VALUE}})
+    mac     = base64url(HMAC-SHA256(key=SECRET, message=ASCII("v1." + payload)))
+
+base64url is RFC 4648 section 5; padding is optional on both parts (L{mintTicket}
+writes none). C{sub} is required; C{name} defaults to C{sub}; C{attrs}
+(string values only) defaults to C{{}}; C{exp} is required, and the ticket is
+good while the checker's clock reads less than it. SECRET is the secret
+file's bytes with surrounding whitespace removed, used as they are (a hex or
+base64 text is not decoded). A login website in Node.js mints one with::
+
+    const payload = Buffer.from(JSON.stringify({sub, name, exp})).toString("base64url");
+    const mac = crypto.createHmac("sha256", secret).update("v1." + payload)
+                      .digest("base64url");
+    const ticket = `v1.${payload}.${mac}`;
+
+Stored secrets
+==============
+
+Account secrets are stored as C{pbkdf2_sha256$ITERATIONS$SALT$HASH}, where
+HASH is the standard base64 of PBKDF2-HMAC-SHA256(secret, SALT, ITERATIONS):
+the format of Django's default password hasher, so accounts can be shared with
+a Django login website. Hashing is slow by design, so L{DatabaseChecker} does
+it inside the pool's thread, never in the reactor's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import math
+import os
+import secrets
+import sqlite3
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+from urllib.parse import quote
+
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import ICredentials
+from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import IRealm, Portal
+from twisted.cred.strcred import ICheckerFactory, InvalidAuthArgumentString
+from twisted.enterprise.adbapi import ConnectionPool, Transaction
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorCore, IReactorTime
+from twisted.logger import Logger
+from twisted.plugin import IPlugin
+from zope.interface import Attribute, Interface, implementer
+
+__all__ = [
+    "ACCOUNTS_SCHEMA",
+    "DEFAULT_ITERATIONS",
+    "DEV_WARNING",
+    "MAX_ID_BYTES",
+    "DatabaseChecker",
+    "DevChecker",
+    "DevCheckerFactory",
+    "IPlayer",
+    "IPlayerIdCredentials",
+    "PlayerIdCredentials",
+    "PlayerIdentity",
+    "PlayerRealm",
+    "SQLiteCheckerFactory",
+    "TicketChecker",
+    "TicketCheckerFactory",
+    "authenticate",
+    "checkPlayerId",
+    "decodeAvatarId",
+    "encodeAvatarId",
+    "ensureSchema",
+    "hashSecret",
+    "mintTicket",
+    "readSecretFile",
+    "verifySecret",
+    "verifyTicket",
+]
+
+MAX_ID_BYTES: Final = 1024
+"""
+The longest ID, in bytes of UTF-8, that any checker accepts (Part 1.6).
+"""
+
+DEFAULT_ITERATIONS: Final = 600_000
+"""
+PBKDF2 iterations for new account secrets (OWASP's 2023 figure for SHA-256).
+"""
+
+DEV_WARNING: Final = "authentication in DEVELOPMENT mode: any ID is accepted"
+
+ACCOUNTS_SCHEMA: Final = """\
+CREATE TABLE IF NOT EXISTS accounts (
+    player_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    attributes TEXT NOT NULL DEFAULT '{}',
+    created DOUBLE PRECISION NOT NULL
+)"""
+"""
+The accounts table, in SQL that SQLite and PostgreSQL both accept.
+C{attributes} is a JSON object of strings; C{created} is in Unix seconds.
+"""
+
+_HASH_ALGORITHM: Final = "pbkdf2_sha256"
+_MAX_ITERATIONS: Final = 10_000_000
+_SALT_ALPHABET: Final = string.ascii_letters + string.digits
+_TICKET_VERSION: Final = "v1"
+_PLACEHOLDERS: Final = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+AvatarId = bytes | tuple[()]
+LoginResult = tuple[type[Interface], object, Callable[[], None]]
+
+
+class IPlayerIdCredentials(ICredentials):
+    """
+    The ID a client sent in C{C2S.authenticate.id}: an account's
+    C{PLAYERID:SECRET}, a ticket, or (in development) a bare name.
+    """
+
+    id = Attribute("The ID, a L{str}, as the client sent it.")
+
+
+class IPlayer(Interface):
+    """
+    An authenticated player, as the realm yields it.
+    """
+
+    playerId = Attribute("The identity the game knows the player by (L{str}).")
+    name = Attribute("The display name (L{str}).")
+    attributes = Attribute("An immutable mapping of L{str} to L{str}.")
+
+
+@implementer(IPlayerIdCredentials)
+class PlayerIdCredentials:
+    """
+    The ID a client sent, as credentials.
+
+    Its C{repr} shows the ID's length only, so that it never reaches a log.
+
+    :ivar id: the ID.
+    """
+
+    def __init__(self, id: str) -> None:
+        self.id = id
+
+    def __repr__(self) -> str:
+        return f"<PlayerIdCredentials of {len(self.id)} characters>"
+
+
+@implementer(IPlayer)
+@dataclass(frozen=True)
+class PlayerIdentity:
+    """
+    Who an authenticated player is.
+
+    :ivar playerId: the identity the game knows the player by.
+    :ivar name: the display name.
+    :ivar attributes: game-defined facts about the player (team, rank...);
+        a read-only copy of the mapping given.
+    """
+
+    playerId: str
+    name: str
+    attributes: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "attributes", MappingProxyType(dict(self.attributes)))
+
+
+def encodeAvatarId(identity: PlayerIdentity) -> bytes:
+    """
+    :return: the avatar id that carries C{identity} from a checker to
+        L{PlayerRealm}: UTF-8 compact JSON with sorted keys.
+    """
+    return _compactJson(_claimsOf(identity)).encode("utf-8")
+
+
+def decodeAvatarId(avatarId: bytes) -> PlayerIdentity:
+    """
+    :return: the identity that L{encodeAvatarId} encoded.
+    :raises ValueError: if C{avatarId} is not such an encoding.
+    """
+    return _identityFromClaims(json.loads(avatarId))
+
+
+def checkPlayerId(playerId: str) -> None:
+    """
+    Check that C{playerId} can name an account: it is not empty, holds no
+    colon (which ends the player id in C{PLAYERID:SECRET}) and is printable.
+
+    :raises ValueError: if it cannot.
+    """
+    if not playerId:
+        raise ValueError("a player id may not be empty")
+    if ":" in playerId:
+        raise ValueError("a player id may not contain ':'")
+    if not playerId.isprintable() or playerId.strip() != playerId:
+        raise ValueError("a player id is printable, without surrounding spaces")
+    if len(playerId.encode("utf-8")) > MAX_ID_BYTES // 2:
+        raise ValueError(f"a player id is at most {MAX_ID_BYTES // 2} bytes")
+
+
+def _compactJson(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _claimsOf(identity: PlayerIdentity) -> dict[str, Any]:
+    return {
+        "sub": identity.playerId,
+        "name": identity.name,
+        "attrs": dict(identity.attributes),
+    }
+
+
+def _attributesFrom(value: object) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError("attributes are an object of strings")
+    return value
+
+
+def _identityFromClaims(claims: object) -> PlayerIdentity:
+    if not isinstance(claims, dict):
+        raise ValueError("not an object")
+    playerId = claims.get("sub")
+    if not isinstance(playerId, str) or not playerId:
+        raise ValueError("no player id")
+    name = claims.get("name", playerId)
+    if not isinstance(name, str):
+        raise ValueError("the name is not a string")
+    return PlayerIdentity(playerId, name, _attributesFrom(claims.get("attrs", {})))
+
+
+def _idOf(credentials: IPlayerIdCredentials) -> str:
+    """
+    :return: the ID of C{credentials}.
+    :raises UnauthorizedLogin: if it is empty, not text, or too long.
+    """
+    idString = credentials.id
+    if not isinstance(idString, str) or not idString:
+        raise UnauthorizedLogin("empty ID")
+    try:
+        tooLong = (
+            len(idString) > MAX_ID_BYTES or len(idString.encode("utf-8")) > MAX_ID_BYTES
+        )
+    except UnicodeEncodeError:
+        raise UnauthorizedLogin("the ID is not valid text") from None
+    if tooLong:
+        raise UnauthorizedLogin(f"the ID is longer than {MAX_ID_BYTES} bytes")
+    return idString
+
+
+def hashSecret(
+    secret: str, iterations: int = DEFAULT_ITERATIONS, salt: str | None = None
+) -> str:
+    """
+    Hash an account secret for storage. Slow by design: do not call it in the
+    reactor thread.
+
+    :param salt: letters and digits; 22 random ones when L{None}.
+    :return: C{pbkdf2_sha256$ITERATIONS$SALT$HASH}.
+    """
+    if not 1 <= iterations <= _MAX_ITERATIONS:
+        raise ValueError(f"iterations are between 1 and {_MAX_ITERATIONS}")
+    if salt is None:
+        salt = "".join(secrets.choice(_SALT_ALPHABET) for _ in range(22))
+    elif not salt or "$" in salt:
+        raise ValueError("a salt is non-empty and holds no '$'")
+    digest = hashlib.pbkdf2_hmac(
+        "sha256", secret.encode("utf-8"), salt.encode("utf-8"), iterations
+    )
+    encoded = base64.b64encode(digest).decode("ascii")
+    return f"{_HASH_ALGORITHM}${iterations}${salt}${encoded}"
+
+
+def verifySecret(secret: str, stored: str) -> bool:
+    """
+    Check a secret against a L{hashSecret} hash, in constant time. Slow by
+    design: do not call it in the reactor thread.
+
+    :raises ValueError: if C{stored} is not a hash this module can read.
+    """
+    algorithm, iterations, salt, _ = stored.split("$", 3)
+    if algorithm != _HASH_ALGORITHM or not iterations.isdigit():
+        raise ValueError("not a pbkdf2_sha256 hash")
+    computed = hashSecret(secret, int(iterations), salt)
+    return hmac.compare_digest(computed.encode("utf-8"), stored.encode("utf-8"))
+
+
+@implementer(ICredentialsChecker)
+class DevChecker:
+    """
+    Development mode: any non-empty ID of at most 1024 bytes is accepted, and
+    is both the player id and the display name. Logs L{DEV_WARNING} when made.
+    """
+
+    credentialInterfaces = (IPlayerIdCredentials,)
+    _log = Logger()
+
+    def __init__(self) -> None:
+        self._log.warn(DEV_WARNING)
+
+    def requestAvatarId(self, credentials: IPlayerIdCredentials) -> Deferred[AvatarId]:
+        """
+        :return: a L{Deferred} that fires with the avatar id of the player
+            named by the ID, or fails with L{UnauthorizedLogin}.
+        """
+        try:
+            idString = _idOf(credentials)
+        except UnauthorizedLogin as e:
+            return fail(e)
+        return succeed(encodeAvatarId(PlayerIdentity(idString, idString)))
+
+
+_Verdict = tuple[PlayerIdentity | None, str]
+
+
+def _checkAccount(
+    transaction: Transaction,
+    query: str,
+    playerId: str,
+    secret: str,
+    unknownHash: str,
+) -> _Verdict:
+    """
+    Look an account up and check its secret. Runs in the pool's thread, so it
+    neither logs nor touches the reactor.
+
+    :return: the identity, or L{None} and why not.
+    """
+    transaction.execute(query, (playerId,))
+    row = transaction.fetchone()
+    if row is None:
+        # Hash anyway, so that an unknown player takes as long as a known one.
+        verifySecret(secret, unknownHash)
+        return None, "unknown player"
+    name, storedHash, attributes = row
+    try:
+        if not isinstance(name, str):
+            raise TypeError("the name is not text")
+        if isinstance(storedHash, bytes | memoryview):
+            storedHash = bytes(storedHash).decode("ascii")
+        if not verifySecret(secret, storedHash):
+            return None, "wrong secret"
+        return PlayerIdentity(
+            playerId, name, _attributesFrom(json.loads(attributes))
+        ), ""
+    except (ValueError, TypeError):
+        return None, "unreadable account record"
+
+
+@implementer(ICredentialsChecker)
+class DatabaseChecker:
+    """
+    Accounts in the C{accounts} table (L{ACCOUNTS_SCHEMA}) of a database
+    reached through an L{adbapi.ConnectionPool<ConnectionPool>}. The ID is
+    C{PLAYERID:SECRET}, split at the first colon. The lookup and the slow hash
+    run in the pool's thread.
+
+    For PostgreSQL, give it a pool of C{psycopg2} (paramstyle C{pyformat}),
+    after creating the table with L{ensureSchema} or L{ACCOUNTS_SCHEMA}::
+
+        pool = ConnectionPool("psycopg2", "dbname=aphelion", cp_reactor=reactor)
+        checker = DatabaseChecker(pool)
+
+    sqlite3 (C{qmark}) and DB-API modules of paramstyle C{format} work too.
+    (Only SQLite is tested.) For SQLite, make the pool with
+    C{check_same_thread=False}: the pool closes its connections from the
+    reactor thread at shutdown.
+
+    :ivar unknownHash: the hash that a secret is checked against when the
+        player is unknown, so that refusals take the same time either way.
+        Its iteration count should match that of the stored hashes.
+    """
+
+    credentialInterfaces = (IPlayerIdCredentials,)
+    unknownHash = f"{_HASH_ALGORITHM}${DEFAULT_ITERATIONS}$unknownplayer$"
+    _log = Logger()
+
+    def __init__(
+        self,
+        pool: ConnectionPool | Callable[[], ConnectionPool],
+        paramstyle: str | None = None,
+    ) -> None:
+        """
+        :param pool: the pool, or a callable that makes it on the first
+            login (so that nothing touches the reactor before it runs).
+        :param paramstyle: the DB-API module's paramstyle; read from the
+            pool's module when L{None}.
+        """
+        self._pool: ConnectionPool | None = None
+        self._makePool: Callable[[], ConnectionPool] | None = None
+        self._ownsPool = False
+        self._query: str | None = None
+        if isinstance(pool, ConnectionPool):
+            self._pool = pool
+        else:
+            self._makePool = pool
+        if paramstyle is not None:
+            self._query = self._queryFor(paramstyle)
+
+    @staticmethod
+    def _queryFor(paramstyle: str) -> str:
+        try:
+            placeholder = _PLACEHOLDERS[paramstyle]
+        except KeyError:
+            raise ValueError(f"unsupported DB-API paramstyle {paramstyle!r}") from None
+        return (
+            "SELECT name, secret_hash, attributes FROM accounts"
+            f" WHERE player_id = {placeholder}"
+        )
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """
+        The connection pool, made now if it was to be made on first use.
+        """
+        if self._pool is None:
+            assert self._makePool is not None
+            self._pool = self._makePool()
+            self._ownsPool = True
+        if self._query is None:
+            self._query = self._queryFor(self._pool.dbapi.paramstyle)
+        return self._pool
+
+    def close(self) -> None:
+        """
+        Close the pool if this checker made it; a pool that was given to it
+        belongs to the caller.
+        """
+        if self._ownsPool and self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def requestAvatarId(self, credentials: IPlayerIdCredentials) -> Deferred[AvatarId]:
+        """
+        :return: a L{Deferred} that fires with the account's avatar id, or
+            fails with L{UnauthorizedLogin} for a bad ID, or with the
+            database's error when the database cannot answer.
+        """
+        try:
+            playerId, colon, secret = _idOf(credentials).partition(":")
+            if not (playerId and colon and secret):
+                raise UnauthorizedLogin("the ID is PLAYERID:SECRET")
+        except UnauthorizedLogin as e:
+            return fail(e)
+        pool = self.pool
+        d: Deferred[_Verdict] = pool.runInteraction(
+            _checkAccount, self._query, playerId, secret, self.unknownHash
+        )
+        return d.addCallback(self._verdictReached, playerId)
+
+    def _verdictReached(self, verdict: _Verdict, playerId: str) -> AvatarId:
+        identity, reason = verdict
+        if identity is not None:
+            return encodeAvatarId(identity)
+        if reason == "unknown player":
+            # The client chose this text: it may be a mistyped secret, so it is
+            # not logged.
+            self._log.info("ID refused: unknown player")
+        elif reason == "wrong secret":
+            self._log.info("ID refused for {playerId}: wrong secret", playerId=playerId)
+        else:
+            self._log.error(
+                "ID refused for {playerId}: {reason}", playerId=playerId, reason=reason
+            )
+        raise UnauthorizedLogin("unknown player or wrong secret")
+
+
+def ensureSchema(pool: ConnectionPool) -> Deferred[None]:
+    """
+    Create the C{accounts} table if it does not exist.
+
+    :return: a L{Deferred} that fires with L{None} when it exists.
+    """
+    d: Deferred[None] = pool.runOperation(ACCOUNTS_SCHEMA)
+    return d
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _ticketMac(secret: bytes, signed: bytes) -> bytes:
+    return _b64encode(hmac.digest(secret, signed, "sha256")).encode("ascii")
+
+
+def mintTicket(
+    secret: bytes,
+    playerId: str,
+    name: str,
+    ttl: float,
+    now: float,
+    attributes: Mapping[str, str] | None = None,
+) -> str:
+    """
+    Make a ticket (see the module docstring) that L{TicketChecker} accepts
+    until C{now + ttl}, rounded up to a whole second.
+
+    :raises ValueError: for an empty secret or player id, a C{ttl} that is not
+        positive, or a ticket that would be longer than L{MAX_ID_BYTES}.
+    """
+    if not secret:
+        raise ValueError("the ticket secret is empty")
+    if not playerId:
+        raise ValueError("the player id is empty")
+    if not ttl > 0:
+        raise ValueError("the time to live is positive")
+    claims = _claimsOf(PlayerIdentity(playerId, name, attributes or {}))
+    claims["exp"] = math.ceil(now + ttl)
+    signed = f"{_TICKET_VERSION}.{_b64encode(_compactJson(claims).encode('utf-8'))}"
+    ticket = f"{signed}.{_ticketMac(secret, signed.encode('ascii')).decode('ascii')}"
+    if len(ticket) > MAX_ID_BYTES:
+        raise ValueError(f"the ticket is longer than {MAX_ID_BYTES} bytes")
+    return ticket
+
+
+def verifyTicket(secret: bytes, ticket: str, now: float) -> PlayerIdentity:
+    """
+    Check a ticket's MAC (in constant time) and then its expiry.
+
+    :return: the identity it carries.
+    :raises UnauthorizedLogin: for any ticket that is not good at C{now}.
+    """
+    if len(ticket) > MAX_ID_BYTES:
+        raise UnauthorizedLogin("bad ticket")
+    signed, _, mac = ticket.rpartition(".")
+    version, _, payload = signed.partition(".")
+    if version != _TICKET_VERSION or not payload:
+        raise UnauthorizedLogin("bad ticket")
+    try:
+        signedBytes = signed.encode("ascii")
+        macBytes = mac.rstrip("=").encode("ascii")
+    except UnicodeEncodeError:
+        raise UnauthorizedLogin("bad ticket") from None
+    if not hmac.compare_digest(_ticketMac(secret, signedBytes), macBytes):
+        raise UnauthorizedLogin("bad ticket")
+    try:
+        claims = json.loads(_b64decode(payload))
+        identity = _identityFromClaims(claims)
+        expires = claims["exp"]
+        if isinstance(expires, bool) or not isinstance(expires, int | float):
+            raise ValueError("exp is not a number")
+    except (ValueError, KeyError, binascii.Error, RecursionError):
+        raise UnauthorizedLogin("bad ticket") from None
+    if not now < expires:
+        raise UnauthorizedLogin("ticket expired")
+    return identity
+
+
+@implementer(ICredentialsChecker)
+class TicketChecker:
+    """
+    Tickets signed with HMAC-SHA256 under a shared secret, with an expiry
+    (format in the module docstring).
+    """
+
+    credentialInterfaces = (IPlayerIdCredentials,)
+    _log = Logger()
+
+    def __init__(self, secret: bytes, clock: IReactorTime) -> None:
+        """
+        :param secret: the HMAC key, shared with whatever mints tickets.
+        :param clock: the clock whose C{seconds()} expiries are checked
+            against.
+        """
+        if not secret:
+            raise ValueError("the ticket secret is empty")
+        self._secret = secret
+        self._clock = clock
+
+    def requestAvatarId(self, credentials: IPlayerIdCredentials) -> Deferred[AvatarId]:
+        """
+        :return: a L{Deferred} that fires with the avatar id of the player
+            the ticket names, or fails with L{UnauthorizedLogin}.
+        """
+        try:
+            identity = verifyTicket(
+                self._secret, _idOf(credentials), self._clock.seconds()
+            )
+        except UnauthorizedLogin as e:
+            self._log.info("ticket refused: {reason}", reason=str(e))
+            return fail(e)
+        return succeed(encodeAvatarId(identity))
+
+
+@implementer(IRealm)
+class PlayerRealm:
+    """
+    Yields the L{PlayerIdentity} that an avatar id from any of this module's
+    checkers carries, for L{IPlayer}.
+    """
+
+    def requestAvatar(
+        self, avatarId: AvatarId, mind: object, *interfaces: type[Interface]
+    ) -> LoginResult:
+        """
+        :return: C{(IPlayer, identity, logout)}; logging out does nothing.
+        :raises NotImplementedError: if L{IPlayer} is not asked for.
+        :raises UnauthorizedLogin: for the anonymous avatar id.
+        """
+        if IPlayer not in interfaces:
+            raise NotImplementedError("PlayerRealm only provides IPlayer")
+        if not isinstance(avatarId, bytes):
+            raise UnauthorizedLogin("anonymous players are not supported")
+        return IPlayer, decodeAvatarId(avatarId), _noLogout
+
+
+def _noLogout() -> None:
+    pass
+
+
+def authenticate(portal: Portal, idString: str) -> Deferred[PlayerIdentity]:
+    """
+    Validate the ID a client sent (Part 3).
+
+    :return: a L{Deferred} that fires with the player's identity, or fails
+        with L{UnauthorizedLogin} for a bad ID, with
+        L{UnhandledCredentials<twisted.cred.error.UnhandledCredentials>} when
+        the portal has no checker for IDs, or with another error when a
+        checker cannot decide (a database that is down).
+    """
+    credentials = PlayerIdCredentials(idString)
+    try:
+        _idOf(credentials)
+    except UnauthorizedLogin as e:
+        return fail(e)
+    d = portal.login(credentials, None, IPlayer)
+    return d.addCallback(_loggedIn)
+
+
+def _loggedIn(result: LoginResult) -> PlayerIdentity:
+    _, avatar, logout = result
+    # An identity is a value: nothing stays attached to it.
+    logout()
+    if isinstance(avatar, PlayerIdentity):
+        return avatar
+    player = IPlayer(avatar)
+    return PlayerIdentity(player.playerId, player.name, player.attributes)
+
+
+def readSecretFile(path: str) -> bytes:
+    """
+    Read a ticket secret at start-up: the file's bytes with surrounding
+    whitespace removed.
+
+    :raises ValueError: with a message for the operator, if the file cannot
+        be read or holds only whitespace.
+    """
+    try:
+        with open(path, "rb") as f:
+            secret = f.read().strip()
+    except OSError as e:
+        raise ValueError(
+            f"cannot read the ticket secret file {path!r}: {e.strerror}"
+        ) from None
+    if not secret:
+        raise ValueError(f"the ticket secret file {path!r} is empty")
+    return secret
+
+
+@implementer(IReactorTime)
+class _GlobalReactorClock:
+    """
+    The global reactor's clock, looked up when first read, so that parsing
+    C{--auth} imports no reactor.
+    """
+
+    @staticmethod
+    def _reactor() -> IReactorTime:
+        from twisted.internet import reactor
+
+        return reactor
+
+    def seconds(self) -> float:
+        """
+        :return: the global reactor's C{seconds()}.
+        """
+        return self._reactor().seconds()
+
+    def callLater(
+        self, delay: float, callable: Callable[..., Any], *args: object, **kw: object
+    ) -> IDelayedCall:
+        """
+        Call the global reactor's C{callLater}.
+        """
+        return self._reactor().callLater(delay, callable, *args, **kw)
+
+    def getDelayedCalls(self) -> Sequence[IDelayedCall]:
+        """
+        :return: the global reactor's delayed calls.
+        """
+        return self._reactor().getDelayedCalls()
+
+
+@implementer(ICheckerFactory, IPlugin)
+class DevCheckerFactory:
+    """
+    C{--auth dev}: makes a L{DevChecker}.
+    """
+
+    authType = "dev"
+    authHelp = (
+        "Development mode: any non-empty ID is accepted and is the player id\n"
+        "and the display name. Never use it where players are real; it is\n"
+        "logged as a warning at start-up."
+    )
+    argStringFormat = "No argument."
+    credentialInterfaces = (IPlayerIdCredentials,)
+
+    def generateChecker(self, argstring: str = "") -> DevChecker:
+        """
+        :return: a L{DevChecker}.
+        """
+        if argstring:
+            raise InvalidAuthArgumentString("--auth dev takes no argument")
+        return DevChecker()
+
+
+@implementer(ICheckerFactory, IPlugin)
+class SQLiteCheckerFactory:
+    """
+    C{--auth sqlite:PATH}: makes a L{DatabaseChecker} on an existing SQLite
+    accounts database. The pool is made on the first login, on C{reactor}.
+    """
+
+    authType = "sqlite"
+    authHelp = (
+        "Accounts in an SQLite database, managed with 'aphelion accounts'.\n"
+        "Clients send PLAYERID:SECRET as their ID. The database must exist\n"
+        "(create it with 'aphelion accounts add --db PATH PLAYERID')."
+    )
+    argStringFormat = "The path of the SQLite accounts database."
+    credentialInterfaces = (IPlayerIdCredentials,)
+    poolSize = 3
+
+    def __init__(self, reactor: IReactorCore | None = None) -> None:
+        """
+        :param reactor: the pool's reactor; the global reactor when L{None},
+            which is looked up when the pool is made on the first login.
+        """
+        self._reactor = reactor
+
+    def generateChecker(self, argstring: str = "") -> DatabaseChecker:
+        """
+        Check at start-up that C{argstring} names an SQLite database with an
+        C{accounts} table.
+
+        :return: a L{DatabaseChecker} that makes its pool on first use.
+        :raises InvalidAuthArgumentString: if it does not.
+        """
+        if not argstring:
+            raise InvalidAuthArgumentString("--auth sqlite needs a PATH")
+        path = os.path.abspath(argstring)
+        if not os.path.isfile(path):
+            raise InvalidAuthArgumentString(
+                f"no accounts database at {path!r}; create one with "
+                f"'aphelion accounts add --db {argstring} PLAYERID'"
+            )
+        try:
+            connection = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+            try:
+                connection.execute("SELECT player_id FROM accounts LIMIT 1")
+            finally:
+                connection.close()
+        except sqlite3.Error as e:
+            raise InvalidAuthArgumentString(
+                f"{path!r} is not an accounts database: {e}"
+            ) from None
+        reactor, poolSize = self._reactor, self.poolSize
+
+        def makePool() -> ConnectionPool:
+            return ConnectionPool(
+                "sqlite3",
+                path,
+                check_same_thread=False,
+                cp_min=1,
+                cp_max=poolSize,
+                cp_reactor=reactor,
+            )
+
+        return DatabaseChecker(makePool, "qmark")
+
+
+@implementer(ICheckerFactory, IPlugin)
+class TicketCheckerFactory:
+    """
+    C{--auth ticket:SECRET_FILE}: makes a L{TicketChecker} with the secret
+    read from the file at start-up.
+    """
+
+    authType = "ticket"
+    authHelp = (
+        "Tickets signed with HMAC-SHA256 by a login website:\n"
+        "v1.<base64url(JSON {sub, name, exp, attrs})>.<base64url(HMAC)>.\n"
+        "The secret is the file's content without surrounding whitespace."
+    )
+    argStringFormat = "The path of the file that holds the shared secret."
+    credentialInterfaces = (IPlayerIdCredentials,)
+    _log = Logger()
+
+    def __init__(self, clock: IReactorTime | None = None) -> None:
+        """
+        :param clock: the clock expiries are checked against; the global
+            reactor, looked up on the first login, when L{None}.
+        """
+        self._clock = clock
+
+    def generateChecker(self, argstring: str = "") -> TicketChecker:
+        """
+        :return: a L{TicketChecker}.
+        :raises InvalidAuthArgumentString: if the secret file is missing,
+            unreadable or empty.
+        """
+        if not argstring:
+            raise InvalidAuthArgumentString("--auth ticket needs a SECRET_FILE")
+        try:
+            secret = readSecretFile(argstring)
+        except ValueError as e:
+            raise InvalidAuthArgumentString(str(e)) from None
+        if len(secret) < 32:
+            self._log.warn(
+                "the ticket secret in {path} is only {length} bytes; "
+                "use at least 32 random ones",
+                path=argstring,
+                length=len(secret),
+            )
+        clock = self._clock if self._clock is not None else _GlobalReactorClock()
+        return TicketChecker(secret, clock)

@@ -1,0 +1,1081 @@
+# -*- test-case-name: tests.test_auth -*-
+"""
+Tests of L{aphelion.auth} and of the C{--auth} plugins.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.cred.checkers import ANONYMOUS, ICredentialsChecker
+from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
+from twisted.cred.portal import IRealm, Portal
+from twisted.cred.strcred import (
+    AuthOptionMixin,
+    ICheckerFactory,
+    InvalidAuthArgumentString,
+    findCheckerFactory,
+    makeChecker,
+)
+from twisted.enterprise.adbapi import ConnectionPool
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.logger import LogEvent, capturedLogs, formatEvent
+from twisted.plugin import IPlugin
+from twisted.python import usage
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import Interface, implementer
+from zope.interface.verify import verifyObject
+
+from aphelion.accounts import addAccount
+from aphelion.auth import (
+    DEV_WARNING,
+    MAX_ID_BYTES,
+    DatabaseChecker,
+    DevChecker,
+    DevCheckerFactory,
+    IPlayer,
+    IPlayerIdCredentials,
+    PlayerIdCredentials,
+    PlayerIdentity,
+    PlayerRealm,
+    SQLiteCheckerFactory,
+    TicketChecker,
+    TicketCheckerFactory,
+    authenticate,
+    decodeAvatarId,
+    encodeAvatarId,
+    ensureSchema,
+    hashSecret,
+    mintTicket,
+    readSecretFile,
+    verifySecret,
+)
+
+SECRET = b"0123456789abcdef0123456789abcdef"
+ITERATIONS = 1000
+
+
+def idOf(idString: str) -> PlayerIdCredentials:
+    """
+    :return: credentials for C{idString}.
+    """
+    return PlayerIdCredentials(idString)
+
+
+@contextmanager
+def noSecretsLogged(
+    case: SynchronousTestCase, *secrets: str
+) -> Iterator[Sequence[LogEvent]]:
+    """
+    Capture the log events of the block and fail C{case} if any of them, in
+    its text or its fields, holds one of C{secrets}.
+    """
+    with capturedLogs() as events:
+        yield events
+    for event in events:
+        text = formatEvent(event) + repr(
+            {k: v for k, v in event.items() if k != "log_logger"}
+        )
+        for secret in secrets:
+            case.assertNotIn(secret, text)
+
+
+def createAccounts(path: str) -> None:
+    """
+    Create an accounts database at C{path} with C{alice}, whose secret holds
+    colons, and C{bob}.
+    """
+    connection = sqlite3.connect(path)
+    try:
+        addAccount(
+            connection,
+            "alice",
+            "Alice",
+            "hunter2:with:colons",
+            1000.0,
+            {"team": "red"},
+            iterations=ITERATIONS,
+        )
+        addAccount(connection, "bob", "Bob", "builder", 1000.0, iterations=ITERATIONS)
+    finally:
+        connection.close()
+
+
+def writeFile(case: SynchronousTestCase, content: bytes) -> str:
+    """
+    :return: the path of a new file that holds C{content}.
+    """
+    path: str = case.mktemp()
+    with open(path, "wb") as f:
+        f.write(content)
+    return path
+
+
+class CheckerTestsMixin:
+    """
+    Behaviour of every checker of this module on IDs that no checker may
+    accept. Mix into a test case that sets C{self.checker}.
+    """
+
+    checker: ICredentialsChecker
+
+    def refused(self, idString: str) -> UnauthorizedLogin:
+        """
+        :return: the L{UnauthorizedLogin} that C{idString} is refused with,
+            synchronously.
+        """
+        d = self.checker.requestAvatarId(idOf(idString))
+        failure = self.failureResultOf(d, UnauthorizedLogin)  # type: ignore[attr-defined]
+        error: UnauthorizedLogin = failure.value
+        return error
+
+    def test_interface(self) -> None:
+        """
+        The checker provides L{ICredentialsChecker} for L{IPlayerIdCredentials}.
+        """
+        self.assertTrue(verifyObject(ICredentialsChecker, self.checker))  # type: ignore[attr-defined]
+        self.assertIn(IPlayerIdCredentials, self.checker.credentialInterfaces)  # type: ignore[attr-defined]
+
+    def test_empty(self) -> None:
+        """
+        An empty ID is refused.
+        """
+        self.refused("")
+
+    def test_tooLong(self) -> None:
+        """
+        An ID longer than 1024 bytes of UTF-8 is refused, whether it is long in
+        characters or only in bytes.
+        """
+        self.refused("a:" + "x" * MAX_ID_BYTES)
+        self.refused("a:" + "\N{EURO SIGN}" * 400)
+
+    def test_notText(self) -> None:
+        """
+        An ID that cannot be encoded in UTF-8 is refused.
+        """
+        self.refused("a:\udc80")
+
+
+class CredentialsTests(SynchronousTestCase):
+    """
+    Tests of L{PlayerIdCredentials}.
+    """
+
+    def test_interface(self) -> None:
+        """
+        The credentials provide L{IPlayerIdCredentials} and carry the ID.
+        """
+        credentials = PlayerIdCredentials("alice:hunter2")
+        self.assertTrue(verifyObject(IPlayerIdCredentials, credentials))
+        self.assertEqual(credentials.id, "alice:hunter2")
+
+    def test_reprHidesId(self) -> None:
+        """
+        The C{repr} of the credentials shows the ID's length, not the ID.
+        """
+        self.assertEqual(
+            repr(PlayerIdCredentials("alice:hunter2")),
+            "<PlayerIdCredentials of 13 characters>",
+        )
+
+
+class PlayerIdentityTests(SynchronousTestCase):
+    """
+    Tests of L{PlayerIdentity} and of avatar ids.
+    """
+
+    def test_interface(self) -> None:
+        """
+        An identity provides L{IPlayer}.
+        """
+        self.assertTrue(verifyObject(IPlayer, PlayerIdentity("alice", "Alice")))
+
+    def test_attributesImmutable(self) -> None:
+        """
+        The attributes are a read-only copy of the mapping given.
+        """
+        given = {"team": "red"}
+        identity = PlayerIdentity("alice", "Alice", given)
+        given["team"] = "blue"
+        self.assertEqual(identity.attributes, {"team": "red"})
+        with self.assertRaises(TypeError):
+            identity.attributes["team"] = "green"  # type: ignore[index]
+
+    def test_valueObject(self) -> None:
+        """
+        Identities are equal and hash alike when their fields are equal.
+        """
+        one = PlayerIdentity("alice", "Alice", {"team": "red"})
+        two = PlayerIdentity("alice", "Alice", {"team": "red"})
+        self.assertEqual(one, two)
+        self.assertEqual(hash(one), hash(two))
+        self.assertNotEqual(one, PlayerIdentity("alice", "Alice"))
+
+    def test_avatarIdRoundTrip(self) -> None:
+        """
+        An avatar id is compact JSON and decodes to the identity it encodes.
+        """
+        identity = PlayerIdentity("al\N{EURO SIGN}ce", "Alice", {"team": "red"})
+        avatarId = encodeAvatarId(identity)
+        self.assertEqual(
+            json.loads(avatarId),
+            {"sub": "al\N{EURO SIGN}ce", "name": "Alice", "attrs": {"team": "red"}},
+        )
+        self.assertEqual(decodeAvatarId(avatarId), identity)
+
+    def test_badAvatarId(self) -> None:
+        """
+        Decoding what is not an avatar id raises L{ValueError}.
+        """
+        for bad in [b"alice", b"[]", b'{"name": "x"}', b'{"sub": "a", "attrs": [1]}']:
+            with self.assertRaises(ValueError):
+                decodeAvatarId(bad)
+
+
+class SecretHashTests(SynchronousTestCase):
+    """
+    Tests of L{hashSecret} and L{verifySecret}.
+    """
+
+    def test_format(self) -> None:
+        """
+        A hash is C{pbkdf2_sha256$ITERATIONS$SALT$base64(PBKDF2-HMAC-SHA256)},
+        the format of Django's default hasher.
+        """
+        digest = hashlib.pbkdf2_hmac("sha256", b"hunter2", b"seasalt", ITERATIONS)
+        self.assertEqual(
+            hashSecret("hunter2", ITERATIONS, "seasalt"),
+            f"pbkdf2_sha256${ITERATIONS}$seasalt${base64.b64encode(digest).decode()}",
+        )
+
+    def test_saltedAndVerified(self) -> None:
+        """
+        Two hashes of one secret differ by their random salt, and both verify;
+        another secret does not.
+        """
+        one, two = hashSecret("hunter2", ITERATIONS), hashSecret("hunter2", ITERATIONS)
+        self.assertNotEqual(one, two)
+        self.assertTrue(verifySecret("hunter2", one))
+        self.assertTrue(verifySecret("hunter2", two))
+        self.assertFalse(verifySecret("hunter3", one))
+
+    def test_unreadable(self) -> None:
+        """
+        Verifying against what is not such a hash raises L{ValueError}.
+        """
+        for bad in ["", "hunter2", "md5$1$s$h", "pbkdf2_sha256$x$s$h"]:
+            with self.assertRaises(ValueError):
+                verifySecret("hunter2", bad)
+        with self.assertRaises(ValueError):
+            verifySecret("hunter2", "pbkdf2_sha256$0$s$h")
+
+
+class DevCheckerTests(CheckerTestsMixin, SynchronousTestCase):
+    """
+    Tests of L{DevChecker}.
+    """
+
+    def setUp(self) -> None:
+        with capturedLogs():
+            self.checker = DevChecker()
+
+    def test_anyId(self) -> None:
+        """
+        Any non-empty ID is accepted, and is the player id and the name.
+        """
+        for idString in ["bob", "alice:hunter2", " ", "x" * MAX_ID_BYTES]:
+            avatarId = self.successResultOf(
+                self.checker.requestAvatarId(idOf(idString))
+            )
+            assert isinstance(avatarId, bytes)
+            self.assertEqual(
+                decodeAvatarId(avatarId), PlayerIdentity(idString, idString)
+            )
+
+    def test_longestInBytes(self) -> None:
+        """
+        An ID of exactly 1024 bytes of UTF-8 is accepted; one of 1025 is not.
+        """
+        self.successResultOf(
+            self.checker.requestAvatarId(
+                idOf("\N{LATIN SMALL LETTER E WITH ACUTE}" * 512)
+            )
+        )
+        self.refused("x" + "\N{LATIN SMALL LETTER E WITH ACUTE}" * 512)
+
+    def test_loudWarning(self) -> None:
+        """
+        Making a L{DevChecker} logs a warning that any ID is accepted.
+        """
+        with capturedLogs() as events:
+            DevChecker()
+        self.assertEqual([formatEvent(e) for e in events], [DEV_WARNING])
+        self.assertEqual(events[0]["log_level"].name, "warn")
+
+
+class TicketCheckerTests(CheckerTestsMixin, SynchronousTestCase):
+    """
+    Tests of L{TicketChecker}, L{mintTicket} and the ticket format.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.checker = TicketChecker(SECRET, self.clock)
+
+    def mint(self, ttl: float = 60, secret: bytes = SECRET, **kw: Any) -> str:
+        """
+        :return: a ticket for alice minted now.
+        """
+        return mintTicket(secret, "alice", "Alice", ttl, self.clock.seconds(), **kw)
+
+    def accepted(self, ticket: str) -> PlayerIdentity:
+        """
+        :return: the identity the checker accepts C{ticket} for.
+        """
+        avatarId = self.successResultOf(self.checker.requestAvatarId(idOf(ticket)))
+        assert isinstance(avatarId, bytes)
+        return decodeAvatarId(avatarId)
+
+    def signed(self, payload: bytes, version: str = "v1") -> str:
+        """
+        :return: a ticket of C{payload}, correctly signed, made by hand as the
+            module docstring tells a login website to.
+        """
+        encoded = base64.urlsafe_b64encode(payload).decode().rstrip("=")
+        signed = f"{version}.{encoded}"
+        mac = hmac.new(SECRET, signed.encode(), "sha256").digest()
+        return f"{signed}.{base64.urlsafe_b64encode(mac).decode()}"
+
+    def assertAcceptedOrRefused(self, d: Deferred[bytes | tuple[()]]) -> None:
+        """
+        Assert that C{d} has fired with an avatar id of an identity, or failed
+        with L{UnauthorizedLogin}.
+        """
+        outcome: list[object] = []
+        d.addBoth(outcome.append)
+        [result] = outcome
+        if isinstance(result, Failure):
+            self.assertIsInstance(result.value, UnauthorizedLogin)
+        else:
+            assert isinstance(result, bytes)
+            decodeAvatarId(result)
+
+    def test_valid(self) -> None:
+        """
+        A minted ticket is accepted for its player, name and attributes.
+        """
+        identity = self.accepted(self.mint(attributes={"team": "red"}))
+        self.assertEqual(identity, PlayerIdentity("alice", "Alice", {"team": "red"}))
+
+    def test_format(self) -> None:
+        """
+        A minted ticket is C{v1.<base64url JSON>.<base64url HMAC-SHA256>},
+        without padding, and its expiry is rounded up to a whole second.
+        """
+        ticket = mintTicket(SECRET, "alice", "Alice", 0.5, 1000.25)
+        version, payload, mac = ticket.split(".")
+        self.assertEqual(version, "v1")
+        self.assertNotIn("=", payload + mac)
+        claims = json.loads(
+            base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        )
+        self.assertEqual(
+            claims, {"sub": "alice", "name": "Alice", "exp": 1001, "attrs": {}}
+        )
+        expected = hmac.new(SECRET, f"v1.{payload}".encode(), "sha256").digest()
+        self.assertEqual(base64.urlsafe_b64decode(mac + "="), expected)
+
+    def test_handMade(self) -> None:
+        """
+        A ticket made by hand as documented, with padding and without the
+        optional claims, is accepted; the name defaults to the player id.
+        """
+        exp = int(self.clock.seconds()) + 10
+        ticket = self.signed(json.dumps({"sub": "bob", "exp": exp}).encode())
+        self.assertTrue(ticket.endswith("="))
+        self.assertEqual(self.accepted(ticket), PlayerIdentity("bob", "bob"))
+
+    def test_expired(self) -> None:
+        """
+        A ticket is good until the clock reaches its expiry, not after.
+        """
+        ticket = self.mint(ttl=60)
+        self.clock.advance(59.9)
+        self.accepted(ticket)
+        self.clock.advance(0.1)
+        self.assertEqual(str(self.refused(ticket)), "ticket expired")
+
+    def test_tamperedMac(self) -> None:
+        """
+        A ticket whose MAC was changed is refused, even in its last character,
+        which carries only padding bits.
+        """
+        ticket = self.mint()
+        for index in (ticket.rindex(".") + 1, -10, -1):
+            character = ticket[index]
+            other = "A" if character != "A" else "B"
+            tampered = ticket[:index] + other + ticket[index:][1:]
+            self.assertEqual(str(self.refused(tampered)), "bad ticket")
+        self.refused(ticket.rpartition(".")[0] + ".")
+        self.refused(ticket.rpartition(".")[0])
+
+    def test_tamperedPayload(self) -> None:
+        """
+        A ticket whose payload was replaced, with the MAC kept, is refused.
+        """
+        ticket = self.mint()
+        _, payload, mac = ticket.split(".")
+        claims = json.loads(
+            base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        )
+        claims["sub"] = "mallory"
+        forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode()
+        self.refused(f"v1.{forged.rstrip('=')}.{mac}")
+
+    def test_wrongSecret(self) -> None:
+        """
+        A ticket signed with another secret is refused.
+        """
+        self.refused(self.mint(secret=b"another secret"))
+
+    def test_garbage(self) -> None:
+        """
+        Strings that are not tickets are refused.
+        """
+        for garbage in [
+            "bob",
+            "v1",
+            "v1.",
+            "v1..",
+            "...",
+            "v2.e30.e30",
+            "v1.\N{SNOWMAN}.x",
+            self.mint().replace("v1.", "v2.", 1),
+        ]:
+            self.assertEqual(str(self.refused(garbage)), "bad ticket")
+
+    def test_signedButBad(self) -> None:
+        """
+        Correctly signed payloads that are not good claims are refused: not
+        JSON, no player id, no expiry, an expiry that is not a number,
+        attributes that are not strings, another version.
+        """
+        exp = int(self.clock.seconds()) + 10
+        for payload in [
+            b"\xff\xfe",
+            b"not json",
+            b"[]",
+            json.dumps({"exp": exp}).encode(),
+            json.dumps({"sub": "", "exp": exp}).encode(),
+            json.dumps({"sub": "bob"}).encode(),
+            json.dumps({"sub": "bob", "exp": True}).encode(),
+            json.dumps({"sub": "bob", "exp": "soon"}).encode(),
+            json.dumps({"sub": "bob", "exp": exp, "name": 1}).encode(),
+            json.dumps({"sub": "bob", "exp": exp, "attrs": {"rank": 1}}).encode(),
+            b"[" * 5000 + b"]" * 5000,
+        ]:
+            self.refused(self.signed(payload))
+        self.refused(self.signed(json.dumps({"sub": "bob", "exp": exp}).encode(), "v0"))
+
+    def test_mintLimits(self) -> None:
+        """
+        L{mintTicket} refuses an empty secret or player id, a time to live that
+        is not positive, and a ticket longer than 1024 bytes.
+        """
+        with self.assertRaises(ValueError):
+            mintTicket(b"", "alice", "Alice", 60, 0)
+        with self.assertRaises(ValueError):
+            mintTicket(SECRET, "", "Alice", 60, 0)
+        with self.assertRaises(ValueError):
+            mintTicket(SECRET, "alice", "Alice", 0, 0)
+        with self.assertRaises(ValueError):
+            mintTicket(SECRET, "alice", "Alice", 60, 0, {"bio": "x" * MAX_ID_BYTES})
+
+    def test_emptySecret(self) -> None:
+        """
+        A L{TicketChecker} cannot be made with an empty secret.
+        """
+        with self.assertRaises(ValueError):
+            TicketChecker(b"", self.clock)
+
+    def test_noSecretsLogged(self) -> None:
+        """
+        Neither tickets nor the secret appear in the log, whether the ticket is
+        accepted, expired or forged.
+        """
+        good = self.mint(ttl=10)
+        expired = self.mint(ttl=1)
+        forged = self.mint(secret=b"another secret")
+        with noSecretsLogged(self, good, expired, forged, SECRET.decode()) as events:
+            self.accepted(good)
+            self.clock.advance(5)
+            self.refused(expired)
+            self.refused(forged)
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            ["ticket refused: ticket expired", "ticket refused: bad ticket"],
+        )
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.one_of(
+            st.text(max_size=1100),
+            st.builds(
+                lambda a, b: f"v1.{a}.{b}",
+                st.text(max_size=60),
+                st.text(max_size=60),
+            ),
+        )
+    )
+    def test_arbitraryStrings(self, idString: str) -> None:
+        """
+        Any string is either accepted or refused with L{UnauthorizedLogin};
+        nothing else is raised.
+        """
+        with capturedLogs():
+            self.assertAcceptedOrRefused(self.checker.requestAvatarId(idOf(idString)))
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.one_of(
+            st.binary(max_size=200),
+            st.recursive(
+                st.none()
+                | st.booleans()
+                | st.floats()
+                | st.integers()
+                | st.text(max_size=10),
+                lambda children: (
+                    st.lists(children, max_size=4)
+                    | st.dictionaries(
+                        st.sampled_from(["sub", "name", "exp", "attrs", "x"]),
+                        children,
+                        max_size=5,
+                    )
+                ),
+                max_leaves=10,
+            ).map(lambda value: json.dumps(value).encode()),
+        )
+    )
+    def test_arbitrarySignedPayloads(self, payload: bytes) -> None:
+        """
+        Any correctly signed payload is either accepted or refused with
+        L{UnauthorizedLogin}; nothing else is raised.
+        """
+        with capturedLogs():
+            d = self.checker.requestAvatarId(idOf(self.signed(payload)))
+            self.assertAcceptedOrRefused(d)
+
+
+class DatabaseCheckerTests(CheckerTestsMixin, TestCase):
+    """
+    Tests of L{DatabaseChecker} on a real SQLite file through a real
+    L{ConnectionPool}.
+    """
+
+    checker: DatabaseChecker
+
+    def setUp(self) -> None:
+        self.path = self.mktemp()
+        createAccounts(self.path)
+        self.pool = ConnectionPool(
+            "sqlite3", self.path, check_same_thread=False, cp_min=1, cp_max=1
+        )
+        self.addCleanup(self.pool.close)
+        self.checker = DatabaseChecker(self.pool)
+        self.checker.unknownHash = f"pbkdf2_sha256${ITERATIONS}$unknownplayer$"
+
+    async def login(self, idString: str) -> PlayerIdentity:
+        """
+        :return: the identity the checker accepts C{idString} for.
+        """
+        avatarId = await self.checker.requestAvatarId(idOf(idString))
+        assert isinstance(avatarId, bytes)
+        return decodeAvatarId(avatarId)
+
+    async def assertRefused(self, idString: str) -> None:
+        """
+        Assert that the checker refuses C{idString}.
+        """
+        d = self.checker.requestAvatarId(idOf(idString))
+        error = await self.assertFailure(d, UnauthorizedLogin)
+        self.assertEqual(str(error), "unknown player or wrong secret")
+
+    async def test_rightSecret(self) -> None:
+        """
+        C{PLAYERID:SECRET} with the account's secret is accepted for the
+        account's identity; the secret may hold colons.
+        """
+        self.assertEqual(
+            await self.login("alice:hunter2:with:colons"),
+            PlayerIdentity("alice", "Alice", {"team": "red"}),
+        )
+        self.assertEqual(await self.login("bob:builder"), PlayerIdentity("bob", "Bob"))
+
+    async def test_wrongSecret(self) -> None:
+        """
+        A wrong secret, or another player's, is refused.
+        """
+        await self.assertRefused("alice:hunter2")
+        await self.assertRefused("alice:builder")
+        await self.assertRefused("bob:Builder")
+
+    async def test_unknownPlayer(self) -> None:
+        """
+        An unknown player is refused, with the same message as a wrong secret.
+        """
+        await self.assertRefused("carol:builder")
+        await self.assertRefused("Bob:builder")
+
+    def test_notPlayerIdAndSecret(self) -> None:
+        """
+        An ID without a colon, player id or secret is refused without a query.
+        """
+        for idString in ["bob", "bob:", ":builder", ":"]:
+            self.assertEqual(str(self.refused(idString)), "the ID is PLAYERID:SECRET")
+
+    async def test_unreadableRecord(self) -> None:
+        """
+        An account whose stored hash or attributes cannot be read is refused,
+        and the refusal is logged as an error.
+        """
+        connection = sqlite3.connect(self.path)
+        connection.execute(
+            "UPDATE accounts SET secret_hash = 'x' WHERE player_id = 'bob'"
+        )
+        connection.execute(
+            "UPDATE accounts SET attributes = '[' WHERE player_id = 'alice'"
+        )
+        connection.commit()
+        connection.close()
+        with capturedLogs() as events:
+            await self.assertRefused("bob:builder")
+            await self.assertRefused("alice:hunter2:with:colons")
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                "ID refused for bob: unreadable account record",
+                "ID refused for alice: unreadable account record",
+            ],
+        )
+
+    async def test_noSecretsLogged(self) -> None:
+        """
+        Refusals are logged with the player id of a known account only, and
+        never with a secret.
+        """
+        with noSecretsLogged(self, "hunter2", "builder", "guess") as events:
+            await self.login("bob:builder")
+            await self.assertRefused("bob:guess")
+            await self.assertRefused("hunter2:builder")
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            ["ID refused for bob: wrong secret", "ID refused: unknown player"],
+        )
+
+    async def test_databaseError(self) -> None:
+        """
+        When the database cannot answer, the checker fails with its error, not
+        with L{UnauthorizedLogin}.
+        """
+        os.remove(self.path)
+        empty = ConnectionPool(
+            "sqlite3", self.path, check_same_thread=False, cp_min=1, cp_max=1
+        )
+        self.addCleanup(empty.close)
+        d = DatabaseChecker(empty).requestAvatarId(idOf("bob:builder"))
+        await self.assertFailure(d, sqlite3.OperationalError)
+
+    async def test_ensureSchema(self) -> None:
+        """
+        L{ensureSchema} creates the accounts table in a new database, and
+        leaves an existing one alone.
+        """
+        pool = ConnectionPool(
+            "sqlite3", self.mktemp(), check_same_thread=False, cp_min=1, cp_max=1
+        )
+        self.addCleanup(pool.close)
+        await ensureSchema(pool)
+        await ensureSchema(pool)
+        self.assertEqual(await pool.runQuery("SELECT * FROM accounts"), [])
+        await ensureSchema(self.pool)
+        await self.login("bob:builder")
+
+    async def test_paramstyles(self) -> None:
+        """
+        The paramstyle is read from the pool's module unless given: qmark
+        works with sqlite3, and format or pyformat (psycopg2's) puts C{%s} in
+        the query, which sqlite3 does not understand. Others are unsupported.
+        """
+        await DatabaseChecker(self.pool, "qmark").requestAvatarId(idOf("bob:builder"))
+        for paramstyle in ["format", "pyformat"]:
+            d = DatabaseChecker(self.pool, paramstyle).requestAvatarId(
+                idOf("bob:builder")
+            )
+            await self.assertFailure(d, sqlite3.OperationalError)
+        with self.assertRaises(ValueError):
+            DatabaseChecker(self.pool, "named")
+
+    async def test_poolOnFirstUse(self) -> None:
+        """
+        A checker given a callable makes its pool on the first login only, and
+        closes the pool it made.
+        """
+        made: list[ConnectionPool] = []
+
+        def makePool() -> ConnectionPool:
+            made.append(
+                ConnectionPool(
+                    "sqlite3", self.path, check_same_thread=False, cp_min=1, cp_max=1
+                )
+            )
+            return made[-1]
+
+        checker = DatabaseChecker(makePool)
+        self.addCleanup(checker.close)
+        self.assertEqual(made, [])
+        await checker.requestAvatarId(idOf("bob:builder"))
+        await checker.requestAvatarId(idOf("bob:builder"))
+        self.assertEqual(len(made), 1)
+        checker.close()
+        self.assertFalse(made[0].running)
+
+    def test_givenPoolNotClosed(self) -> None:
+        """
+        Closing a checker leaves a pool that was given to it open.
+        """
+        self.checker.close()
+        self.assertIs(self.checker.pool, self.pool)
+
+
+class RealmTests(SynchronousTestCase):
+    """
+    Tests of L{PlayerRealm}.
+    """
+
+    def test_interface(self) -> None:
+        """
+        The realm provides L{IRealm}.
+        """
+        self.assertTrue(verifyObject(IRealm, PlayerRealm()))
+
+    def test_identity(self) -> None:
+        """
+        The realm yields the identity the avatar id carries, for L{IPlayer},
+        and a logout that does nothing.
+        """
+        identity = PlayerIdentity("alice", "Alice", {"team": "red"})
+        interface, avatar, logout = PlayerRealm().requestAvatar(
+            encodeAvatarId(identity), None, Interface, IPlayer
+        )
+        self.assertIs(interface, IPlayer)
+        self.assertEqual(avatar, identity)
+        logout()
+
+    def test_otherInterfaces(self) -> None:
+        """
+        The realm provides nothing but L{IPlayer}.
+        """
+        with self.assertRaises(NotImplementedError):
+            PlayerRealm().requestAvatar(b"{}", None, Interface)
+
+    def test_anonymous(self) -> None:
+        """
+        The anonymous avatar id is refused.
+        """
+        with self.assertRaises(UnauthorizedLogin):
+            PlayerRealm().requestAvatar(ANONYMOUS, None, IPlayer)
+
+
+@implementer(IPlayer)
+class OtherPlayer:
+    """
+    An L{IPlayer} that is not a L{PlayerIdentity}.
+    """
+
+    playerId = "carol"
+    name = "Carol"
+    attributes: Mapping[str, str] = {"rank": "1"}
+
+
+@implementer(IRealm)
+class OtherRealm:
+    """
+    A realm that yields an L{OtherPlayer} and records logouts.
+    """
+
+    def __init__(self) -> None:
+        self.logouts = 0
+
+    def requestAvatar(
+        self, avatarId: bytes | tuple[()], mind: object, *interfaces: type[Interface]
+    ) -> tuple[type[Interface], object, Callable[[], None]]:
+        """
+        :return: an L{OtherPlayer}.
+        """
+
+        def logout() -> None:
+            self.logouts += 1
+
+        return IPlayer, OtherPlayer(), logout
+
+
+class AuthenticateTests(SynchronousTestCase):
+    """
+    Tests of L{authenticate}.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.portal = Portal(PlayerRealm(), [TicketChecker(SECRET, self.clock)])
+
+    def test_identity(self) -> None:
+        """
+        A good ID gives the player's identity.
+        """
+        ticket = mintTicket(SECRET, "alice", "Alice", 60, 0, {"team": "red"})
+        self.assertEqual(
+            self.successResultOf(authenticate(self.portal, ticket)),
+            PlayerIdentity("alice", "Alice", {"team": "red"}),
+        )
+
+    def test_refused(self) -> None:
+        """
+        A bad ID fails with L{UnauthorizedLogin}, and so does one that is too
+        long, before any checker sees it.
+        """
+        with capturedLogs() as events:
+            self.failureResultOf(authenticate(self.portal, "nope"), UnauthorizedLogin)
+            self.failureResultOf(
+                authenticate(self.portal, "x" * (MAX_ID_BYTES + 1)), UnauthorizedLogin
+            )
+        self.assertEqual(len(events), 1)
+
+    def test_noChecker(self) -> None:
+        """
+        A portal with no checker for IDs fails with L{UnhandledCredentials}.
+        """
+        portal = Portal(PlayerRealm())
+        self.failureResultOf(authenticate(portal, "alice"), UnhandledCredentials)
+
+    def test_otherRealm(self) -> None:
+        """
+        Any L{IPlayer} a realm yields becomes a L{PlayerIdentity}, and the
+        login is logged out at once.
+        """
+        with capturedLogs():
+            realm = OtherRealm()
+            portal = Portal(realm, [DevChecker()])
+        identity: Deferred[PlayerIdentity] = authenticate(portal, "x")
+        self.assertEqual(
+            self.successResultOf(identity),
+            PlayerIdentity("carol", "Carol", {"rank": "1"}),
+        )
+        self.assertEqual(realm.logouts, 1)
+
+
+class AuthOptions(AuthOptionMixin, usage.Options):
+    """
+    Options with C{--auth} that support IDs only, as C{aphelion.tap}'s will.
+    """
+
+    supportedInterfaces = [IPlayerIdCredentials]
+
+
+class PluginTests(SynchronousTestCase):
+    """
+    Tests of the C{--auth} plugins and their factories.
+    """
+
+    def test_found(self) -> None:
+        """
+        strcred finds a plugin for C{dev}, C{sqlite} and C{ticket}, and each
+        supports L{IPlayerIdCredentials}.
+        """
+        for authType, factoryClass in [
+            ("dev", DevCheckerFactory),
+            ("sqlite", SQLiteCheckerFactory),
+            ("ticket", TicketCheckerFactory),
+        ]:
+            factory = findCheckerFactory(authType)
+            self.assertIsInstance(factory, factoryClass)
+            self.assertTrue(verifyObject(ICheckerFactory, factory))
+            self.assertTrue(IPlugin.providedBy(factory))
+            self.assertIn(IPlayerIdCredentials, factory.credentialInterfaces)
+
+    def test_dev(self) -> None:
+        """
+        C{dev} makes a L{DevChecker}, with its warning, and takes no argument.
+        """
+        with capturedLogs() as events:
+            self.assertIsInstance(makeChecker("dev"), DevChecker)
+        self.assertEqual([formatEvent(e) for e in events], [DEV_WARNING])
+        with self.assertRaises(InvalidAuthArgumentString):
+            makeChecker("dev:anything")
+
+    def test_sqlite(self) -> None:
+        """
+        C{sqlite:PATH} makes a L{DatabaseChecker} that makes no pool until it
+        is used.
+        """
+        path = self.mktemp()
+        createAccounts(path)
+        checker = makeChecker(f"sqlite:{path}")
+        self.assertIsInstance(checker, DatabaseChecker)
+        self.assertIsNone(checker._pool)
+
+    def test_sqliteRefused(self) -> None:
+        """
+        C{sqlite} refuses, with the path in the message, a missing PATH, a
+        missing file, and a file that is not an accounts database.
+        """
+        with self.assertRaises(InvalidAuthArgumentString):
+            makeChecker("sqlite")
+        missing = self.mktemp()
+        error = self.assertRaises(
+            InvalidAuthArgumentString, makeChecker, f"sqlite:{missing}"
+        )
+        self.assertIn(os.path.abspath(missing), str(error))
+        self.assertIn("aphelion accounts add", str(error))
+        self.assertFalse(os.path.exists(missing))
+        for content in [b"", b"not a database at all, is it?" * 100]:
+            path = writeFile(self, content)
+            error = self.assertRaises(
+                InvalidAuthArgumentString, makeChecker, f"sqlite:{path}"
+            )
+            self.assertIn("is not an accounts database", str(error))
+
+    def test_ticket(self) -> None:
+        """
+        C{ticket:SECRET_FILE} makes a L{TicketChecker} with the file's
+        content, stripped of surrounding whitespace, as its secret.
+        """
+        path = writeFile(self, b"  \n" + SECRET + b"\n\n")
+        clock = Clock()
+        checker = TicketCheckerFactory(clock).generateChecker(path)
+        ticket = mintTicket(SECRET, "alice", "Alice", 60, 0)
+        self.successResultOf(checker.requestAvatarId(idOf(ticket)))
+        self.assertIsInstance(makeChecker(f"ticket:{path}"), TicketChecker)
+
+    def test_ticketGlobalClock(self) -> None:
+        """
+        The plugin's L{TicketChecker} checks expiries against the global
+        reactor's clock.
+        """
+        from twisted.internet import reactor
+
+        checker = makeChecker(f"ticket:{writeFile(self, SECRET)}")
+        now = reactor.seconds()
+        good = mintTicket(SECRET, "alice", "Alice", 3600, now)
+        expired = mintTicket(SECRET, "alice", "Alice", 1, now - 3600)
+        self.successResultOf(checker.requestAvatarId(idOf(good)))
+        with capturedLogs():
+            self.failureResultOf(checker.requestAvatarId(idOf(expired)))
+
+    def test_ticketRefused(self) -> None:
+        """
+        C{ticket} refuses a missing argument, a missing file and a file that
+        holds only whitespace, with clear messages.
+        """
+        with self.assertRaises(InvalidAuthArgumentString):
+            makeChecker("ticket")
+        missing = self.mktemp()
+        error = self.assertRaises(
+            InvalidAuthArgumentString, makeChecker, f"ticket:{missing}"
+        )
+        self.assertIn(f"cannot read the ticket secret file {missing!r}", str(error))
+        path = writeFile(self, b" \n\t\n")
+        error = self.assertRaises(
+            InvalidAuthArgumentString, makeChecker, f"ticket:{path}"
+        )
+        self.assertEqual(str(error), f"the ticket secret file {path!r} is empty")
+
+    def test_shortSecret(self) -> None:
+        """
+        A secret shorter than 32 bytes is accepted with a warning that gives
+        its length, not its content.
+        """
+        path = writeFile(self, b"tiny-secret")
+        with noSecretsLogged(self, "tiny-secret") as events:
+            makeChecker(f"ticket:{path}")
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                f"the ticket secret in {path} is only 11 bytes; "
+                "use at least 32 random ones"
+            ],
+        )
+
+    def test_readSecretFile(self) -> None:
+        """
+        L{readSecretFile} strips whitespace and raises L{ValueError} for a
+        missing or blank file.
+        """
+        self.assertEqual(readSecretFile(writeFile(self, b"\tabc \r\n")), b"abc")
+        with self.assertRaises(ValueError):
+            readSecretFile(self.mktemp())
+        with self.assertRaises(ValueError):
+            readSecretFile(writeFile(self, b"\n"))
+
+    def test_authOption(self) -> None:
+        """
+        C{--auth} of L{AuthOptionMixin} accepts these checkers for
+        L{IPlayerIdCredentials}, and refuses checkers of other credentials.
+        """
+        options = AuthOptions()
+        options.parseOptions(["--auth", f"ticket:{writeFile(self, SECRET)}"])
+        [checker] = options["credCheckers"]
+        self.assertIsInstance(checker, TicketChecker)
+        self.assertEqual(options["credInterfaces"], {IPlayerIdCredentials: [checker]})
+        # Twisted's opt_auth raises TypeError rather than UsageError for a
+        # refused checker of several interfaces (memory); anonymous has one.
+        with self.assertRaises(usage.UsageError):
+            AuthOptions().parseOptions(["--auth", "anonymous"])
+        self.assertFalse(
+            AuthOptions().supportsCheckerFactory(findCheckerFactory("memory"))
+        )
+        error = self.assertRaises(
+            usage.UsageError,
+            AuthOptions().parseOptions,
+            ["--auth", "ticket:/nonexistent"],
+        )
+        self.assertIn("/nonexistent", str(error))
+
+
+class SQLitePluginTests(TestCase):
+    """
+    Tests of the checker that C{--auth sqlite:PATH} makes, on the global
+    reactor.
+    """
+
+    async def test_login(self) -> None:
+        """
+        The checker makes its pool on the global reactor on the first login,
+        accepts a right secret, and refuses a wrong one.
+        """
+        path = self.mktemp()
+        createAccounts(path)
+        checker = makeChecker(f"sqlite:{path}")
+        assert isinstance(checker, DatabaseChecker)
+        self.addCleanup(checker.close)
+        checker.unknownHash = f"pbkdf2_sha256${ITERATIONS}$unknownplayer$"
+        portal = Portal(PlayerRealm(), [checker])
+        self.assertEqual(
+            await authenticate(portal, "bob:builder"), PlayerIdentity("bob", "Bob")
+        )
+        with capturedLogs():
+            await self.assertFailure(authenticate(portal, "bob:x"), UnauthorizedLogin)

@@ -1,0 +1,10 @@
+# -*- test-case-name: tests.test_auth -*-
+"""
+C{--auth} plugins of aphelion: C{dev}, C{sqlite:PATH} and C{ticket:SECRET_FILE}.
+"""
+
+from aphelion.auth import DevCheckerFactory, SQLiteCheckerFactory, TicketCheckerFactory
+
+aphelionDevChecker = DevCheckerFactory()
+aphelionSQLiteChecker = SQLiteCheckerFactory()
+aphelionTicketChecker = TicketCheckerFactory()
