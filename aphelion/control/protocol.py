@@ -1,0 +1,600 @@
+# -*- test-case-name: tests.test_control_protocol -*-
+"""
+The envelope protocol of Part 2: the base of both ends of every connection
+between the AuthProxy and a game server.
+
+L{EnvelopeProtocol} feeds the sans-IO L{EnvelopeDecoder} and, for each
+envelope, in the order of the contract's list in Part 2.1:
+
+1. a version other than 1 or a reserved encoding (2-3): the decoder's
+   C{EnvelopeError}, answered with C{Error{1}} or C{Error{2}};
+2. a type number with no name in table 2.2:
+   L{EnvelopeProtocol.envelopeUnknown}, which answers C{Error{3}};
+3. a type that is not allowed in the connection's state
+   (L{EnvelopeProtocol.allowedNow}): C{Error{4}} (C{Error} envelopes are
+   always allowed); an allowed type with no C{envelope_<Name>} handler here
+   goes to L{EnvelopeProtocol.envelopeUnknown} too;
+4. a payload that does not decode: C{Error{5}}. That includes a valid
+   encoding that is wrong for the type (raw bytes for a protobuf type, or
+   protobuf for C{GameData}): C{Error{2}} is only for the reserved encodings;
+5. otherwise the handler is called: C{envelope_<Name>(message)} with the parsed
+   protobuf message, or with the raw payload bytes for C{GameData}.
+
+Every C{Error} this end sends is logged at C{warn} with its code and followed
+by L{EnvelopeProtocol.loseConnection}; envelopes that arrive after it are
+ignored. An C{Error} received is logged and the connection closed. Nothing
+raises out of C{dataReceived}: an exception from a handler is logged with its
+traceback and the connection is closed.
+
+Always close through L{EnvelopeProtocol.loseConnection} rather than the
+transport's: the protocol is registered as the transport's streaming producer
+(to see a slow peer), and a transport with a registered producer never
+finishes closing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final
+
+from google.protobuf.message import Message
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from aphelion.codes import Encoding, EnvelopeType, ErrorCode
+from aphelion.envelope import (
+    ENCODINGS,
+    HEADER,
+    MAX_PAYLOAD,
+    PAYLOAD_TYPES,
+    VERSION,
+    Envelope,
+    EnvelopeDecoder,
+    EnvelopeError,
+    decodePayload,
+    encodeEnvelope,
+)
+from aphelion.proto import control_pb2
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "EnvelopeFactory",
+    "EnvelopeProtocol",
+    "gameDataEnvelope",
+    "tokensMatch",
+]
+
+_MAX_ERROR_TEXT = 1024  # characters of an Error's message that are sent
+
+# type number -> (type, handler name, message class or None for raw, encoding)
+_TYPES: Final[dict[int, tuple[EnvelopeType, str, type[Message] | None, Encoding]]] = {
+    int(envelopeType): (
+        envelopeType,
+        "envelope_" + envelopeType.name,
+        messageClass,
+        ENCODINGS[envelopeType],
+    )
+    for envelopeType, messageClass in PAYLOAD_TYPES.items()
+}
+
+_GAME_DATA = int(EnvelopeType.GameData)
+_GAME_DATA_BYTE = _GAME_DATA << 2 | Encoding.RAW
+
+
+def gameDataEnvelope(payload: bytes) -> bytes:
+    """
+    Encode one C{GameData} envelope, without protobuf: the hot path of the
+    relay in both directions.
+
+    :param payload: the raw C{C2S} or C{S2C} bytes of one client packet.
+    :return: the header followed by the payload.
+    :raises ValueError: if the payload is longer than 65535 bytes.
+    """
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(
+            f"GameData payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}"
+        )
+    return HEADER.pack(VERSION, _GAME_DATA_BYTE, len(payload)) + payload
+
+
+def tokensMatch(given: bytes, expected: bytes) -> bool:
+    """
+    Compare a token a peer presented with the one it must be, in constant
+    time (C{hmac.compare_digest}).
+
+    :param given: the token the peer sent.
+    :param expected: the real token. An empty one matches nothing, so that a
+        server without a token cannot be opened with an empty one.
+    :return: whether they are equal.
+    """
+    if not expected:
+        return False
+    return hmac.compare_digest(given, expected)
+
+
+class EnvelopeFactory(Factory):
+    """
+    The base of the factories of L{EnvelopeProtocol}s: it holds the clock that
+    every timer of its protocols runs on.
+
+    A client factory mixes it in: C{class F(EnvelopeFactory, ClientFactory)}.
+
+    :ivar clock: the clock of the envelope timeout and the heartbeats.
+    """
+
+    def __init__(self, *, clock: IReactorTime) -> None:
+        """
+        :param clock: the clock of every timer of the protocols (required).
+        """
+        self.clock = clock
+
+
+@implementer(IPushProducer)
+class EnvelopeProtocol(Protocol):
+    """
+    One connection that speaks envelopes (Part 2.1), either end.
+
+    Subclasses add C{envelope_<Name>} handlers for the types of table 2.2 they
+    accept, and say which are allowed in each state by setting
+    L{allowedTypes} (or by overriding L{allowedNow}). Built only by a factory's
+    C{buildProtocol}; the factory is an L{EnvelopeFactory}.
+
+    :cvar firstMessageTimeout: seconds within which the first envelope must
+        arrive once connected, else C{Error{7}}; L{None} for no limit.
+    :cvar heartbeats: whether L{startHeartbeats} runs when the connection is
+        made. Control connections need heartbeats; player connections do not.
+    :cvar heartbeatInterval: seconds between the C{Heartbeat}s sent.
+    :cvar deadAfter: seconds without receiving anything at all after which a
+        connection with heartbeats is dead: C{Error{7}} and close.
+    :cvar writeBufferLimit: bytes this end may write while the transport has
+        paused it (its write buffer is full: the peer reads too slowly) before
+        L{writeBufferOverflowed} is called; L{None} for no limit.
+    :ivar allowedTypes: the types allowed now, or L{None} for all of them.
+        C{Error} is always allowed.
+    :ivar writePaused: whether the transport's write buffer is full. Writes
+        still work (they are buffered); a sender with something to drop, such
+        as a state update that the next one replaces, may skip it.
+    """
+
+    _log = Logger()
+    factory: EnvelopeFactory
+
+    firstMessageTimeout: float | None = 10.0
+    heartbeats = False
+    heartbeatInterval = 5.0
+    deadAfter = 15.0
+    writeBufferLimit: int | None = 4 * 1024 * 1024
+
+    allowedTypes: frozenset[EnvelopeType] | None = None
+    writePaused = False
+
+    _closing = False
+    _producing = False
+    _pausedBytes = 0
+    _envelopeCall: IDelayedCall | None = None
+    _heartbeatCall: IDelayedCall | None = None
+    _deadCall: IDelayedCall | None = None
+    _lastReceived = 0.0
+
+    # -- Twisted callbacks ---------------------------------------------------
+
+    def connectionMade(self) -> None:
+        """
+        Disable Nagle, watch the write buffer, start the first-message timeout
+        and, if L{heartbeats} is set, the heartbeats.
+        """
+        super().connectionMade()
+        self._decoder = EnvelopeDecoder()
+        # Nonces of Heartbeats we sent or answered lately: one seen again is an
+        # answer (or an echo of our answer) and is not answered, so two ends
+        # that both answer Heartbeats never bounce one back and forth.
+        self._nonces: deque[int] = deque(maxlen=16)
+        transport: Any = self.transport
+        # Twisted does not disable Nagle on TCP connections by default; on a
+        # loopback relay it costs up to 40 ms a packet.
+        setNoDelay = getattr(transport, "setTcpNoDelay", None)
+        if setNoDelay is not None:
+            try:
+                setNoDelay(True)
+            except OSError:
+                self._log.debug(
+                    "cannot set TCP_NODELAY on {transport}", transport=transport
+                )
+        if getattr(transport, "registerProducer", None) is not None:
+            transport.registerProducer(self, True)
+            self._producing = True
+        self.setEnvelopeTimeout(self.firstMessageTimeout)
+        if self.heartbeats:
+            self.startHeartbeats()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Decode envelopes and dispatch each. Never raises.
+        """
+        if self._closing:
+            return
+        if self._deadCall is not None:
+            self._lastReceived = self.factory.clock.seconds()
+        try:
+            envelopes = self._decoder.feed(data)
+        except EnvelopeError as e:
+            # The envelopes before the fault are handled, then the Error is
+            # sent: as if the bytes had arrived one at a time.
+            envelopes = e.preceding
+            error: EnvelopeError | None = e
+        else:
+            error = None
+        try:
+            self._dispatchAll(envelopes)
+        except Exception:
+            self._log.failure(
+                "handling an envelope from {peer} failed", peer=self._peer()
+            )
+            self.loseConnection()
+            return
+        if error is not None:
+            self.sendError(error.code, error.message)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Cancel every timer.
+        """
+        super().connectionLost(reason)
+        self._closing = True
+        self._producing = False
+        self._cancelTimers()
+
+    # -- IPushProducer: the transport tells us about its write buffer ----------
+
+    def pauseProducing(self) -> None:
+        """
+        Called when the transport's write buffer is full: the peer reads more
+        slowly than we write. Subclasses that override it call C{super()}.
+        """
+        self.writePaused = True
+        self._pausedBytes = 0
+
+    def resumeProducing(self) -> None:
+        """
+        Called when the transport's write buffer has drained. Subclasses that
+        override it call C{super()}.
+        """
+        self.writePaused = False
+        self._pausedBytes = 0
+
+    def stopProducing(self) -> None:
+        """
+        Called when the transport is gone; nothing to do.
+        """
+
+    # -- hooks ---------------------------------------------------------------
+
+    def allowedNow(self, envelopeType: EnvelopeType) -> bool:
+        """
+        Called with the type of each envelope of a type in table 2.2, to ask
+        whether it is allowed in the connection's state (else C{Error{4}}).
+        Never called for C{Error}, which is always allowed.
+
+        :return: whether L{allowedTypes} is L{None} or contains the type.
+        """
+        allowed = self.allowedTypes
+        return allowed is None or envelopeType in allowed
+
+    def envelopeUnknown(self, envelope: Envelope) -> None:
+        """
+        Called when an envelope arrives whose type has no name in table 2.2,
+        or is allowed but has no C{envelope_<Name>} handler here. Answers
+        C{Error{3}} and closes.
+        """
+        try:
+            name = EnvelopeType(envelope.type).name
+        except ValueError:
+            name = str(envelope.type)
+        self.sendError(ErrorCode.UNKNOWN_TYPE, f"unknown envelope type {name}")
+
+    def envelope_Error(self, message: control_pb2.Error) -> None:
+        """
+        Called when the peer sends C{Error}: it is about to close. Logs it and
+        closes.
+        """
+        self._log.warn(
+            "{peer} sent Error {code}: {message}",
+            peer=self._peer(),
+            code=message.code,
+            message=message.message,
+        )
+        self.loseConnection()
+
+    def envelope_Heartbeat(self, message: control_pb2.Heartbeat) -> None:
+        """
+        Called when the peer sends C{Heartbeat}: answers it with the same
+        nonce, unless it is the answer to ours (or an echo of our answer).
+        """
+        nonce = message.nonce
+        if nonce in self._nonces:
+            return
+        self._nonces.append(nonce)
+        self.sendEnvelope(EnvelopeType.Heartbeat, control_pb2.Heartbeat(nonce=nonce))
+
+    def writeBufferOverflowed(self) -> None:
+        """
+        Called when more than L{writeBufferLimit} bytes were written while the
+        transport was paused: the peer is far behind. Logs it and aborts the
+        connection (an C{Error} would only join the queue).
+        """
+        self._log.warn(
+            "{peer} reads too slowly: more than {limit} bytes waiting; aborting",
+            peer=self._peer(),
+            limit=self.writeBufferLimit,
+        )
+        self.abortConnection()
+
+    # -- sending -------------------------------------------------------------
+
+    def sendEnvelope(
+        self, envelopeType: EnvelopeType, message: Message | bytes
+    ) -> None:
+        """
+        Send one envelope. Does nothing once the connection is closing.
+
+        :param envelopeType: its type.
+        :param message: a protobuf message (serialized here) or the payload
+            bytes, sent with the type's encoding of table 2.2. For C{GameData},
+            L{sendGameData} is faster.
+        :raises ValueError: if the payload is longer than 65535 bytes.
+        """
+        if self._closing:
+            return
+        payload = message if isinstance(message, bytes) else message.SerializeToString()
+        self.writeEnvelopes(
+            encodeEnvelope(envelopeType, payload, ENCODINGS[envelopeType])
+        )
+
+    def sendGameData(self, payload: bytes) -> None:
+        """
+        Send one C{GameData} envelope: one write, no protobuf. Does nothing
+        once the connection is closing.
+
+        :param payload: the raw C{C2S} or C{S2C} bytes of one client packet.
+        :raises ValueError: if the payload is longer than 65535 bytes.
+        """
+        if self._closing:
+            return
+        self.writeEnvelopes(gameDataEnvelope(payload))
+
+    def writeEnvelopes(self, data: bytes) -> None:
+        """
+        Write envelopes that are already encoded (say, one C{GameData}
+        broadcast to many connections, encoded once). Does nothing once the
+        connection is closing.
+
+        :param data: whole envelopes.
+        """
+        if self._closing:
+            return
+        self.transport.write(data)  # type: ignore[union-attr]
+        if self.writePaused and self.writeBufferLimit is not None:
+            self._pausedBytes += len(data)
+            if self._pausedBytes > self.writeBufferLimit:
+                self.writeBufferOverflowed()
+
+    def sendError(self, code: ErrorCode, message: str) -> None:
+        """
+        Send C{Error{code, message}}, log it at C{warn} with the code, and
+        close. Does nothing once the connection is closing.
+
+        :param code: the contract's code.
+        :param message: a short text for the peer's log.
+        """
+        if self._closing:
+            return
+        self._log.warn(
+            "sending Error {code} ({codeName}) to {peer}: {message}",
+            code=int(code),
+            codeName=code.name,
+            peer=self._peer(),
+            message=message,
+        )
+        self.sendEnvelope(
+            EnvelopeType.Error,
+            control_pb2.Error(code=code, message=message[:_MAX_ERROR_TEXT]),
+        )
+        self.loseConnection()
+
+    def loseConnection(self) -> None:
+        """
+        Close once what is written has been sent: stop the timers, stop
+        handling envelopes, unregister from the transport and close it. Close
+        through this, not through the transport.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        self._cancelTimers()
+        self._unregister()
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def abortConnection(self) -> None:
+        """
+        Close now, dropping whatever is not sent yet: stop the timers, stop
+        handling envelopes and abort the transport.
+        """
+        if self.transport is None:
+            return
+        self._closing = True
+        self._cancelTimers()
+        self._unregister()
+        transport: Any = self.transport
+        transport.abortConnection()
+
+    @property
+    def closing(self) -> bool:
+        """
+        Whether the connection is closing or closed: nothing more is sent or
+        handled.
+        """
+        return self._closing
+
+    # -- timers --------------------------------------------------------------
+
+    def setEnvelopeTimeout(self, seconds: float | None) -> None:
+        """
+        Require the next envelope within C{seconds}, else C{Error{7}} and
+        close. Any envelope that arrives clears it. L{connectionMade} sets it to
+        L{firstMessageTimeout}; a subclass waiting for an answer sets it again.
+
+        :param seconds: the limit, or L{None} to clear it.
+        """
+        if self._envelopeCall is not None:
+            if self._envelopeCall.active():
+                self._envelopeCall.cancel()
+            self._envelopeCall = None
+        if seconds is not None and not self._closing:
+            self._envelopeCall = self.factory.clock.callLater(
+                seconds, self._envelopeTimedOut, seconds
+            )
+
+    def startHeartbeats(self) -> None:
+        """
+        Send a C{Heartbeat} every L{heartbeatInterval} seconds, and close the
+        connection with C{Error{7}} once nothing at all has been received for
+        L{deadAfter} seconds. Does nothing if they already run.
+        """
+        if self._heartbeatCall is not None or self._closing:
+            return
+        clock = self.factory.clock
+        self._lastReceived = clock.seconds()
+        self._heartbeatCall = clock.callLater(self.heartbeatInterval, self._beat)
+        self._deadCall = clock.callLater(self.deadAfter, self._checkAlive)
+
+    def stopHeartbeats(self) -> None:
+        """
+        Stop sending heartbeats and watching for silence.
+        """
+        for call in (self._heartbeatCall, self._deadCall):
+            if call is not None and call.active():
+                call.cancel()
+        self._heartbeatCall = self._deadCall = None
+
+    # -- internals -----------------------------------------------------------
+
+    def _dispatchAll(self, envelopes: list[Envelope]) -> None:
+        """
+        Dispatch envelopes in order, until one closes the connection.
+        """
+        if envelopes and self._envelopeCall is not None:
+            self.setEnvelopeTimeout(None)
+        for envelope in envelopes:
+            if self._closing:
+                return
+            self._dispatch(envelope)
+
+    def _dispatch(self, envelope: Envelope) -> None:
+        """
+        Check one envelope in the contract's order and call its handler.
+        """
+        entry = _TYPES.get(envelope.type)
+        if entry is None:
+            self.envelopeUnknown(envelope)
+            return
+        envelopeType, handlerName, messageClass, encoding = entry
+        if envelopeType is not EnvelopeType.Error and not self.allowedNow(envelopeType):
+            self.sendError(
+                ErrorCode.NOT_ALLOWED_NOW, f"{envelopeType.name} is not allowed now"
+            )
+            return
+        handler: Callable[[Any], None] | None = getattr(self, handlerName, None)
+        if handler is None:
+            self.envelopeUnknown(envelope)
+            return
+        if messageClass is None:
+            if envelope.encoding != encoding:
+                self.sendError(
+                    ErrorCode.UNDECODABLE_PAYLOAD,
+                    f"{envelopeType.name} payload must have encoding "
+                    f"{int(encoding)}, not {envelope.encoding}",
+                )
+                return
+            handler(envelope.payload)
+            return
+        try:
+            message = decodePayload(envelope, messageClass)
+        except EnvelopeError as e:
+            self.sendError(e.code, e.message)
+            return
+        handler(message)
+
+    def _envelopeTimedOut(self, seconds: float) -> None:
+        """
+        No envelope came in time.
+        """
+        self._envelopeCall = None
+        self.sendError(ErrorCode.TIMEOUT, f"no envelope within {seconds:g} s")
+
+    def _beat(self) -> None:
+        """
+        Send one heartbeat and schedule the next.
+        """
+        self._heartbeatCall = None
+        if self._closing:
+            return
+        nonce = secrets.randbits(64)
+        self._nonces.append(nonce)
+        self.sendEnvelope(EnvelopeType.Heartbeat, control_pb2.Heartbeat(nonce=nonce))
+        if not self._closing:
+            self._heartbeatCall = self.factory.clock.callLater(
+                self.heartbeatInterval, self._beat
+            )
+
+    def _checkAlive(self) -> None:
+        """
+        Close the connection if it has been silent for L{deadAfter} seconds;
+        else check again when it would have been.
+        """
+        self._deadCall = None
+        if self._closing:
+            return
+        clock = self.factory.clock
+        silent = clock.seconds() - self._lastReceived
+        if silent >= self.deadAfter:
+            self.stopHeartbeats()
+            self.sendError(ErrorCode.TIMEOUT, f"nothing received for {silent:g} s")
+            return
+        self._deadCall = clock.callLater(self.deadAfter - silent, self._checkAlive)
+
+    def _cancelTimers(self) -> None:
+        """
+        Cancel the envelope timeout and the heartbeats.
+        """
+        if self._envelopeCall is not None:
+            if self._envelopeCall.active():
+                self._envelopeCall.cancel()
+            self._envelopeCall = None
+        self.stopHeartbeats()
+
+    def _unregister(self) -> None:
+        """
+        Stop being the transport's producer, so that it can close.
+        """
+        if self._producing:
+            self._producing = False
+            self.transport.unregisterProducer()  # type: ignore[union-attr]
+
+    def _peer(self) -> str:
+        """
+        The peer's address, for logs.
+        """
+        transport = self.transport
+        if transport is None:
+            return "?"
+        peer = transport.getPeer()
+        host = getattr(peer, "host", None)
+        port = getattr(peer, "port", None)
+        return f"{host}:{port}" if host is not None else str(peer)
