@@ -22,6 +22,7 @@ from twisted.internet.task import deferLater, react
 from twisted.python import usage
 
 from aphelion import __version__
+from aphelion.accounts import AccountsOptions, TicketOptions
 from aphelion.client import ClosedError, ping
 
 __all__ = [
@@ -193,8 +194,20 @@ class Command:
 
 
 #: Every subcommand, in the order C{--help} lists them.
+async def runOffline(
+    reactor: Any, options: usage.Options, out: TextIO, err: TextIO
+) -> int:
+    """
+    Run a command that needs no network: its options' C{run(out, err)}.
+    """
+    result: int = options.run(out, err)  # type: ignore[attr-defined]
+    return result
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("ping", PingOptions, runPing, "Ping an AuthProxy and print the answer."),
+    Command("accounts", AccountsOptions, runOffline, "Manage the accounts database."),
+    Command("ticket", TicketOptions, runOffline, "Mint a login ticket."),
 )
 
 

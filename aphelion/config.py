@@ -7,6 +7,7 @@ reads through its constructor. Defaults are the contract's (Part 4).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from aphelion.codes import AphelionProtocol
 from aphelion.handshake import Revisions
@@ -43,6 +44,23 @@ class Config:
     :ivar trustForwardedFor: take the client address from
         C{X-Forwarded-For}, set by a trusted front proxy.
     :ivar authTries: authentication tries per connection (4008).
+    :ivar checkers: the C{twisted.cred} checkers of C{--auth}; none means
+        every C{authenticate} is answered C{AUTH_METHOD_UNSUPPORTED}.
+    :ivar refuseNewcomer: answer C{ID_IN_USE} to a second login of a player
+        instead of ending the first session.
+    :ivar game: the module of the game that local game servers run.
+    :ivar gameServers: how many local game-server processes to spawn.
+    :ivar remoteGameServers: game servers elsewhere, as
+        L{aphelion.control.spawn.RemoteGameServer}s.
+    :ivar controlTimeout: seconds to wait for a game server's first envelope.
+    :ivar heartbeatInterval: seconds between control heartbeats.
+    :ivar deadAfter: seconds of silence after which a control connection is
+        dead.
+    :ivar restartInitial: the first restart delay of a game server.
+    :ivar restartMax: the longest restart delay.
+    :ivar drainDeadline: seconds a draining game server has to disconnect its
+        players.
+    :ivar gameOptions: options passed to every game server in C{Control}.
     """
 
     listen: tuple[str, ...] = ("tcp:80",)
@@ -61,3 +79,15 @@ class Config:
     maxConnections: int = 10000
     trustForwardedFor: bool = False
     authTries: int = 3
+    checkers: tuple[Any, ...] = ()
+    refuseNewcomer: bool = False
+    game: str = "aphelion.games.chat"
+    gameServers: int = 1
+    remoteGameServers: tuple[Any, ...] = ()
+    controlTimeout: float = 10.0
+    heartbeatInterval: float = 5.0
+    deadAfter: float = 15.0
+    restartInitial: float = 1.0
+    restartMax: float = 60.0
+    drainDeadline: float = 10.0
+    gameOptions: tuple[tuple[str, str], ...] = ()

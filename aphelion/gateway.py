@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from google.protobuf.message import DecodeError
-from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -55,6 +55,9 @@ def authenticateResponse(result: int, description: str = "") -> bytes:
 
 _NOT_AUTHENTICATED = authenticateResponse(
     AuthenticateResponse.NOT_AUTHENTICATED, "authenticate first"
+)
+_NO_AUTH_METHOD = authenticateResponse(
+    AuthenticateResponse.AUTH_METHOD_UNSUPPORTED, "no authentication is configured"
 )
 _IN_PROGRESS = authenticateResponse(
     AuthenticateResponse.OTHER, "authentication in progress"
@@ -101,7 +104,7 @@ class PlayerLink(Protocol):
     def resumeReading(self) -> None: ...
 
 
-Authenticator = Callable[[str], "Deferred[Identity]"]
+Authenticator = Callable[[str], "Deferred[Any]"]
 LinkConnector = Callable[["GameServer", "Seat"], None]
 
 
@@ -284,8 +287,10 @@ class Gateway:
             return
         if state is SessionState.AUTHENTICATING:
             connection.sendPayload(_IN_PROGRESS)
-        elif not message.HasField("authenticate") or self._authenticate is None:
+        elif not message.HasField("authenticate"):
             connection.sendPayload(_NOT_AUTHENTICATED)
+        elif self._authenticate is None:
+            connection.sendPayload(_NO_AUTH_METHOD)
         else:
             self._startAuthentication(session, connection, message.authenticate.id)
 
@@ -322,10 +327,23 @@ class Gateway:
     def _authenticationFailed(
         self, failure: Failure, session: Session, connection: IConnection
     ) -> None:
-        failure.trap(UnauthorizedLogin)
         if session.ended:
             return
         session.state = SessionState.UNAUTHENTICATED
+        if failure.check(UnhandledCredentials):
+            connection.sendPayload(_NO_AUTH_METHOD)
+            return
+        if not failure.check(UnauthorizedLogin):
+            # The checker broke (a database down): not the player's fault.
+            self._log.failure(
+                "session {hint}: the checker failed", failure, hint=session.hint
+            )
+            connection.sendPayload(
+                authenticateResponse(
+                    AuthenticateResponse.OTHER, "authentication is unavailable"
+                )
+            )
+            return
         failures = getattr(connection, "authFailures", 0) + 1
         connection.authFailures = failures  # type: ignore[attr-defined]
         self._log.info(
@@ -484,7 +502,7 @@ class Gateway:
 
     def _moved(self, seat: Seat, reason: str, seated: bool = True) -> None:
         session = seat.session
-        seat.server.links.discard(seat.link)  # type: ignore[arg-type]
+        seat.server.links.discard(seat.link)
         if session.ended:
             return
         if seated:

@@ -5,20 +5,27 @@ Builds the AuthProxy's service tree from a L{Config}. Parses no options.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
+from twisted.cred.portal import Portal
 from twisted.logger import Logger
 from twisted.web.server import Site
 
+from aphelion.auth import PlayerRealm, authenticate
 from aphelion.codes import CloseCode
 from aphelion.config import Config
+from aphelion.control.proxy import LinkConnector, controlFactoryMaker
+from aphelion.control.spawn import GameServerMonitor
 from aphelion.gateway import Gateway
 from aphelion.session import MemorySessionRegistry
 from aphelion.websocket import AphelionServerFactory, buildResource
 
 __all__ = ["AphelionSite", "ShutdownService", "build"]
+
+_log = Logger()
 
 
 class AphelionSite(Site):
@@ -60,8 +67,9 @@ def build(config: Config, reactor: Any) -> MultiService:
     :param config: the settings.
     :param reactor: provides C{IReactorTCP}, C{IReactorTime} and whatever the
         endpoint descriptions need.
-    :return: the parent service; its C{factory} attribute is the WebSocket
-        factory.
+    :return: the parent service; its C{factory}, C{monitor} and C{gateway}
+        attributes are the WebSocket factory, the game-server monitor and the
+        gateway.
     """
     top = MultiService()
     registry = MemorySessionRegistry(
@@ -70,11 +78,43 @@ def build(config: Config, reactor: Any) -> MultiService:
         maxConnections=config.connectionsPerSession,
         queueLimit=config.queueLimit,
     )
-    factory = AphelionServerFactory(
-        clock=reactor,
+    monitor = GameServerMonitor(
+        reactor=reactor,
+        game=config.game,
+        count=config.gameServers,
+        remotes=config.remoteGameServers,
+        makeControlFactory=partial(
+            controlFactoryMaker,
+            firstMessageTimeout=config.controlTimeout,
+            heartbeatInterval=config.heartbeatInterval,
+            deadAfter=config.deadAfter,
+        ),
+        restartInitial=config.restartInitial,
+        restartMax=config.restartMax,
+        drainDeadline=config.drainDeadline,
+        connectTimeout=config.controlTimeout,
+        options=dict(config.gameOptions),
+    )
+    monitor.setName("game-servers")
+    monitor.setServiceParent(top)
+    authenticator = None
+    if config.checkers:
+        portal = Portal(PlayerRealm(), config.checkers)
+        authenticator = partial(authenticate, portal)
+    else:
+        _log.warn(
+            "no --auth given: every authenticate is answered AUTH_METHOD_UNSUPPORTED"
+        )
+    gateway = Gateway(
         registry=registry,
-        config=config,
-        gateway=Gateway(registry=registry, authTries=config.authTries),
+        authenticator=authenticator,
+        monitor=monitor,
+        connectLink=LinkConnector(reactor, connectTimeout=config.controlTimeout),
+        authTries=config.authTries,
+        refuseNewcomer=config.refuseNewcomer,
+    )
+    factory = AphelionServerFactory(
+        clock=reactor, registry=registry, config=config, gateway=gateway
     )
     site = AphelionSite(buildResource(factory, config.path))
     for description in config.listen:
@@ -83,4 +123,6 @@ def build(config: Config, reactor: Any) -> MultiService:
         listener.setServiceParent(top)
     ShutdownService(factory).setServiceParent(top)
     top.factory = factory  # type: ignore[attr-defined]
+    top.monitor = monitor  # type: ignore[attr-defined]
+    top.gateway = gateway  # type: ignore[attr-defined]
     return top

@@ -8,10 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import IService
+from twisted.cred import strcred
 from twisted.python import usage
 
+from aphelion.auth import IPlayerIdCredentials
 from aphelion.codes import AphelionProtocol
 from aphelion.config import Config
+from aphelion.control.spawn import RemoteGameServer
 from aphelion.handshake import Revisions
 
 __all__ = ["Options", "makeService"]
@@ -29,10 +32,31 @@ def _revisions(value: str) -> Revisions:
         ) from e
 
 
-class Options(usage.Options):
+def _remoteGameServer(value: str) -> RemoteGameServer:
+    host, sep, rest = value.rpartition(":")
+    host, sep2, port = host.rpartition(":")
+    tokenFile = rest
+    if not (sep and sep2 and host and port.isdigit() and tokenFile):
+        raise usage.UsageError(f"--game-server is HOST:PORT:TOKEN_FILE, not {value!r}")
+    try:
+        with open(tokenFile, "rb") as f:
+            text = f.read().strip()
+        token = bytes.fromhex(text.decode("ascii"))
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise usage.UsageError(
+            f"cannot read a hex control token from {tokenFile!r}: {e}"
+        ) from e
+    if len(token) != 32:
+        raise usage.UsageError(f"the token in {tokenFile!r} is not 32 bytes")
+    return RemoteGameServer(host.strip("[]"), int(port), token)
+
+
+class Options(usage.Options, strcred.AuthOptionMixin):
     """
     Options of C{twistd aphelion}. Defaults are the contract's (Part 4).
     """
+
+    supportedInterfaces = [IPlayerIdCredentials]
 
     synopsis = "[options]"
     longdesc = (
@@ -45,6 +69,12 @@ class Options(usage.Options):
             "trust-forwarded-for",
             None,
             "Take the client address from X-Forwarded-For (behind a trusted proxy).",
+        ],
+        [
+            "refuse-newcomer",
+            None,
+            "Refuse a second login of a player (ID_IN_USE) instead of ending "
+            "the first session.",
         ],
     ]
 
@@ -135,6 +165,61 @@ class Options(usage.Options):
             int,
         ],
         [
+            "game",
+            None,
+            _DEFAULTS.game,
+            "Module of the game the local game servers run.",
+        ],
+        [
+            "game-servers",
+            None,
+            _DEFAULTS.gameServers,
+            "Local game-server processes to spawn.",
+            int,
+        ],
+        [
+            "control-timeout",
+            None,
+            _DEFAULTS.controlTimeout,
+            "Seconds to wait for an envelope connection's first message.",
+            float,
+        ],
+        [
+            "heartbeat",
+            None,
+            _DEFAULTS.heartbeatInterval,
+            "Seconds between control heartbeats.",
+            float,
+        ],
+        [
+            "dead-after",
+            None,
+            _DEFAULTS.deadAfter,
+            "Seconds of silence after which a control connection is dead.",
+            float,
+        ],
+        [
+            "restart-initial",
+            None,
+            _DEFAULTS.restartInitial,
+            "First restart delay of a game server, doubling each time.",
+            float,
+        ],
+        [
+            "restart-max",
+            None,
+            _DEFAULTS.restartMax,
+            "Longest restart delay of a game server.",
+            float,
+        ],
+        [
+            "drain-deadline",
+            None,
+            _DEFAULTS.drainDeadline,
+            "Seconds a draining game server has to disconnect its players.",
+            float,
+        ],
+        [
             "ping-revisions",
             None,
             "1:1",
@@ -153,6 +238,24 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["game-server"] = []
+        self["game-option"] = []
+
+    def opt_game_server(self, value: str) -> None:
+        """
+        A game server started elsewhere, as HOST:PORT:TOKEN_FILE; the file
+        holds its control token in hex (repeatable).
+        """
+        self["game-server"].append(_remoteGameServer(value))
+
+    def opt_game_option(self, value: str) -> None:
+        """
+        KEY=VALUE passed to every game server in Control (repeatable).
+        """
+        key, sep, item = value.partition("=")
+        if not sep or not key:
+            raise usage.UsageError(f"--game-option is KEY=VALUE, not {value!r}")
+        self["game-option"].append((key, item))
 
     def opt_listen(self, description: str) -> None:
         """
@@ -166,6 +269,9 @@ class Options(usage.Options):
         """
         if not self["listen"]:
             self["listen"] = list(_DEFAULTS.listen)
+        if len(self.get("credCheckers", [])) > 1:
+            # A Portal keeps one checker per credentials interface.
+            raise usage.UsageError("give --auth once")
         for name in ("ping-revisions", "game-revisions"):
             if isinstance(self[name], str):
                 self[name] = _revisions(self[name])
@@ -181,6 +287,15 @@ class Options(usage.Options):
         self._atLeast("queue-limit", 0)
         self._atLeast("max-connections", 0)
         self._atLeast("auth-tries", 1)
+        self._atLeast("game-servers", 0)
+        self._atLeast("control-timeout", 0, strictly=True)
+        self._atLeast("heartbeat", 0, strictly=True)
+        self._atLeast("restart-initial", 0, strictly=True)
+        self._atLeast("drain-deadline", 0)
+        if self["dead-after"] <= self["heartbeat"]:
+            raise usage.UsageError("--dead-after must be longer than --heartbeat")
+        if self["restart-max"] < self["restart-initial"]:
+            raise usage.UsageError("--restart-max must be at least --restart-initial")
         if not 1 <= self["ack-cap"] <= 254:
             raise usage.UsageError("--ack-cap must be 1 to 254")
         if not 2 <= self["max-message"] <= 65536:
@@ -216,6 +331,18 @@ class Options(usage.Options):
             maxConnections=self["max-connections"],
             trustForwardedFor=bool(self["trust-forwarded-for"]),
             authTries=self["auth-tries"],
+            checkers=tuple(self.get("credCheckers", [])),
+            refuseNewcomer=bool(self["refuse-newcomer"]),
+            game=self["game"],
+            gameServers=self["game-servers"],
+            remoteGameServers=tuple(self["game-server"]),
+            controlTimeout=self["control-timeout"],
+            heartbeatInterval=self["heartbeat"],
+            deadAfter=self["dead-after"],
+            restartInitial=self["restart-initial"],
+            restartMax=self["restart-max"],
+            drainDeadline=self["drain-deadline"],
+            gameOptions=tuple(self["game-option"]),
         )
 
 

@@ -142,14 +142,18 @@ class GatewayTests(SynchronousTestCase):
         conn = RecordingConnection()
         return self.successResultOf(self.registry.open(None, conn)), conn
 
-    def seat(self, playerId: str = "alice") -> tuple[Session, RecordingConnection, RecordingLink]:
+    def seat(
+        self, playerId: str = "alice"
+    ) -> tuple[Session, RecordingConnection, RecordingLink]:
         """
         A session authenticated and seated.
         """
         session, conn = self.session()
         self.gateway.payloadReceived(session, conn, auth(playerId))
         link = self.links[-1]
-        link.seat.accepted(GameDetails(server_id=link.seat.server.serverId, player_id=playerId))
+        link.seat.accepted(
+            GameDetails(server_id=link.seat.server.serverId, player_id=playerId)
+        )
         return session, conn, link
 
     def test_notAuthenticated(self) -> None:
@@ -159,7 +163,10 @@ class GatewayTests(SynchronousTestCase):
         session, conn = self.session()
         self.gateway.payloadReceived(session, conn, b"\x0a\x00")
         response = s2c(conn.sent[0]).authenticate_response
-        self.assertEqual((response.result, response.description), (R.NOT_AUTHENTICATED, "authenticate first"))
+        self.assertEqual(
+            (response.result, response.description),
+            (R.NOT_AUTHENTICATED, "authenticate first"),
+        )
 
     def test_malformed(self) -> None:
         """
@@ -251,7 +258,9 @@ class GatewayTests(SynchronousTestCase):
         self.gateway.payloadReceived(session, conn, auth("alice"))
         self.links[-1].seat.rejected(1, "banned")
         response = s2c(conn.sent[0]).authenticate_response
-        self.assertEqual((response.result, response.description), (R.REJECTED, "banned"))
+        self.assertEqual(
+            (response.result, response.description), (R.REJECTED, "banned")
+        )
         self.assertIsNone(session.playerId)
 
     def test_newestLoginWins(self) -> None:
@@ -314,14 +323,17 @@ class GatewayTests(SynchronousTestCase):
         for server in self.monitor.servers.values():
             server.accepting = False
         link.seat.lost("connection lost")
-        self.assertEqual(conn.closed, (CloseCode.TRY_AGAIN_LATER, "no game server can take the player"))
+        self.assertEqual(
+            conn.closed,
+            (CloseCode.TRY_AGAIN_LATER, "no game server can take the player"),
+        )
         self.assertTrue(session.ended)
 
     def test_serverCrashReseats(self) -> None:
         """
         A crashed server's players are moved by the monitor's lost report.
         """
-        session, conn, link = self.seat()
+        session, _, link = self.seat()
         server = link.seat.server
         server.links.add(link)  # type: ignore[arg-type]
         self.monitor._serverLost(server)

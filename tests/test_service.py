@@ -22,7 +22,7 @@ class BuildTests(SynchronousTestCase):
         Each --listen description becomes a listening port serving the Site.
         """
         reactor = MemoryReactorClock()
-        service = build(Config(listen=("tcp:8080", "tcp:8081")), reactor)
+        service = build(Config(listen=("tcp:8080", "tcp:8081"), gameServers=0), reactor)
         service.startService()
         self.addCleanup(service.stopService)
         ports = [(port, type(factory)) for port, factory, _, _ in reactor.tcpServers]
@@ -33,7 +33,7 @@ class BuildTests(SynchronousTestCase):
         Stopping the service closes every connection with 1001.
         """
         reactor = MemoryReactorClock()
-        service = build(Config(listen=("tcp:8080",)), reactor)
+        service = build(Config(listen=("tcp:8080",), gameServers=0), reactor)
         service.startService()
         closed: list[tuple[int, str]] = []
 

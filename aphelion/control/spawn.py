@@ -192,7 +192,9 @@ class _ChildProtocol(ProcessProtocol):
             self._err = b""
 
     def _fail(self, why: str) -> None:
-        self._log.error("game server {serverId}: {why}", serverId=self._server.serverId, why=why)
+        self._log.error(
+            "game server {serverId}: {why}", serverId=self._server.serverId, why=why
+        )
         self._monitor._kill(self._server)
 
     def processEnded(self, reason: Failure) -> None:
@@ -232,6 +234,7 @@ class GameServerMonitor(Service):
         options: dict[str, str] | None = None,
     ) -> None:
         self._reactor = reactor
+        self.clock = reactor
         self.game = game
         self.restartInitial = restartInitial
         self.restartMax = restartMax
@@ -275,9 +278,7 @@ class GameServerMonitor(Service):
                 done: Deferred[None] = Deferred()
                 self._exits.setdefault(server.serverId, []).append(done)
                 waits.append(done)
-                self._reactor.callLater(
-                    self.drainDeadline + 2.0, self._kill, server
-                )
+                self._reactor.callLater(self.drainDeadline + 2.0, self._kill, server)
             self.drain(server.serverId, "the AuthProxy is shutting down")
         if not waits:
             return succeed(None)
@@ -355,7 +356,11 @@ class GameServerMonitor(Service):
         self._crashed(server)
 
     def controlReady(
-        self, server: GameServer, control: ControlClientProtocol, name: str, capacity: int
+        self,
+        server: GameServer,
+        control: ControlClientProtocol,
+        name: str,
+        capacity: int,
     ) -> None:
         """
         Called by the control connection when the game server said C{Ready}.
@@ -377,7 +382,9 @@ class GameServerMonitor(Service):
         server.capacity = capacity
         server.accepting = accepting
 
-    def controlLost(self, server: GameServer, control: ControlClientProtocol) -> None:
+    def controlLost(
+        self, server: GameServer, control: ControlClientProtocol | None
+    ) -> None:
         """
         Called when a control connection closed or failed to open.
         """

@@ -1,0 +1,340 @@
+# -*- test-case-name: tests.test_proxy -*-
+"""
+The AuthProxy's ends of the connections to a game server (Parts 2.3, 2.4):
+L{ControlClientProtocol}, one per game server, and L{PlayerLinkProtocol}, one
+per seated player.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from twisted.internet.interfaces import IConnector, IReactorTCP, IReactorTime
+from twisted.internet.protocol import ClientFactory, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from aphelion.codes import EnvelopeType
+from aphelion.control.protocol import EnvelopeFactory, EnvelopeProtocol
+from aphelion.proto import control_pb2, game_pb2
+
+if TYPE_CHECKING:
+    from aphelion.control.spawn import GameServer, GameServerMonitor
+    from aphelion.gateway import Seat
+
+__all__ = [
+    "ControlClientFactory",
+    "ControlClientProtocol",
+    "LinkConnector",
+    "PlayerLinkFactory",
+    "PlayerLinkProtocol",
+]
+
+T = EnvelopeType
+
+
+class ControlClientProtocol(EnvelopeProtocol):
+    """
+    The AuthProxy's control connection to one game server.
+
+    Sends C{Control}, waits for C{Ready}, then follows C{Status} and keeps
+    heartbeats going both ways.
+    """
+
+    _log = Logger()
+    factory: ControlClientFactory
+    heartbeats = True
+    allowedTypes = frozenset({T.Ready, T.Heartbeat})
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        factory = self.factory
+        server = factory.server
+        self.sendEnvelope(
+            T.Control,
+            control_pb2.Control(
+                token=server.token,
+                server_id=server.serverId,
+                options=factory.monitor.options,
+            ),
+        )
+
+    def envelope_Ready(self, message: control_pb2.Ready) -> None:
+        """
+        Called when the game server is ready to seat players.
+        """
+        self.allowedTypes = frozenset({T.Status, T.Heartbeat})
+        self.factory.monitor.controlReady(
+            self.factory.server, self, message.name, message.capacity
+        )
+
+    def envelope_Status(self, message: control_pb2.Status) -> None:
+        """
+        Called when the game server's player count or capacity changed.
+        """
+        self.factory.monitor.controlStatus(
+            self.factory.server, message.players, message.capacity, message.accepting
+        )
+
+    def sendShutdown(self, deadlineMs: int, reason: str) -> None:
+        """
+        Ask the game server to drain and exit (C{Shutdown}).
+        """
+        self.sendEnvelope(
+            T.Shutdown, control_pb2.Shutdown(deadline_ms=deadlineMs, reason=reason)
+        )
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        super().connectionLost(reason)
+        self.factory.monitor.controlLost(self.factory.server, self)
+
+
+class ControlClientFactory(EnvelopeFactory, ClientFactory):
+    """
+    Opens the control connection of one game server.
+
+    :ivar monitor: the monitor to report to.
+    :ivar server: the game server.
+    """
+
+    protocol = ControlClientProtocol  # type: ignore[assignment]
+    _log = Logger()
+
+    firstMessageTimeout = 10.0
+    heartbeatInterval = 5.0
+    deadAfter = 15.0
+
+    def __init__(
+        self, *, clock: IReactorTime, monitor: GameServerMonitor, server: GameServer
+    ) -> None:
+        super().__init__(clock=clock)
+        self.monitor = monitor
+        self.server = server
+
+    def buildProtocol(self, addr: Any) -> ControlClientProtocol:  # type: ignore[override]
+        """
+        Build the control protocol with the configured timers.
+        """
+        protocol = cast(ControlClientProtocol, super().buildProtocol(addr))
+        protocol.firstMessageTimeout = self.firstMessageTimeout
+        protocol.heartbeatInterval = self.heartbeatInterval
+        protocol.deadAfter = self.deadAfter
+        return protocol
+
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+        """
+        Called when the control connection could not be opened.
+        """
+        self._log.warn(
+            "cannot open the control connection of {serverId}: {why}",
+            serverId=self.server.serverId,
+            why=reason.getErrorMessage(),
+        )
+        self.monitor.controlLost(self.server, None)
+
+
+class PlayerLinkProtocol(EnvelopeProtocol):
+    """
+    The AuthProxy's connection to a game server for one seated player: it
+    sends C{Type{CLIENT}} and C{ClientAuth}, reports C{Connected},
+    C{GameConfig} and C{Rejected} to its seat, then relays C{GameData}.
+
+    :ivar seat: the seat it serves.
+    """
+
+    _log = Logger()
+    factory: PlayerLinkFactory
+    allowedTypes = frozenset({T.Connected, T.Rejected, T.Disconnect})
+    _relaying = frozenset({T.GameConfig, T.GameData, T.Disconnect})
+    _ended = False
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        factory = self.factory
+        self.seat = factory.seat
+        self.sendEnvelope(
+            T.Type,
+            control_pb2.Type(kind=control_pb2.Type.CLIENT, token=factory.server.token),
+        )
+        self.sendEnvelope(T.ClientAuth, factory.clientAuth)
+        self.seat.linkMade(self)
+
+    # -- from the game server --------------------------------------------------
+
+    def envelope_Connected(self, message: game_pb2.GameDetails) -> None:
+        """
+        Called when the game server seated the player.
+        """
+        self.allowedTypes = self._relaying
+        self.seat.accepted(message)
+
+    def envelope_GameConfig(self, message: game_pb2.GameConfig) -> None:
+        """
+        Called with the game's configuration for the player.
+        """
+        self.seat.gameConfig(message)
+
+    def envelope_Rejected(self, message: control_pb2.Rejected) -> None:
+        """
+        Called when the game server refused the player.
+        """
+        self._ended = True
+        self.seat.rejected(message.code, message.reason)
+        self.loseConnection()
+
+    def envelope_GameData(self, payload: bytes) -> None:
+        """
+        Called with each packet from the game to the player.
+        """
+        self.seat.gameData(payload)
+
+    def envelope_Disconnect(self, message: control_pb2.Disconnect) -> None:
+        """
+        Called when the game server wants the player gone.
+        """
+        self._ended = True
+        self.seat.disconnected(message.code, message.reason)
+        self.loseConnection()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        super().connectionLost(reason)
+        if not self._ended:
+            self._ended = True
+            self.seat.lost(reason.getErrorMessage())
+
+    # -- from the seat -----------------------------------------------------
+
+    def disconnect(self, code: int, reason: str) -> None:
+        """
+        Tell the game server the player is gone (C{Disconnect}) and close.
+        """
+        if self._ended:
+            return
+        self._ended = True
+        self.sendEnvelope(
+            T.Disconnect, control_pb2.Disconnect(code=code, reason=reason)
+        )
+        self.loseConnection()
+
+    def pauseReading(self) -> None:
+        """
+        Stop reading from the game server: the player's connection is full.
+        """
+        transport: Any = self.transport
+        if transport is not None and not self.closing:
+            transport.pauseProducing()
+
+    def resumeReading(self) -> None:
+        """
+        Read from the game server again.
+        """
+        transport: Any = self.transport
+        if transport is not None and not self.closing:
+            transport.resumeProducing()
+
+    # -- our write buffer: pause the player's connections --------------------
+
+    def pauseProducing(self) -> None:
+        """
+        Called when the game server reads too slowly: stop reading from the
+        player's WebSocket connections.
+        """
+        super().pauseProducing()
+        for connection in self.seat.session.connections:
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """
+        Called when the game server caught up: read from the player again.
+        """
+        super().resumeProducing()
+        for connection in self.seat.session.connections:
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.resumeProducing()
+
+
+class PlayerLinkFactory(EnvelopeFactory, ClientFactory):
+    """
+    Opens the player connection of one seat.
+    """
+
+    protocol = PlayerLinkProtocol  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        *,
+        clock: IReactorTime,
+        seat: Seat,
+        server: GameServer,
+        clientAuth: control_pb2.ClientAuth,
+    ) -> None:
+        super().__init__(clock=clock)
+        self.seat = seat
+        self.server = server
+        self.clientAuth = clientAuth
+
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+        """
+        Called when the game server could not be reached.
+        """
+        self.seat.lost(reason.getErrorMessage())
+
+
+class LinkConnector:
+    """
+    Opens player connections to game servers, for the gateway.
+
+    :ivar connectTimeout: seconds to wait for the TCP connection.
+    """
+
+    def __init__(self, reactor: Any, connectTimeout: float = 10.0) -> None:
+        self._reactor: IReactorTCP = reactor
+        self._clock: IReactorTime = reactor
+        self.connectTimeout = connectTimeout
+
+    def __call__(self, server: GameServer, seat: Seat) -> None:
+        """
+        Open the player connection of C{seat} to C{server}.
+        """
+        session = seat.session
+        identity = session.identity
+        remote = ""
+        for connection in session.connections:
+            remote = getattr(connection, "remoteAddress", "") or remote
+        clientAuth = control_pb2.ClientAuth(
+            player_id=identity.playerId,
+            name=identity.name,
+            session_id=session.sessionId,
+            remote_address=remote,
+            attributes=dict(identity.attributes),
+        )
+        assert server.port is not None
+        self._reactor.connectTCP(
+            server.host,
+            server.port,
+            PlayerLinkFactory(
+                clock=self._clock, seat=seat, server=server, clientAuth=clientAuth
+            ),
+            timeout=self.connectTimeout,
+        )
+
+
+def controlFactoryMaker(
+    monitor: GameServerMonitor,
+    server: GameServer,
+    firstMessageTimeout: float = 10.0,
+    heartbeatInterval: float = 5.0,
+    deadAfter: float = 15.0,
+) -> ControlClientFactory:
+    """
+    Make the control connection factory of a game server, for
+    L{GameServerMonitor}, with the configured timers.
+    """
+    factory = ControlClientFactory(clock=monitor.clock, monitor=monitor, server=server)
+    factory.firstMessageTimeout = firstMessageTimeout
+    factory.heartbeatInterval = heartbeatInterval
+    factory.deadAfter = deadAfter
+    return factory
