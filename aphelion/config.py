@@ -61,6 +61,8 @@ class Config:
     :ivar drainDeadline: seconds a draining game server has to disconnect its
         players.
     :ivar gameOptions: options passed to every game server in C{Control}.
+    :ivar seating: C{spread} (the fewest players first) or C{fill} (the most
+        players that still leave room first).
     """
 
     listen: tuple[str, ...] = ("tcp:80",)
@@ -91,3 +93,4 @@ class Config:
     restartMax: float = 60.0
     drainDeadline: float = 10.0
     gameOptions: tuple[tuple[str, str], ...] = ()
+    seating: str = "spread"

@@ -94,6 +94,7 @@ def build(config: Config, reactor: Any) -> MultiService:
         drainDeadline=config.drainDeadline,
         connectTimeout=config.controlTimeout,
         options=dict(config.gameOptions),
+        seating=config.seating,
     )
     monitor.setName("game-servers")
     monitor.setServiceParent(top)

@@ -171,6 +171,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Module of the game the local game servers run.",
         ],
         [
+            "seating",
+            None,
+            _DEFAULTS.seating,
+            "spread: seat on the game server with the fewest players; fill: on "
+            "the one with the most that has room (players share a room).",
+        ],
+        [
             "game-servers",
             None,
             _DEFAULTS.gameServers,
@@ -288,6 +295,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self._atLeast("max-connections", 0)
         self._atLeast("auth-tries", 1)
         self._atLeast("game-servers", 0)
+        if self["seating"] not in ("spread", "fill"):
+            raise usage.UsageError("--seating is spread or fill")
         self._atLeast("control-timeout", 0, strictly=True)
         self._atLeast("heartbeat", 0, strictly=True)
         self._atLeast("restart-initial", 0, strictly=True)
@@ -343,6 +352,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             restartMax=self["restart-max"],
             drainDeadline=self["drain-deadline"],
             gameOptions=tuple(self["game-option"]),
+            seating=self["seating"],
         )
 
 

@@ -98,6 +98,7 @@ class ControlClientFactory(EnvelopeFactory, ClientFactory):
     """
 
     protocol = ControlClientProtocol  # type: ignore[assignment]
+    noisy = False
     _log = Logger()
 
     firstMessageTimeout = 10.0
@@ -262,6 +263,7 @@ class PlayerLinkFactory(EnvelopeFactory, ClientFactory):
     """
 
     protocol = PlayerLinkProtocol  # type: ignore[assignment]
+    noisy = False
 
     def __init__(
         self,

@@ -213,6 +213,8 @@ class GameServerMonitor(Service):
     :ivar restartMax: the longest restart delay.
     :ivar stableAfter: seconds of readiness after which the back-off resets.
     :ivar drainDeadline: seconds a drained server has to disconnect its players.
+    :ivar seating: C{"spread"} seats a player on the server with the fewest
+        players; C{"fill"} on the one with the most that still has room.
     """
 
     _log = Logger()
@@ -232,7 +234,11 @@ class GameServerMonitor(Service):
         connectTimeout: float = 10.0,
         python: str = sys.executable,
         options: dict[str, str] | None = None,
+        seating: str = "spread",
     ) -> None:
+        if seating not in ("spread", "fill"):
+            raise ValueError(f"seating is spread or fill, not {seating!r}")
+        self.seating = seating
         self._reactor = reactor
         self.clock = reactor
         self.game = game
@@ -453,13 +459,21 @@ class GameServerMonitor(Service):
 
     def pick(self, exclude: GameServer | None = None) -> GameServer | None:
         """
-        The ready game server with room and the fewest players.
+        The ready game server with room and the fewest players (L{seating}
+        C{"spread"}, the contract's rule), or the most (C{"fill"}: players
+        are packed together, a room filled before the next is opened). Ties
+        go to the server configured first.
         """
         best: GameServer | None = None
+        fill = self.seating == "fill"
         for server in self.servers.values():
             if server is exclude or not server.hasRoom():
                 continue
-            if best is None or server.load() < best.load():
+            if best is None:
+                best = server
+            elif fill and server.load() > best.load():
+                best = server
+            elif not fill and server.load() < best.load():
                 best = server
         return best
 
