@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, TextIO
 
+from twisted.internet.defer import Deferred
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.error import ConnectError
 from twisted.internet.task import deferLater, react
@@ -23,7 +24,9 @@ from twisted.python import usage
 
 from aphelion import __version__
 from aphelion.accounts import AccountsOptions, TicketOptions
+from aphelion.chatclient import ChatTerminal, LineInput
 from aphelion.client import ClosedError, ping
+from aphelion.codes import CloseCode
 
 __all__ = [
     "COMMANDS",
@@ -194,6 +197,66 @@ class Command:
 
 
 #: Every subcommand, in the order C{--help} lists them.
+class ChatOptions(CommandOptions):
+    """
+    Options of C{aphelion chat}.
+    """
+
+    synopsis = "ws://HOST:PORT/PATH --id ID"
+    longdesc = (
+        "Join the chat game through an AuthProxy: authenticate with --id, then "
+        "every line typed is said to the room, and what the room says is shown."
+    )
+    optParameters = [["id", None, None, "The ID to authenticate with."]]
+
+    def parseArgs(self, url: str) -> None:  # type: ignore[override]
+        """
+        Take the server's WebSocket URL.
+        """
+        self["url"] = _checkURL(url)
+
+    def postOptions(self) -> None:
+        """
+        Require --id.
+        """
+        if not self["id"]:
+            raise usage.UsageError("--id is required")
+
+
+async def runChat(
+    reactor: Any, options: usage.Options, out: TextIO, err: TextIO
+) -> int:
+    """
+    Run C{aphelion chat} on standard input and output until the connection
+    closes or standard input ends.
+
+    :return: 0 after a normal close, else 1.
+    """
+    from twisted.internet.stdio import StandardIO
+
+    def write(line: str) -> None:
+        print(line, file=out)
+        out.flush()
+
+    terminal = ChatTerminal(reactor, options["url"], options["id"], write)
+
+    def leave() -> None:
+        if terminal.connection is not None:
+            terminal.connection.closeWith(CloseCode.NORMAL, "bye")
+
+    try:
+        running = Deferred.fromCoroutine(terminal.run())
+        StandardIO(LineInput(terminal, leave), reactor=reactor)
+        code, _ = await running
+    except ClosedError as e:
+        print(f"{options['url']}: closed with {e.code}: {e.reason}", file=err)
+        return 1
+    except ConnectError as e:
+        print(f"{options['url']}: {e}", file=err)
+        return 1
+    return 0 if code in (CloseCode.NORMAL, CloseCode.GOING_AWAY) else 1
+
+
 async def runOffline(
     reactor: Any, options: usage.Options, out: TextIO, err: TextIO
 ) -> int:
@@ -206,6 +269,7 @@ async def runOffline(
 
 COMMANDS: tuple[Command, ...] = (
     Command("ping", PingOptions, runPing, "Ping an AuthProxy and print the answer."),
+    Command("chat", ChatOptions, runChat, "Join the chat game and talk."),
     Command("accounts", AccountsOptions, runOffline, "Manage the accounts database."),
     Command("ticket", TicketOptions, runOffline, "Mint a login ticket."),
 )
