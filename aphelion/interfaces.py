@@ -109,6 +109,15 @@ class ISessionRegistry(Interface):
         :return: a L{Deferred} that fires with L{None}.
         """
 
+    def close() -> Deferred[None]:
+        """
+        Called when the AuthProxy stops. An in-memory registry forgets its
+        sessions and their timers; one on a shared store keeps them for the
+        other AuthProxies.
+
+        :return: a L{Deferred} that fires with L{None}.
+        """
+
     def counts() -> Deferred[tuple[int, int]]:
         """
         :return: a L{Deferred} that fires with C{(players, playing)}: the

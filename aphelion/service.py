@@ -58,6 +58,7 @@ class ShutdownService(Service):
         if count:
             self._log.info("closing {count} connections: shutting down", count=count)
         self._factory.closeAll(CloseCode.GOING_AWAY, "server shutting down")
+        self._factory.registry.close()
 
 
 def build(config: Config, reactor: Any) -> MultiService:
@@ -67,9 +68,9 @@ def build(config: Config, reactor: Any) -> MultiService:
     :param config: the settings.
     :param reactor: provides C{IReactorTCP}, C{IReactorTime} and whatever the
         endpoint descriptions need.
-    :return: the parent service; its C{factory}, C{monitor} and C{gateway}
-        attributes are the WebSocket factory, the game-server monitor and the
-        gateway.
+    :return: the parent service; its C{factory}, C{monitor}, C{gateway} and
+        C{site} attributes are the WebSocket factory, the game-server monitor,
+        the gateway and the web site (to listen on more endpoints).
     """
     top = MultiService()
     registry = MemorySessionRegistry(
@@ -126,4 +127,5 @@ def build(config: Config, reactor: Any) -> MultiService:
     top.factory = factory  # type: ignore[attr-defined]
     top.monitor = monitor  # type: ignore[attr-defined]
     top.gateway = gateway  # type: ignore[attr-defined]
+    top.site = site  # type: ignore[attr-defined]
     return top

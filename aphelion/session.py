@@ -211,6 +211,7 @@ class MemorySessionRegistry:
         self._sessions: dict[bytes, Session] = {}
         self._players: dict[str, Session] = {}
         self._playing = 0
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -241,6 +242,8 @@ class MemorySessionRegistry:
             return succeed(None)
         if session.connections or session.ended:
             return succeed(None)
+        if self._closed:
+            return self.end(session, CloseCode.GOING_AWAY, "server shutting down")
         if not session.hadGame and session.playerId is None:
             # Only ping connections ever held it: nothing to resume, so it
             # need not linger (and a ping flood cannot pile sessions up).
@@ -313,6 +316,17 @@ class MemorySessionRegistry:
                 observer(session, code, reason)
             except Exception:
                 self._log.failure("session end observer failed")
+        return succeed(None)
+
+    def close(self) -> Deferred[None]:
+        """
+        Forget every session: a lingering one ends now, and one whose last
+        connection closes from now on ends instead of lingering.
+        """
+        self._closed = True
+        for session in list(self._sessions.values()):
+            if session.lingering:
+                self.end(session, CloseCode.GOING_AWAY, "server shutting down")
         return succeed(None)
 
     def counts(self) -> Deferred[tuple[int, int]]:

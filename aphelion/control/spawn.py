@@ -104,6 +104,7 @@ class GameServer:
     failures: int = 0
     process: Any = None
     _restartCall: IDelayedCall | None = None
+    _killCall: IDelayedCall | None = None
     _readySince: float | None = None
 
     def hasRoom(self) -> bool:
@@ -114,14 +115,16 @@ class GameServer:
             self.state is ServerState.READY
             and self.accepting
             and self.control is not None
-            and self.players + self.pending < self.capacity
+            and self.load() < self.capacity
         )
 
     def load(self) -> int:
         """
-        Players on it, counting seats in progress.
+        Players on it, counting seats in progress. Its last C{Status} may not
+        show the players this AuthProxy seated a moment ago, so those count
+        too.
         """
-        return self.players + self.pending
+        return max(self.players, len(self.links)) + self.pending
 
 
 def childCommand(game: str, serverId: str, python: str = sys.executable) -> list[str]:
@@ -284,7 +287,9 @@ class GameServerMonitor(Service):
                 done: Deferred[None] = Deferred()
                 self._exits.setdefault(server.serverId, []).append(done)
                 waits.append(done)
-                self._reactor.callLater(self.drainDeadline + 2.0, self._kill, server)
+                server._killCall = self._reactor.callLater(
+                    self.drainDeadline + 2.0, self._kill, server
+                )
             self.drain(server.serverId, "the AuthProxy is shutting down")
         if not waits:
             return succeed(None)
@@ -346,6 +351,9 @@ class GameServerMonitor(Service):
 
     def _childExited(self, server: GameServer, reason: Failure) -> None:
         server.process = None
+        if server._killCall is not None and server._killCall.active():
+            server._killCall.cancel()
+        server._killCall = None
         waiting = self._exits.pop(server.serverId, [])
         for d in waiting:
             d.callback(None)
