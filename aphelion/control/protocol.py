@@ -489,11 +489,11 @@ class EnvelopeProtocol(Protocol):
         """
         Dispatch envelopes in order, until one closes the connection.
         """
-        if envelopes and self._envelopeCall is not None:
-            self.setEnvelopeTimeout(None)
         for envelope in envelopes:
             if self._closing:
                 return
+            if self._envelopeCall is not None:
+                self.setEnvelopeTimeout(None)
             self._dispatch(envelope)
 
     def _dispatch(self, envelope: Envelope) -> None:

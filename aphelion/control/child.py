@@ -1,0 +1,258 @@
+# -*- test-case-name: tests.test_integration_child -*-
+"""
+The game-server process (Part 2.3, step 1)::
+
+    python -m aphelion.control.child --game aphelion.games.chat \\
+        [--port 0] [--interface 127.0.0.1] [--server-id ID] [--log-json]
+
+The protocol with the parent process that spawns it:
+
+- The parent writes the 32-byte control token to the child's standard input
+  as one line of 64 hex digits and a newline. The token is never in the
+  command line or the environment. Standard input then stays open.
+- The child listens on the interface (loopback unless told otherwise), on an
+  ephemeral port unless C{--port} names one, and writes exactly one line to
+  its standard output, C{PORT <n>\\n}. Nothing else is written there: the logs
+  go to standard error (text, or with C{--log-json} one JSON event per
+  record, as C{twisted.logger.jsonFileLogObserver} writes them), and the
+  game's own C{print}s are logged too.
+- After a C{Shutdown} drain the child exits with status 0.
+- When its standard input closes (the parent died, or closed it on purpose)
+  it drains for at most L{PARENT_GONE_DEADLINE} seconds and exits with
+  status 0. On SIGTERM or SIGINT it drains for at most L{STOP_DEADLINE}
+  seconds and exits.
+- A bad command line exits with status 2; a game module that does not load,
+  a missing or malformed token line (within L{TOKEN_TIMEOUT} seconds), or a
+  port it cannot listen on, with status 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, NoReturn
+
+from twisted.internet import error
+from twisted.internet.defer import Deferred, race
+from twisted.internet.stdio import StandardIO
+from twisted.internet.task import react
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    Logger,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    jsonFileLogObserver,
+    textFileLogObserver,
+)
+from twisted.protocols.basic import LineOnlyReceiver
+from twisted.python import usage
+from twisted.python.failure import Failure
+
+from aphelion.control.gameserver import Game, GameServerFactory, loadGame
+from aphelion.session import tokenHint
+
+__all__ = [
+    "PARENT_GONE_DEADLINE",
+    "STOP_DEADLINE",
+    "TOKEN_TIMEOUT",
+    "Options",
+    "ParentPipe",
+    "main",
+    "run",
+]
+
+_log = Logger()
+
+TOKEN_TIMEOUT = 10.0
+"""
+Seconds the child waits for the token line before it gives up.
+"""
+
+PARENT_GONE_DEADLINE = 1.0
+"""
+Seconds the drain may take when standard input closes.
+"""
+
+STOP_DEADLINE = 2.0
+"""
+Seconds the drain may take when the process is told to stop (SIGTERM).
+"""
+
+
+class Options(usage.Options):
+    """
+    The command line of the game-server process.
+    """
+
+    synopsis = "python -m aphelion.control.child --game MODULE [options]"
+
+    optParameters = [
+        ["game", "g", None, "The game module, such as aphelion.games.chat."],
+        ["port", "p", 0, "The TCP port to listen on; 0 for an ephemeral one.", int],
+        ["interface", "i", "127.0.0.1", "The address to listen on."],
+        ["server-id", None, "", "This game server's id (default: from Control)."],
+    ]
+    optFlags = [
+        ["log-json", None, "Log JSON events to standard error instead of text."],
+    ]
+
+    def postOptions(self) -> None:
+        """
+        Check the values.
+
+        :raises usage.UsageError: if one is wrong.
+        """
+        if not self["game"]:
+            raise usage.UsageError("--game is required")
+        if not 0 <= self["port"] <= 65535:
+            raise usage.UsageError("--port must be in 0-65535")
+
+
+class ParentPipe(LineOnlyReceiver):
+    """
+    Standard input and output, the pipes to the parent process: the token
+    comes in on the first line, the port line goes out, and the end of
+    standard input means the parent is gone.
+
+    :ivar token: fires with the 32 token bytes, or fails with L{ValueError}
+        when the first line is not 64 hex digits or input ends before it.
+    :ivar closed: fires when standard input is closed.
+    """
+
+    delimiter = b"\n"
+    MAX_LENGTH = 1024
+
+    def __init__(self) -> None:
+        """
+        Nothing received yet.
+        """
+        self.token: Deferred[bytes] = Deferred()
+        self.closed: Deferred[None] = Deferred()
+
+    def lineReceived(self, line: bytes) -> None:
+        """
+        Called with each line of standard input: the first is the token; the
+        rest are ignored.
+        """
+        if self.token.called:
+            return
+        try:
+            token = bytes.fromhex(line.strip().decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            token = b""
+        if len(token) != 32:
+            self.token.errback(ValueError("the token line is not 64 hex digits"))
+            return
+        self.token.callback(token)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """
+        Called when a line is too long: it is not a token.
+        """
+        if not self.token.called:
+            self.token.errback(ValueError("the token line is too long"))
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        """
+        Called when standard input is closed.
+        """
+        if not self.token.called:
+            self.token.errback(ValueError("standard input closed before the token"))
+        if not self.closed.called:
+            self.closed.callback(None)
+
+
+def _drainOnStop(factory: GameServerFactory) -> Deferred[None]:
+    """
+    Before the reactor stops: drain, unless that is done.
+    """
+    if not factory.draining:
+        factory.shutdown("the game server is stopping", STOP_DEADLINE)
+    return factory.whenShutDown()
+
+
+async def main(reactor: Any, options: Options, game: Game) -> None:
+    """
+    Read the token, listen, report the port and serve until a drain is done
+    or the parent is gone.
+
+    :param reactor: provides C{IReactorTCP}, C{IReactorTime} and
+        C{IReactorCore}.
+    :param options: the parsed command line.
+    :param game: the game to serve.
+    :raises SystemExit: with status 1 on a bad token or port.
+    """
+    pipe = ParentPipe()
+    StandardIO(pipe, reactor=reactor)
+    try:
+        token = await pipe.token.addTimeout(TOKEN_TIMEOUT, reactor)
+    except (ValueError, error.TimeoutError) as e:
+        _log.critical("no control token: {why}", why=str(e) or type(e).__name__)
+        raise SystemExit(1) from e
+
+    factory = GameServerFactory(
+        clock=reactor, token=token, game=game, serverId=options["server-id"]
+    )
+    try:
+        port = reactor.listenTCP(
+            options["port"], factory, interface=options["interface"]
+        )
+    except error.CannotListenError as e:
+        _log.critical("cannot listen: {why}", why=str(e))
+        raise SystemExit(1) from e
+    number = port.getHost().port
+    _log.info(
+        "game server {serverId} runs {game} on {interface} port {port} (token {hint})",
+        serverId=options["server-id"] or "-",
+        game=game.name,
+        interface=options["interface"],
+        port=number,
+        hint=tokenHint(token),
+    )
+    assert pipe.transport is not None
+    pipe.transport.write(b"PORT %d\n" % number)
+    reactor.addSystemEventTrigger("before", "shutdown", _drainOnStop, factory)
+
+    which, _ = await race([factory.whenShutDown(), pipe.closed])
+    if which == 1:
+        _log.warn("standard input closed: the parent is gone; stopping")
+        factory.shutdown("the AuthProxy is gone", PARENT_GONE_DEADLINE)
+        await factory.whenShutDown()
+    await port.stopListening()
+
+
+def run(argv: list[str] | None = None) -> NoReturn:
+    """
+    The process's entry point: parse the command line, start logging to
+    standard error, load the game and run L{main} under C{react}.
+
+    :param argv: the arguments, without the program name; default
+        C{sys.argv[1:]}.
+    """
+    options = Options()
+    try:
+        options.parseOptions(sys.argv[1:] if argv is None else argv)
+    except usage.UsageError as e:
+        sys.stderr.write(f"{options}\nerror: {e}\n")
+        sys.exit(2)
+    observer: ILogObserver = (
+        jsonFileLogObserver(sys.stderr)
+        if options["log-json"]
+        else textFileLogObserver(sys.stderr)
+    )
+    globalLogBeginner.beginLoggingTo(
+        [FilteringLogObserver(observer, [LogLevelFilterPredicate(LogLevel.info)])]
+    )
+    try:
+        game = loadGame(options["game"])
+    except (ImportError, TypeError) as e:
+        _log.critical(
+            "cannot load the game {game}: {why}", game=options["game"], why=str(e)
+        )
+        sys.exit(1)
+    react(main, [options, game])
+
+
+if __name__ == "__main__":
+    run()
