@@ -12,9 +12,11 @@ from enum import IntEnum
 __all__ = [
     "AphelionProtocol",
     "CloseCode",
+    "DisconnectCode",
     "Encoding",
     "EnvelopeType",
     "ErrorCode",
+    "RejectCode",
 ]
 
 
@@ -92,3 +94,33 @@ class EnvelopeType(IntEnum):
     GameData = 14
     Disconnect = 15
     Error = 63
+
+
+class RejectCode(IntEnum):
+    """
+    The codes of the C{Rejected} envelopes the game server sends itself.
+    Games choose their own codes for L{GameServerProtocol.reject}, from 100 up.
+    """
+
+    FULL = 1
+    NOT_ACCEPTING = 2
+    INTERNAL_ERROR = 3
+    INVALID_PLAYER = 4
+
+
+class DisconnectCode(IntEnum):
+    """
+    The codes of the C{Disconnect} envelopes the game server sends itself.
+    Games choose their own codes for L{GameServerProtocol.kick}, from 100 up.
+    """
+
+    KICKED = 0
+    """The game kicked the player (the default of L{GameServerProtocol.kick})."""
+    SHUTTING_DOWN = 1
+    """The game server is draining; the player may be seated elsewhere."""
+    REPLACED = 2
+    """The same player ID was seated again on a newer connection."""
+    INTERNAL_ERROR = 3
+    """A hook of the game raised."""
+    MALFORMED_MESSAGE = 4
+    """The game could not parse the player's message."""

@@ -20,7 +20,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from aphelion.codes import CloseCode
+from aphelion.codes import CloseCode, DisconnectCode
 from aphelion.control.spawn import ServerState
 from aphelion.interfaces import IConnection, ISessionRegistry
 from aphelion.proto.game_pb2 import (
@@ -484,7 +484,10 @@ class Gateway:
         session.send(authenticateResponse(AuthenticateResponse.REJECTED, reason))
 
     def _kicked(self, seat: Seat, code: int, reason: str) -> None:
-        if seat.server.state is ServerState.DRAINING:
+        if (
+            code == DisconnectCode.SHUTTING_DOWN
+            or seat.server.state is ServerState.DRAINING
+        ):
             self._moved(seat, "game server draining")
             return
         if seat.session.seat is seat:

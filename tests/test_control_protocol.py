@@ -80,8 +80,8 @@ class Recorder(EnvelopeProtocol):
         """
         Start with nothing received.
         """
-        self.received = []
         super().connectionMade()
+        self.received = []
 
     def envelope_Ready(self, message: control_pb2.Ready) -> None:
         """

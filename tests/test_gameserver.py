@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from google.protobuf.message import Message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -24,7 +27,7 @@ from aphelion.control.gameserver import (
     RejectCode,
     loadGame,
 )
-from aphelion.envelope import PAYLOAD_TYPES, EnvelopeDecoder, decodePayload
+from aphelion.envelope import HEADER, PAYLOAD_TYPES, EnvelopeDecoder, decodePayload
 from aphelion.games.chat import ChatGame
 from aphelion.proto import control_pb2
 from aphelion.proto.game_pb2 import GameConfig, GameDetails
@@ -149,8 +152,6 @@ class Arena(GameServerProtocol):
     """
     A game protocol that records its hooks and acts on a few payloads.
     """
-
-    game: ArenaGame  # type: ignore[assignment]
 
     def playerJoined(self, playerId: str, attributes: dict[str, str]) -> None:
         """
@@ -421,14 +422,15 @@ class FirstEnvelopeTests(GameServerTestsMixin, SynchronousTestCase):
         Any type of table 2.2 other than C{Control} and C{Type} first is
         C{Error{4}}, even one the game server never handles.
         """
-        for kind, message in [
+        firsts: list[tuple[T, Message | bytes]] = [
             (T.ClientAuth, control_pb2.ClientAuth(player_id="a")),
             (T.GameData, b"x"),
             (T.Heartbeat, control_pb2.Heartbeat()),
             (T.Shutdown, control_pb2.Shutdown()),
             (T.Ready, control_pb2.Ready()),
             (T.Disconnect, control_pb2.Disconnect()),
-        ]:
+        ]
+        for kind, message in firsts:
             protocol, transport = self.server.connect()
             protocol.dataReceived(envelope(kind, message))
             self.assertError(transport, ErrorCode.NOT_ALLOWED_NOW)
@@ -1075,3 +1077,57 @@ class LoadGameTests(SynchronousTestCase):
         A module without C{makeGame} is a L{TypeError}.
         """
         self.assertRaises(TypeError, loadGame, "aphelion.codes")
+
+
+class ArbitraryBytesTests(SynchronousTestCase):
+    """
+    Whatever the AuthProxy (or anyone) sends, the game server never raises.
+    """
+
+    prefixes = [
+        b"",
+        envelope(T.Control, control_pb2.Control(token=TOKEN)),
+        envelope(T.Type, control_pb2.Type(kind=control_pb2.Type.CLIENT, token=TOKEN)),
+        envelope(T.Type, control_pb2.Type(kind=control_pb2.Type.CLIENT, token=TOKEN))
+        + envelope(T.ClientAuth, control_pb2.ClientAuth(player_id="alice")),
+    ]
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        prefix=st.sampled_from(prefixes),
+        items=st.lists(
+            st.tuples(
+                st.sampled_from([*range(0, 16), 40, 63]),
+                st.integers(0, 3),
+                st.binary(max_size=30),
+            ),
+            max_size=6,
+        ),
+        data=st.data(),
+    )
+    def test_neverRaises(
+        self,
+        prefix: bytes,
+        items: list[tuple[int, int, bytes]],
+        data: st.DataObject,
+    ) -> None:
+        """
+        After any start, random envelopes in random chunks never raise out of
+        the protocol; a connection that sent C{Error} is closing.
+        """
+        server = GameServerHarness(ArenaGame())
+        protocol, transport = server.connect()
+        stream = prefix + b"".join(
+            HEADER.pack(1, t << 2 | en, len(p)) + p for t, en, p in items
+        )
+        offset = 0
+        while offset < len(stream):
+            size = data.draw(st.integers(1, len(stream) - offset))
+            protocol.dataReceived(stream[offset : offset + size])
+            offset += size
+        server.clock.advance(0)
+        self.flushLoggedErrors(ValueError)
+        kinds = [kind for kind, _ in received(transport)]
+        if T.Error in kinds:
+            self.assertEqual(kinds[-1], T.Error)
+            self.assertTrue(transport.disconnecting)

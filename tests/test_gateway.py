@@ -296,6 +296,17 @@ class GatewayTests(SynchronousTestCase):
         self.assertTrue(session.ended)
         self.assertEqual(conn.closed, (4009, "kicked: cheating"))
 
+    def test_shuttingDownMoves(self) -> None:
+        """
+        A Disconnect with code 1 (the game server is shutting down) moves the
+        player instead of ending the session.
+        """
+        session, conn, link = self.seat()
+        link.seat.disconnected(1, "draining")
+        self.assertFalse(session.ended)
+        self.assertTrue(s2c(conn.sent[-1]).HasField("disconnect"))
+        self.assertIsNot(self.links[-1], link)
+
     def test_reseatOnLoss(self) -> None:
         """
         When the game server goes away, the client gets S2C{disconnect} and

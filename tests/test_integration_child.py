@@ -94,7 +94,7 @@ class ChildProcess(ProcessProtocol):
         self.running = False
         if not self.port.called:
             self.port.errback(reason)
-        if reason.check(ProcessDone, ProcessTerminated):
+        if isinstance(reason.value, (ProcessDone, ProcessTerminated)):
             self.ended.callback(reason.value.exitCode)
         else:
             self.ended.errback(reason)
@@ -217,9 +217,9 @@ class ChildTests(TestCase):
         Connect an envelope client to the game server; it is closed on cleanup.
         """
         endpoint = TCP4ClientEndpoint(theReactor(), "127.0.0.1", port)
-        client = await connectProtocol(endpoint, EnvelopeClient()).addTimeout(
-            TIMEOUT, theReactor()
-        )
+        client: EnvelopeClient = await connectProtocol(
+            endpoint, EnvelopeClient()
+        ).addTimeout(TIMEOUT, theReactor())
         self.addCleanup(client.close)
         return client
 

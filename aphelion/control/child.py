@@ -62,7 +62,7 @@ __all__ = [
     "run",
 ]
 
-_log = Logger()
+_log = Logger(namespace="aphelion.control.child")
 
 TOKEN_TIMEOUT = 10.0
 """

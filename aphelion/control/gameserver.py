@@ -70,7 +70,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from enum import IntEnum
 from typing import ClassVar
 
 from twisted.internet.defer import Deferred, succeed
@@ -79,7 +78,7 @@ from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from aphelion.codes import EnvelopeType, ErrorCode
+from aphelion.codes import DisconnectCode, EnvelopeType, ErrorCode, RejectCode
 from aphelion.control.protocol import (
     EnvelopeFactory,
     EnvelopeProtocol,
@@ -103,36 +102,6 @@ _CONTROL = frozenset({EnvelopeType.Heartbeat, EnvelopeType.Shutdown})
 _AUTH = frozenset({EnvelopeType.ClientAuth, EnvelopeType.Disconnect})
 _PLAYING = frozenset({EnvelopeType.GameData, EnvelopeType.Disconnect})
 _NOTHING: frozenset[EnvelopeType] = frozenset()
-
-
-class RejectCode(IntEnum):
-    """
-    The codes of the C{Rejected} envelopes the game server sends itself.
-    Games choose their own codes for L{GameServerProtocol.reject}, from 100 up.
-    """
-
-    FULL = 1
-    NOT_ACCEPTING = 2
-    INTERNAL_ERROR = 3
-    INVALID_PLAYER = 4
-
-
-class DisconnectCode(IntEnum):
-    """
-    The codes of the C{Disconnect} envelopes the game server sends itself.
-    Games choose their own codes for L{GameServerProtocol.kick}, from 100 up.
-    """
-
-    KICKED = 0
-    """The game kicked the player (the default of L{GameServerProtocol.kick})."""
-    SHUTTING_DOWN = 1
-    """The game server is draining; the player may be seated elsewhere."""
-    REPLACED = 2
-    """The same player ID was seated again on a newer connection."""
-    INTERNAL_ERROR = 3
-    """A hook of the game raised."""
-    MALFORMED_MESSAGE = 4
-    """The game could not parse the player's message."""
 
 
 class GameServerProtocol(EnvelopeProtocol):
