@@ -65,6 +65,7 @@ class AphelionServerProtocol(WebSocketServerProtocol):
     lastUsed = 0
     _initCall: IDelayedCall | None = None
     _ackCall: IDelayedCall | None = None
+    _ackQueued = False
     _receive: Any = None
     _opening: list[tuple[bytes, bool]] | None = None
     _counted = False
@@ -211,10 +212,9 @@ class AphelionServerProtocol(WebSocketServerProtocol):
                 except Exception:
                     self._internalError(Failure())
                     return
-                if self._acks.owed and self._ackCall is None and self.state == _OPEN:
-                    self._ackCall = self.factory.clock.callLater(
-                        self.factory.config.ackDelay, self._flushAcks
-                    )
+                if self._acks.owed and not self._ackQueued and self.state == _OPEN:
+                    self._ackQueued = True
+                    self.factory.ackLater(self)
             return
         if not isBinary:
             self.closeWith(CloseCode.UNSUPPORTED_DATA, "text frames are not allowed")
@@ -304,6 +304,7 @@ class AphelionServerProtocol(WebSocketServerProtocol):
 
     def _flushAcks(self) -> None:
         self._ackCall = None
+        self._ackQueued = False
         acks = self._acks
         while acks.owed and self.state == _OPEN:
             self.sendMessage(acks.send(b""), True)
@@ -380,6 +381,8 @@ class AphelionServerFactory(WebSocketServerFactory):
         self.config = config
         self.gateway = gateway
         self.connections: set[AphelionServerProtocol] = set()
+        self._ackDue: list[AphelionServerProtocol] = []
+        self._ackCall: IDelayedCall | None = None
         self.setProtocolOptions(
             failByDrop=False,
             maxMessagePayloadSize=config.maxMessage,
@@ -388,6 +391,26 @@ class AphelionServerFactory(WebSocketServerFactory):
             autoPingInterval=config.autoPingInterval,
             autoPingTimeout=config.autoPingTimeout,
         )
+
+    def ackLater(self, connection: AphelionServerProtocol) -> None:
+        """
+        Send C{connection} an ack-only packet after the ack delay, unless it
+        sends something first. With the default delay, the end of the
+        reactor turn, one timer serves every connection that needs an ack.
+        """
+        delay = self.config.ackDelay
+        if delay > 0:
+            connection._ackCall = self.clock.callLater(delay, connection._flushAcks)
+            return
+        self._ackDue.append(connection)
+        if self._ackCall is None:
+            self._ackCall = self.clock.callLater(0, self._flushDueAcks)
+
+    def _flushDueAcks(self) -> None:
+        self._ackCall = None
+        due, self._ackDue = self._ackDue, []
+        for connection in due:
+            connection._flushAcks()
 
     def closeAll(self, code: int, reason: str) -> None:
         """

@@ -358,6 +358,29 @@ class PacketTests(ServerTestsMixin, SynchronousTestCase):
         pump.flush(advanceClock=False)
         self.assertEqual(client.received, [b"\x02"])
 
+    def test_oneTimerForAllAcks(self) -> None:
+        """
+        Connections that need an ack at the end of the same turn share one
+        timer, and each gets its own ack-only packet.
+        """
+        a, serverA, pumpA, _ = self.handshake()
+        b, _, pumpB, _ = self.handshake()
+        serverA.factory.gateway.payloadReceived = lambda *args: None
+        a.send(b"\x00one")
+        b.send(b"\x00two")
+        pumpA.flush(advanceClock=False)
+        pumpB.flush(advanceClock=False)
+        flushes = [
+            call
+            for call in self.clock.getDelayedCalls()
+            if getattr(call.func, "__name__", "") == "_flushDueAcks"
+        ]
+        self.assertEqual(len(flushes), 1)
+        self.clock.advance(0)
+        pumpA.flush(advanceClock=False)
+        pumpB.flush(advanceClock=False)
+        self.assertEqual((a.received, b.received), ([b"\x01"], [b"\x01"]))
+
     def test_ackOnlyNotAcked(self) -> None:
         """
         Ack-only packets from the client are never acked.
