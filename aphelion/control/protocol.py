@@ -305,10 +305,10 @@ class EnvelopeProtocol(Protocol):
         closes.
         """
         self._log.warn(
-            "{peer} sent Error {code}: {message}",
+            "{peer} sent Error {code}: {text}",
             peer=self._peer(),
             code=message.code,
-            message=message.message,
+            text=message.message,
         )
         self.loseConnection()
 
@@ -396,11 +396,11 @@ class EnvelopeProtocol(Protocol):
         if self._closing:
             return
         self._log.warn(
-            "sending Error {code} ({codeName}) to {peer}: {message}",
+            "sending Error {code} ({codeName}) to {peer}: {text}",
             code=int(code),
             codeName=code.name,
             peer=self._peer(),
-            message=message,
+            text=message,
         )
         self.sendEnvelope(
             EnvelopeType.Error,

@@ -104,6 +104,7 @@ class ControlClientFactory(EnvelopeFactory, ClientFactory):
     firstMessageTimeout = 10.0
     heartbeatInterval = 5.0
     deadAfter = 15.0
+    generation: int | None = None
 
     def __init__(
         self, *, clock: IReactorTime, monitor: GameServerMonitor, server: GameServer
@@ -131,7 +132,7 @@ class ControlClientFactory(EnvelopeFactory, ClientFactory):
             serverId=self.server.serverId,
             why=reason.getErrorMessage(),
         )
-        self.monitor.controlLost(self.server, None)
+        self.monitor.controlLost(self.server, self)
 
 
 class PlayerLinkProtocol(EnvelopeProtocol):

@@ -29,7 +29,11 @@ from twisted.python.failure import Failure
 from aphelion.session import newToken, tokenHint
 
 if TYPE_CHECKING:
-    from aphelion.control.proxy import ControlClientProtocol, PlayerLinkProtocol
+    from aphelion.control.proxy import (
+        ControlClientFactory,
+        ControlClientProtocol,
+        PlayerLinkProtocol,
+    )
 
 __all__ = [
     "GameServer",
@@ -86,6 +90,8 @@ class GameServer:
     :ivar control: the control connection, when open.
     :ivar links: the player connections to it.
     :ivar failures: deaths since it was last ready for long; drives back-off.
+    :ivar generation: counts its starts; a control connection of an earlier
+        start is stale.
     """
 
     serverId: str
@@ -103,6 +109,8 @@ class GameServer:
     links: set[PlayerLinkProtocol] = field(default_factory=set)
     failures: int = 0
     process: Any = None
+    generation: int = 0
+    _retired: Any = None
     _restartCall: IDelayedCall | None = None
     _killCall: IDelayedCall | None = None
     _readySince: float | None = None
@@ -177,7 +185,7 @@ class _ChildProtocol(ProcessProtocol):
         self._portSeen = True
         self._out = b""
         word, _, number = line.partition(b" ")
-        if word != b"PORT" or not number.isdigit():
+        if word != b"PORT" or not number.isdigit() or not 0 < int(number) < 65536:
             self._fail("bad port line from the game server")
             return
         self._monitor._childListening(self._server, int(number))
@@ -310,6 +318,7 @@ class GameServerMonitor(Service):
         server._restartCall = None
         if not self.running:
             return
+        server.generation += 1
         self._setState(server, ServerState.STARTING)
         if server.remote:
             self._connectControl(server)
@@ -336,6 +345,7 @@ class GameServerMonitor(Service):
     def _connectControl(self, server: GameServer) -> None:
         assert server.port is not None
         factory = self._makeControlFactory(self, server)
+        factory.generation = server.generation
         self._reactor.connectTCP(
             server.host, server.port, factory, timeout=self.connectTimeout
         )
@@ -378,7 +388,14 @@ class GameServerMonitor(Service):
     ) -> None:
         """
         Called by the control connection when the game server said C{Ready}.
+        A server told to stop meanwhile is told again instead.
         """
+        if self._stale(server, control):
+            return
+        if server.state in (ServerState.DRAINING, ServerState.STOPPED):
+            server.control = control
+            control.sendShutdown(int(self.drainDeadline * 1000), "stopping")
+            return
         server.control = control
         server.name = name
         server.capacity = capacity
@@ -397,11 +414,15 @@ class GameServerMonitor(Service):
         server.accepting = accepting
 
     def controlLost(
-        self, server: GameServer, control: ControlClientProtocol | None
+        self,
+        server: GameServer,
+        control: ControlClientProtocol | ControlClientFactory | None,
     ) -> None:
         """
         Called when a control connection closed or failed to open.
         """
+        if self._stale(server, control):
+            return
         if server.control is not None and server.control is not control:
             return
         server.control = None
@@ -425,6 +446,17 @@ class GameServerMonitor(Service):
             return
         self._crashed(server)
 
+    def _stale(self, server: GameServer, control: Any) -> bool:
+        """
+        Whether C{control} (a protocol, or the factory of a connection that
+        failed) belongs to an earlier start of the server, or was retired.
+        """
+        if control is not None and control is server._retired:
+            return True
+        factory = getattr(control, "factory", control)
+        generation = getattr(factory, "generation", None)
+        return generation is not None and generation != server.generation
+
     def _crashed(self, server: GameServer) -> None:
         if (
             server._readySince is not None
@@ -432,11 +464,14 @@ class GameServerMonitor(Service):
         ):
             server.failures = 0
         server._readySince = None
+        server._retired = server.control
         server.control = None
         server.accepting = False
         server.players = server.pending = 0
         self._setState(server, ServerState.CRASHED)
-        delay = min(self.restartInitial * 2**server.failures, self.restartMax)
+        delay = min(
+            self.restartInitial * 2 ** min(server.failures, 32), self.restartMax
+        )
         server.failures += 1
         self._log.warn(
             "game server {serverId} crashed; restarting in {delay:.1f}s",
