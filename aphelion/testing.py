@@ -110,7 +110,10 @@ class RecordingClientProtocol(WebSocketClientProtocol):
 
 
 def connectedToServer(
-    factory: WebSocketServerFactory, clock: Clock, url: str = "ws://localhost/aphelion"
+    factory: WebSocketServerFactory,
+    clock: Clock,
+    url: str = "ws://localhost/aphelion",
+    headers: dict[str, str] | None = None,
 ) -> tuple[RecordingClientProtocol, Any, IOPump]:
     """
     Connect a L{RecordingClientProtocol} to a protocol built by C{factory}
@@ -119,9 +122,10 @@ def connectedToServer(
     Autobahn's own timers run on txaio's loop: put them on C{clock} with
     C{txaio.testutil.replace_loop(clock)} first.
 
+    :param headers: extra HTTP headers of the upgrade request.
     :return: C{(client, server, pump)}; move data with C{pump.flush()}.
     """
-    clientFactory = WebSocketClientFactory(url)
+    clientFactory = WebSocketClientFactory(url, headers=headers)
     clientFactory.protocol = RecordingClientProtocol
     client, server, pump = connectedServerAndClient(
         lambda: factory.buildProtocol(FakeAddress()),

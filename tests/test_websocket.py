@@ -214,6 +214,29 @@ class HandshakeTests(ServerTestsMixin, SynchronousTestCase):
         pump.flush()
         self.assertEqual(client.closed, (1013, "server full"))
 
+    def test_forwardedForIgnored(self) -> None:
+        """
+        By default X-Forwarded-For is ignored: the address is the peer's.
+        """
+        _, server, _ = connectedToServer(
+            self.factory, self.clock, headers={"X-Forwarded-For": "203.0.113.9"}
+        )
+        self.assertNotIn("203.0.113.9", server.remoteAddress)
+
+    def test_forwardedForTrusted(self) -> None:
+        """
+        Behind a trusted front proxy, the client address is the last entry of
+        X-Forwarded-For, the one that proxy appended.
+        """
+        self.config = replace(Config(), trustForwardedFor=True)
+        self.setUp()
+        _, server, _ = connectedToServer(
+            self.factory,
+            self.clock,
+            headers={"X-Forwarded-For": "10.9.9.9, 203.0.113.9"},
+        )
+        self.assertEqual(server.remoteAddress, "203.0.113.9")
+
     def test_pipelined(self) -> None:
         """
         Packets sent right behind the init packet are processed after it.
