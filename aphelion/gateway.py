@@ -320,8 +320,14 @@ class Gateway:
             d.errback(UnauthorizedLogin("ID empty or longer than 1024 bytes"))
         else:
             d = self._authenticate(playerId)
-        d.addCallback(self._authenticated, session, connection)
-        d.addErrback(self._authenticationFailed, session, connection)
+        # A failure of the checker is the player's (or the database's); one
+        # raised while seating is ours, and closes with 1011.
+        d.addCallbacks(
+            self._authenticated,
+            self._authenticationFailed,
+            callbackArgs=(session, connection),
+            errbackArgs=(session, connection),
+        )
         d.addErrback(self._internalError, session, connection)
 
     def _authenticationFailed(

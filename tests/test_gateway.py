@@ -229,6 +229,49 @@ class GatewayTests(SynchronousTestCase):
         self.assertIsNone(conn.closed)
         self.assertIsNone(other.closed)
 
+    def test_checkerBroken(self) -> None:
+        """
+        A checker that fails for another reason than a bad ID (a database
+        down) gets OTHER, is logged, and does not count as a try.
+        """
+        self.authenticate = lambda playerId: fail(OSError("database down"))  # type: ignore[method-assign,assignment]
+        self.gateway._authenticate = self.authenticate
+        session, conn = self.session()
+        for _ in range(3):
+            self.gateway.payloadReceived(session, conn, auth("alice"))
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 3)
+        results = {s2c(p).authenticate_response.result for p in conn.sent}
+        self.assertEqual(results, {R.OTHER})
+        self.assertIsNone(conn.closed)
+
+    def test_unhandledCredentials(self) -> None:
+        """
+        A portal with no checker for the credentials: AUTH_METHOD_UNSUPPORTED.
+        """
+        from twisted.cred.error import UnhandledCredentials
+
+        self.gateway._authenticate = lambda playerId: fail(UnhandledCredentials())
+        session, conn = self.session()
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        self.assertEqual(
+            s2c(conn.sent[0]).authenticate_response.result, R.AUTH_METHOD_UNSUPPORTED
+        )
+
+    def test_bugWhileSeatingIs1011(self) -> None:
+        """
+        An exception raised while seating is a bug: logged, and the
+        connection closed with 1011.
+        """
+
+        def broken(server: GameServer, seat: Seat) -> None:
+            raise ZeroDivisionError()
+
+        self.gateway._connectLink = broken
+        session, conn = self.session()
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertEqual(conn.closed, (1011, "internal error"))
+
     def test_tooLongId(self) -> None:
         """
         An ID over 1024 bytes is invalid without asking the checker.
