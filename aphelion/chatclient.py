@@ -62,6 +62,8 @@ class ChatTerminal:
         self._write(f"* closed: {code} {reason}")
         if not self.joined.called:
             self.joined.errback(ClosedError(code, reason))
+            # Whoever waited on it has the failure; nobody else needs it.
+            self.joined.addErrback(lambda _: None)
         return code, reason
 
     def say(self, text: str) -> None:

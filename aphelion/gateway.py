@@ -120,11 +120,13 @@ class Seat:
     :ivar link: the player connection, once open.
     :ivar details: the game server's C{Connected} details, once seated.
     :ivar seated: whether the game server accepted the player.
+    :ivar attempt: which try of this seating it is (one per game server).
     """
 
     __slots__ = (
         "_gateway",
         "_paused",
+        "attempt",
         "details",
         "link",
         "reseat",
@@ -143,6 +145,7 @@ class Seat:
         self.link: PlayerLink | None = None
         self.details: GameDetails | None = None
         self.seated = False
+        self.attempt = 1
         self._paused: set[IConnection] = set()
 
     def __repr__(self) -> str:
@@ -398,7 +401,7 @@ class Gateway:
             )
             return
         if other is not None:
-            self._registry.end(other, CloseCode.SESSION_ENDED, "logged in elsewhere")
+            self._endWithNotice(other, "logged in elsewhere")
         session.identity = identity
         if session not in self._observed:
             self._observed.add(session)
@@ -413,14 +416,23 @@ class Gateway:
     # -- seating ---------------------------------------------------------------
 
     def _seat(
-        self, session: Session, reseat: bool, exclude: GameServer | None = None
+        self,
+        session: Session,
+        reseat: bool,
+        exclude: GameServer | None = None,
+        attempt: int = 1,
     ) -> None:
-        server = self._monitor.pick(exclude) if self._monitor is not None else None
-        if server is None or self._connectLink is None:
+        monitor = self._monitor
+        server = monitor.pick(exclude) if monitor is not None else None
+        # Each server gets one try per seating, so that two failing servers
+        # are not tried in turn for ever.
+        tries = len(monitor.servers) if monitor is not None else 0
+        if server is None or self._connectLink is None or attempt > tries:
             self._noServer(session, reseat)
             return
         session.state = SessionState.SEATING
         seat = Seat(self, session, server, reseat)
+        seat.attempt = attempt
         self._seating[session] = seat
         server.pending += 1
         self._connectLink(server, seat)
@@ -490,16 +502,33 @@ class Gateway:
         session.send(authenticateResponse(AuthenticateResponse.REJECTED, reason))
 
     def _kicked(self, seat: Seat, code: int, reason: str) -> None:
-        if (
+        draining = (
             code == DisconnectCode.SHUTTING_DOWN
             or seat.server.state is ServerState.DRAINING
-        ):
-            self._moved(seat, "game server draining")
+        )
+        if self._seating.get(seat.session) is seat:
+            # Disconnect before Connected: a refusal, or a server going away.
+            if draining:
+                self._linkLost(seat, reason or "game server draining")
+            else:
+                self._rejected(seat, code, reason or "disconnected")
             return
-        if seat.session.seat is seat:
-            self._registry.end(
-                seat.session, CloseCode.SESSION_ENDED, reason or "kicked"
-            )
+        if draining:
+            self._moved(seat, "game server draining")
+        elif seat.session.seat is seat:
+            self._endWithNotice(seat.session, reason or "kicked")
+
+    def _endWithNotice(self, session: Session, reason: str) -> None:
+        """
+        End a session with 4009, sending C{S2C{disconnect}} first: the
+        contract's notice before a close.
+        """
+        session.send(
+            S2C(
+                disconnect=Disconnect(code=CloseCode.SESSION_ENDED, reason=reason)
+            ).SerializeToString()
+        )
+        self._registry.end(session, CloseCode.SESSION_ENDED, reason)
 
     def _linkLost(self, seat: Seat, reason: str) -> None:
         if self._endSeating(seat):
@@ -527,7 +556,12 @@ class Gateway:
             serverId=seat.server.serverId,
             reason=reason,
         )
-        self._seat(session, reseat=seated or seat.reseat, exclude=seat.server)
+        self._seat(
+            session,
+            reseat=seated or seat.reseat,
+            exclude=seat.server,
+            attempt=1 if seated else seat.attempt + 1,
+        )
 
     def _serverLost(self, server: GameServer) -> None:
         for link in list(server.links):

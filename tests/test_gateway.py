@@ -339,6 +339,46 @@ class GatewayTests(SynchronousTestCase):
         self.assertTrue(session.ended)
         self.assertEqual(conn.closed, (4009, "kicked: cheating"))
 
+    def test_kickNotice(self) -> None:
+        """
+        A kick sends S2C{disconnect} with the reason before the 4009 close.
+        """
+        _, conn, link = self.seat()
+        link.seat.disconnected(0, "cheating")
+        notice = s2c(conn.sent[-1]).disconnect
+        self.assertEqual((notice.code, notice.reason), (4009, "cheating"))
+
+    def test_disconnectBeforeConnected(self) -> None:
+        """
+        A Disconnect before Connected is a refusal: REJECTED with its
+        reason, and the server's pending seat is given back.
+        """
+        session, conn = self.session()
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        seat = self.links[-1].seat
+        seat.disconnected(0, "go away")
+        response = s2c(conn.sent[-1]).authenticate_response
+        self.assertEqual(
+            (response.result, response.description), (R.REJECTED, "go away")
+        )
+        self.assertEqual(seat.server.pending, 0)
+        self.assertEqual(session.state, SessionState.UNAUTHENTICATED)
+
+    def test_seatingTriesEachServerOnce(self) -> None:
+        """
+        When player connections keep failing, each game server is tried once
+        and then the player gets NO_SERVER.
+        """
+        session, conn = self.session()
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        for _ in range(5):
+            link = self.links[-1]
+            if session.state is not SessionState.SEATING:
+                break
+            link.seat.lost("refused")
+        self.assertEqual(len(self.links), 2)
+        self.assertEqual(s2c(conn.sent[-1]).authenticate_response.result, R.NO_SERVER)
+
     def test_shuttingDownMoves(self) -> None:
         """
         A Disconnect with code 1 (the game server is shutting down) moves the

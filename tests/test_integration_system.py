@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import ProcessProtocol, Protocol
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
@@ -25,7 +26,7 @@ from aphelion.chatclient import ChatTerminal
 from aphelion.client import AphelionClientProtocol, connect
 from aphelion.codes import AphelionProtocol, EnvelopeType, ErrorCode
 from aphelion.config import Config
-from aphelion.control.spawn import ServerState
+from aphelion.control.spawn import RemoteGameServer, ServerState
 from aphelion.envelope import EnvelopeDecoder, encodeEnvelope
 from aphelion.proto import chat_pb2, control_pb2
 from aphelion.proto.game_pb2 import C2S, S2C, Authenticate, AuthenticateResponse
@@ -342,3 +343,65 @@ class SupervisionTests(SystemTestCase):
             (await self.login(client, "alice")).authenticate_response.result,
             R.NO_SERVER,
         )
+
+    async def test_remoteGameServer(self) -> None:
+        """
+        A game server started by the operator with a token file, configured
+        on the proxy by address and token, seats players.
+        """
+        token = os.urandom(32)
+        tokenFile = self.mktemp()
+        with open(tokenFile, "w") as f:
+            f.write(token.hex() + "\n")
+        child = ChildProcess()
+        argv = [
+            sys.executable,
+            "-m",
+            "aphelion.control.child",
+            "--game",
+            "aphelion.games.chat",
+            "--token-file",
+            tokenFile,
+        ]
+        transport = reactor.spawnProcess(
+            child, sys.executable, argv, env=dict(os.environ)
+        )
+
+        async def stop() -> None:
+            if not child.ended.called:
+                transport.signalProcess("KILL")
+            await within(child.ended, 20)
+
+        self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
+        port = await within(child.port, 20)
+        await self.startProxy(
+            gameServers=0,
+            remoteGameServers=(RemoteGameServer("127.0.0.1", port, token),),
+        )
+        _, answer = await self.seated("alice")
+        self.assertEqual(answer.connected.server_id, "remote1")
+
+
+class ChildProcess(ProcessProtocol):
+    """
+    A game server started by hand: the port it reports, and its end.
+    """
+
+    def __init__(self) -> None:
+        self.port: Deferred[int] = Deferred()
+        self.ended: Deferred[None] = Deferred()
+        self._out = b""
+
+    def outReceived(self, data: bytes) -> None:
+        """
+        Look for the C{PORT n} line.
+        """
+        self._out += data
+        if not self.port.called and b"\n" in self._out:
+            self.port.callback(int(self._out.split()[1]))
+
+    def processEnded(self, reason: Any) -> None:
+        """
+        Fire L{ended}.
+        """
+        self.ended.callback(None)

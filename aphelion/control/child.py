@@ -59,6 +59,7 @@ __all__ = [
     "Options",
     "ParentPipe",
     "main",
+    "readTokenFile",
     "run",
 ]
 
@@ -92,6 +93,14 @@ class Options(usage.Options):
         ["port", "p", 0, "The TCP port to listen on; 0 for an ephemeral one.", int],
         ["interface", "i", "127.0.0.1", "The address to listen on."],
         ["server-id", None, "", "This game server's id (default: from Control)."],
+        [
+            "token-file",
+            None,
+            None,
+            "Read the control token (64 hex digits) from this file instead of "
+            "standard input, and do not stop when standard input closes: for "
+            "a game server started by the operator.",
+        ],
     ]
     optFlags = [
         ["log-json", None, "Log JSON events to standard error instead of text."],
@@ -172,6 +181,25 @@ def _drainOnStop(factory: GameServerFactory) -> Deferred[None]:
     return factory.whenShutDown()
 
 
+def readTokenFile(path: str) -> bytes:
+    """
+    Read a control token written as 64 hex digits (surrounding white space
+    is ignored), at start-up.
+
+    :raises ValueError: if the file does not hold one.
+    :raises OSError: if it cannot be read.
+    """
+    with open(path, "rb") as f:
+        text = f.read().strip()
+    try:
+        token = bytes.fromhex(text.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        token = b""
+    if len(token) != 32:
+        raise ValueError(f"{path} does not hold 64 hex digits")
+    return token
+
+
 async def main(reactor: Any, options: Options, game: Game) -> None:
     """
     Read the token, listen, report the port and serve until a drain is done
@@ -185,11 +213,17 @@ async def main(reactor: Any, options: Options, game: Game) -> None:
     """
     pipe = ParentPipe()
     StandardIO(pipe, reactor=reactor)
+    tokenFile = options["token-file"]
     try:
-        token = await pipe.token.addTimeout(TOKEN_TIMEOUT, reactor)
-    except (ValueError, error.TimeoutError) as e:
+        if tokenFile is not None:
+            token = readTokenFile(tokenFile)
+        else:
+            token = await pipe.token.addTimeout(TOKEN_TIMEOUT, reactor)
+    except (OSError, ValueError, error.TimeoutError) as e:
         _log.critical("no control token: {why}", why=str(e) or type(e).__name__)
         raise SystemExit(1) from e
+    # Started by the operator, the game server does not watch its stdin.
+    parentGone: Deferred[None] = Deferred() if tokenFile is not None else pipe.closed
 
     factory = GameServerFactory(
         clock=reactor, token=token, game=game, serverId=options["server-id"]
@@ -214,7 +248,7 @@ async def main(reactor: Any, options: Options, game: Game) -> None:
     pipe.transport.write(b"PORT %d\n" % number)
     reactor.addSystemEventTrigger("before", "shutdown", _drainOnStop, factory)
 
-    which, _ = await race([factory.whenShutDown(), pipe.closed])
+    which, _ = await race([factory.whenShutDown(), parentGone])
     if which == 1:
         _log.warn("standard input closed: the parent is gone; stopping")
         factory.shutdown("the AuthProxy is gone", PARENT_GONE_DEADLINE)

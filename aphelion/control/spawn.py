@@ -503,7 +503,7 @@ class GameServerMonitor(Service):
     def pick(self, exclude: GameServer | None = None) -> GameServer | None:
         """
         The ready game server with room and the fewest players (L{seating}
-        C{"spread"}, the contract's rule), or the most (C{"fill"}: players
+        C{"spread"}, the default), or the most (C{"fill"}: players
         are packed together, a room filled before the next is opened). Ties
         go to the server configured first.
         """
