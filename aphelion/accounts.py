@@ -209,6 +209,26 @@ class _CommandFailed(Exception):
     """
 
 
+class _AttributeOptions(usage.Options):
+    """
+    The C{-a/--attribute KEY=VALUE} option, for commands that describe a
+    player.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["attributes"] = {}
+
+    def opt_attribute(self, value: str) -> None:
+        """
+        An attribute KEY=VALUE of the player; may be repeated.
+        """
+        key, text = _attribute(value)
+        self["attributes"][key] = text
+
+    opt_a = opt_attribute
+
+
 class _DatabaseOptions(_CommandOptions):
     """
     A command on the SQLite accounts database named by C{--db}.
@@ -244,7 +264,7 @@ class _DatabaseOptions(_CommandOptions):
             raise _CommandFailed(f"cannot open {path!r}: {e}") from None
 
 
-class AddAccountOptions(_DatabaseOptions):
+class AddAccountOptions(_AttributeOptions, _DatabaseOptions):
     """
     C{aphelion accounts add}: add an account, creating the database if need
     be. Without C{--secret-file}, a secret is generated and printed.
@@ -273,19 +293,6 @@ class AddAccountOptions(_DatabaseOptions):
         ],
     ]
     createDatabase = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self["attributes"] = {}
-
-    def opt_attribute(self, value: str) -> None:
-        """
-        An attribute KEY=VALUE of the player; may be repeated.
-        """
-        key, text = _attribute(value)
-        self["attributes"][key] = text
-
-    opt_a = opt_attribute
 
     def parseArgs(self, playerId: str) -> None:  # type: ignore[override]
         """
@@ -434,7 +441,7 @@ class AccountsOptions(usage.Options):
         return subOptions.run(stdout, stderr)
 
 
-class TicketOptions(_CommandOptions):
+class TicketOptions(_AttributeOptions, _CommandOptions):
     """
     C{aphelion ticket}: mint a ticket for C{--auth ticket:SECRET_FILE} and
     print it.
@@ -450,19 +457,6 @@ class TicketOptions(_CommandOptions):
         ["name", None, None, "Display name (default: the player id)."],
         ["ttl", None, 3600.0, "Seconds until the ticket expires.", float],
     ]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self["attributes"] = {}
-
-    def opt_attribute(self, value: str) -> None:
-        """
-        An attribute KEY=VALUE of the player; may be repeated.
-        """
-        key, text = _attribute(value)
-        self["attributes"][key] = text
-
-    opt_a = opt_attribute
 
     def postOptions(self) -> None:
         """
