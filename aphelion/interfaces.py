@@ -118,6 +118,12 @@ class ISessionRegistry(Interface):
         :return: a L{Deferred} that fires with L{None}.
         """
 
+    players = Attribute(
+        "The number of authenticated sessions, as last known: exact in memory, "
+        "refreshed now and then from a shared store. Pings read it."
+    )
+    playing = Attribute("The number of seated sessions, as last known.")
+
     def counts() -> Deferred[tuple[int, int]]:
         """
         :return: a L{Deferred} that fires with C{(players, playing)}: the

@@ -78,6 +78,7 @@ class Session:
         "_lingerCall",
         "_queueLimit",
         "_registry",
+        "_sessionId",
         "_tick",
         "connections",
         "ended",
@@ -87,7 +88,6 @@ class Session:
         "playerId",
         "queue",
         "seat",
-        "sessionId",
         "state",
         "token",
     )
@@ -98,7 +98,7 @@ class Session:
         self._registry = registry
         self.token = token
         self.hint = tokenHint(token)
-        self.sessionId = hashlib.sha256(b"aphelion-session-id\0" + token).digest()[:16]
+        self._sessionId: bytes | None = None
         self.connections: list[IConnection] = []
         self.playerId: str | None = None
         self.identity: Any = None
@@ -114,6 +114,18 @@ class Session:
 
     def __repr__(self) -> str:
         return f"<Session {self.hint} connections={len(self.connections)}>"
+
+    @property
+    def sessionId(self) -> bytes:
+        """
+        A non-secret id of the session, derived from the token (the first 16
+        bytes of a SHA-256), safe to hand to a game server.
+        """
+        if self._sessionId is None:
+            self._sessionId = hashlib.sha256(
+                b"aphelion-session-id\0" + self.token
+            ).digest()[:16]
+        return self._sessionId
 
     @property
     def lingering(self) -> bool:
@@ -303,12 +315,13 @@ class MemorySessionRegistry:
         if session.seat is not None:
             self._playing -= 1
         session.queue.clear()
-        self._log.info(
-            "session {hint} ended: {code} {reason}",
-            hint=session.hint,
-            code=code,
-            reason=reason,
-        )
+        if session.hadGame or session.playerId is not None:
+            self._log.info(
+                "session {hint} ended: {code} {reason}",
+                hint=session.hint,
+                code=code,
+                reason=reason,
+            )
         for conn in list(session.connections):
             conn.closeWith(code, reason)
         for observer in session._endObservers:
@@ -328,6 +341,20 @@ class MemorySessionRegistry:
             if session.lingering:
                 self.end(session, CloseCode.GOING_AWAY, "server shutting down")
         return succeed(None)
+
+    @property
+    def players(self) -> int:
+        """
+        The number of authenticated sessions now.
+        """
+        return len(self._players)
+
+    @property
+    def playing(self) -> int:
+        """
+        The number of seated sessions now.
+        """
+        return self._playing
 
     def counts(self) -> Deferred[tuple[int, int]]:
         return succeed((len(self._players), self._playing))

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, cast
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
-from google.protobuf.message import DecodeError
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -29,7 +28,7 @@ from aphelion.codes import AphelionProtocol, CloseCode
 from aphelion.config import Config
 from aphelion.handshake import HandshakeError, checkInit
 from aphelion.interfaces import IConnection, ISessionRegistry
-from aphelion.proto.ping_pb2 import PingRequest, PingResponse
+from aphelion.ping import MalformedPing, encodePingResponse, readPingRequest
 from aphelion.session import Session, SessionFull
 
 if TYPE_CHECKING:
@@ -66,6 +65,7 @@ class AphelionServerProtocol(WebSocketServerProtocol):
     _initCall: IDelayedCall | None = None
     _ackCall: IDelayedCall | None = None
     _ackQueued = False
+    _readPaused = False
     _receive: Any = None
     _opening: list[tuple[bytes, bool]] | None = None
     _counted = False
@@ -258,37 +258,47 @@ class AphelionServerProtocol(WebSocketServerProtocol):
             return
         self.protocol = init.protocol
         self._opening = []
-        cast(Any, self.transport).pauseProducing()
         d: Deferred[Session] = self.factory.registry.open(init.token, self)
         d.addCallbacks(self._sessionOpened, self._sessionRefused)
         d.addErrback(self._internalError)
+        if self._opening is not None:
+            # A registry on a shared store answers later: read no more until
+            # it has (what was read meanwhile waits in _opening).
+            self._readPaused = True
+            cast(Any, self.transport).pauseProducing()
+
+    def _resumeReading(self) -> None:
+        if self._readPaused:
+            self._readPaused = False
+            cast(Any, self.transport).resumeProducing()
 
     def _sessionOpened(self, session: Session) -> None:
         pending, self._opening = self._opening or [], None
         if self.state != _OPEN:
             self.factory.registry.detach(session, self)
             return
-        cast(Any, self.transport).resumeProducing()
+        self._resumeReading()
         self.session = session
         self.sendMessage(session.token, True)
         if self.protocol is AphelionProtocol.PING:
             self._receive = self._receivePing
         else:
             self._receive = self._receiveGame
-        self._log.info(
-            "{peer} {joined} session {hint} ({protocol})",
-            peer=self.remoteAddress,
-            joined="opened" if len(session.connections) == 1 else "joined",
-            hint=session.hint,
-            protocol=self.protocol.name.lower() if self.protocol else "-",
-        )
+        if self.protocol is AphelionProtocol.GAME:
+            # Ping connections come and go by the thousand: not logged.
+            self._log.info(
+                "{peer} {joined} session {hint}",
+                peer=self.remoteAddress,
+                joined="opened" if len(session.connections) == 1 else "joined",
+                hint=session.hint,
+            )
         self.sessionOpened(session)
         for message, isBinary in pending:
             self.onMessage(message, isBinary)
 
     def _sessionRefused(self, failure: Failure) -> None:
         self._opening = None
-        cast(Any, self.transport).resumeProducing()
+        self._resumeReading()
         failure.trap(SessionFull)
         self.closeWith(
             CloseCode.TRY_AGAIN_LATER, "too many connections in this session"
@@ -313,11 +323,11 @@ class AphelionServerProtocol(WebSocketServerProtocol):
 
     def _receivePing(self, data: bytes) -> None:
         try:
-            request = PingRequest.FromString(data)
-        except DecodeError:
+            clientTime = readPingRequest(data)
+        except MalformedPing:
             self.closeWith(CloseCode.MALFORMED_PACKET, "malformed PingRequest")
             return
-        self.pingReceived(request)
+        self.pingReceived(clientTime)
 
     def _receiveGame(self, data: bytes) -> None:
         assert self.session is not None
@@ -334,24 +344,22 @@ class AphelionServerProtocol(WebSocketServerProtocol):
         if self.protocol is AphelionProtocol.GAME:
             session.flushQueue()
 
-    def pingReceived(self, request: PingRequest) -> None:
+    def pingReceived(self, clientTime: int) -> None:
         """
-        Called when a C{PingRequest} arrives. The default answers it with a
-        C{PingResponse} carrying the server time and the player counts.
+        Called with the C{client_time} of each C{PingRequest}. The default
+        answers with a C{PingResponse} carrying it, the server time and the
+        registry's player counts as last known.
         """
-        clientTime = request.client_time
-        d = self.factory.registry.counts()
-        d.addCallback(self._answerPing, clientTime)
-        d.addErrback(self._internalError)
-
-    def _answerPing(self, counts: tuple[int, int], clientTime: int) -> None:
-        response = PingResponse(
-            client_time=clientTime,
-            server_time=int(self.factory.clock.seconds() * 1_000_000_000),
-            players=counts[0],
-            playing=counts[1],
+        factory = self.factory
+        registry = factory.registry
+        self.sendPayload(
+            encodePingResponse(
+                clientTime,
+                int(factory.clock.seconds() * 1_000_000_000),
+                registry.players,
+                registry.playing,
+            )
         )
-        self.sendPayload(response.SerializeToString())
 
 
 class AphelionServerFactory(WebSocketServerFactory):

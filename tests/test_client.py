@@ -40,7 +40,6 @@ from aphelion.client import (
 from aphelion.codes import AphelionProtocol, CloseCode
 from aphelion.config import Config
 from aphelion.handshake import encodeInit
-from aphelion.proto.ping_pb2 import PingRequest
 from aphelion.service import build
 from aphelion.websocket import AphelionServerFactory, AphelionServerProtocol
 
@@ -733,12 +732,12 @@ class PingRecordingServerProtocol(AphelionServerProtocol):
 
     seen: list[int] = []
 
-    def pingReceived(self, request: PingRequest) -> None:
+    def pingReceived(self, clientTime: int) -> None:
         """
         Record the client time, then answer.
         """
-        self.seen.append(request.client_time)
-        super().pingReceived(request)
+        self.seen.append(clientTime)
+        super().pingReceived(clientTime)
 
 
 class ConnectTests(SynchronousTestCase):

@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 import txaio
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
@@ -213,6 +214,37 @@ class HandshakeTests(ServerTestsMixin, SynchronousTestCase):
         client, _, pump = self.connect()
         pump.flush()
         self.assertEqual(client.closed, (1013, "server full"))
+
+    def test_registryAnswersLater(self) -> None:
+        """
+        With a registry that answers later (a shared store), the connection
+        reads nothing more until it has, and then handles what came meanwhile
+        in order.
+        """
+        answers: list[Deferred[Any]] = []
+        memoryOpen = self.registry.open
+
+        def slowOpen(token: bytes | None, connection: Any) -> Deferred[Any]:
+            later: Deferred[Any] = Deferred()
+            answers.append(later)
+            later.addCallback(lambda _: memoryOpen(token, connection))
+            return later
+
+        self.registry.open = slowOpen  # type: ignore[method-assign]
+        client, server, pump = self.connect()
+        reading: list[str] = []
+        server.transport.pauseProducing = lambda: reading.append("paused")
+        server.transport.resumeProducing = lambda: reading.append("resumed")
+        client.send(encodeInit(PING))
+        client.send(b"\x00" + ping(9))
+        pump.flush()
+        self.assertEqual(client.received, [])
+        self.assertEqual(reading, ["paused"])
+        answers[0].callback(None)
+        pump.flush()
+        self.assertEqual(reading, ["paused", "resumed"])
+        self.assertEqual(len(client.received[0]), 32)
+        self.assertEqual(PingResponse.FromString(client.received[1][1:]).client_time, 9)
 
     def test_forwardedForIgnored(self) -> None:
         """

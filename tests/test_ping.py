@@ -1,0 +1,73 @@
+# -*- test-case-name: tests.test_ping -*-
+"""
+Tests of L{aphelion.ping}: the hand-written codec agrees with protobuf.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from aphelion.ping import MalformedPing, encodePingResponse, readPingRequest
+from aphelion.proto.ping_pb2 import PingRequest, PingResponse
+
+INT64 = st.integers(-(2**63), 2**63 - 1)
+UINT32 = st.integers(0, 2**32 - 1)
+
+
+class PingCodecTests(SynchronousTestCase):
+    """
+    Tests of L{encodePingResponse} and L{readPingRequest}.
+    """
+
+    @settings(max_examples=500)
+    @given(INT64, INT64, UINT32, UINT32)
+    def test_responseBytesAsProtobuf(
+        self, clientTime: int, serverTime: int, players: int, playing: int
+    ) -> None:
+        """
+        The response is byte for byte what protobuf serializes.
+        """
+        expected = PingResponse(
+            client_time=clientTime,
+            server_time=serverTime,
+            players=players,
+            playing=playing,
+        ).SerializeToString()
+        self.assertEqual(
+            encodePingResponse(clientTime, serverTime, players, playing), expected
+        )
+
+    @settings(max_examples=500)
+    @given(INT64)
+    def test_requestAsProtobuf(self, clientTime: int) -> None:
+        """
+        A request protobuf serialized reads back to its client time.
+        """
+        payload = PingRequest(client_time=clientTime).SerializeToString()
+        self.assertEqual(readPingRequest(payload), clientTime)
+
+    @settings(max_examples=500)
+    @given(st.binary(max_size=20))
+    def test_arbitraryBytes(self, payload: bytes) -> None:
+        """
+        Arbitrary bytes give the client time protobuf would, or
+        L{MalformedPing} exactly when protobuf refuses them.
+        """
+        try:
+            expected: int | None = PingRequest.FromString(payload).client_time
+        except Exception:
+            expected = None
+        try:
+            got: int | None = readPingRequest(payload)
+        except MalformedPing:
+            got = None
+        self.assertEqual(got, expected)
+
+    def test_unknownFieldsIgnored(self) -> None:
+        """
+        A request with fields it does not know still reads (protobuf rules).
+        """
+        payload = PingRequest(client_time=7).SerializeToString() + b"\x28\x01"
+        self.assertEqual(readPingRequest(payload), 7)
