@@ -53,7 +53,7 @@ RESULTS = HERE / "results"
 BARE_COMMAND = "{python} {here}/bare_echo.py --port 0 --port-file {portfile}"
 APHELION_COMMAND = (
     "{venv}/twistd -n --pidfile= aphelion"
-    " --listen tcp:{port}:interface=127.0.0.1 --path /aphelion"
+    " --listen tcp:{port}:interface=127.0.0.1 --path /aphelion --game-servers 0"
 )
 
 
