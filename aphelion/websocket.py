@@ -396,6 +396,9 @@ class AphelionServerFactory(WebSocketServerFactory):
             maxMessagePayloadSize=config.maxMessage,
             maxFramePayloadSize=config.maxMessage,
             autoFragmentSize=0,
+            # Text frames are refused with 1003 whatever they hold; Autobahn
+            # would close invalid UTF-8 with 1007 before we see it.
+            utf8validateIncoming=False,
             autoPingInterval=config.autoPingInterval,
             autoPingTimeout=config.autoPingTimeout,
         )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.testing import MemoryReactorClock
@@ -453,3 +455,26 @@ class GatewayTests(SynchronousTestCase):
         self.assertTrue(link.paused)
         self.gateway.connectionResumed(session, conn)
         self.assertFalse(link.paused)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.binary(min_size=1, max_size=30), max_size=10))
+    def test_arbitraryPayloads(self, payloads: list[bytes]) -> None:
+        """
+        Any payloads before authentication get answers or a 4006 close, and
+        never raise; authentication still works afterwards on a fresh
+        connection.
+        """
+        session, conn = self.session()
+        for payload in payloads:
+            if conn.closed is not None:
+                break
+            self.gateway.payloadReceived(session, conn, payload)
+        if conn.closed is not None:
+            self.assertIn(conn.closed[0], {4006, 4008})
+        for sent in conn.sent:
+            self.assertTrue(
+                s2c(sent).HasField("authenticate_response")
+                or s2c(sent).HasField("connected")
+                or s2c(sent).HasField("game_config")
+            )
+        self.assertEqual(self.flushLoggedErrors(), [])

@@ -10,6 +10,8 @@ from dataclasses import replace
 from typing import Any
 
 import txaio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
@@ -286,6 +288,15 @@ class PacketTests(ServerTestsMixin, SynchronousTestCase):
     """
     ProtobufPackets, acks and their close codes.
     """
+
+    def test_invalidUtf8Text(self) -> None:
+        """
+        A text frame that is not even valid UTF-8 is still 1003, not 1007.
+        """
+        client, _, pump, _ = self.handshake(PING)
+        client.sendFrame(opcode=1, payload=b"\xff\xfe")
+        pump.flush()
+        self.assertEqual(client.closed, (1003, "text frames are not allowed"))
 
     def test_textAfterHandshake(self) -> None:
         """
@@ -722,3 +733,38 @@ class ResourceTests(SynchronousTestCase):
             getChildForRequest(root, DummyRequest([b"x"])), type(None)
         )
         self.assertIs(root._ws._factory, self.factory)  # type: ignore[attr-defined]
+
+
+class FuzzTests(ServerTestsMixin, SynchronousTestCase):
+    """
+    Arbitrary input never breaks the server: every connection ends with a
+    close code of the contract, or stays open, and nothing is logged as a
+    failure.
+    """
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        st.sampled_from([PING, GAME, 3]),
+        st.lists(st.tuples(st.binary(max_size=40), st.booleans()), max_size=12),
+    )
+    def test_arbitraryMessages(
+        self, protocol: int, messages: list[tuple[bytes, bool]]
+    ) -> None:
+        """
+        After an init packet of any protocol, any sequence of text and binary
+        messages leads to an open connection or a contract close code.
+        """
+        self.setUp()
+        client, _, pump = self.connect()
+        client.send(encodeInit(protocol))
+        for message, isBinary in messages:
+            if client.closed is not None:
+                break
+            client.send(message, isBinary)
+            pump.flush()
+        pump.flush()
+        self.clock.advance(1)
+        pump.flush()
+        if client.closed is not None:
+            self.assertIn(client.closed[0], {1003, 4000, 4006, 4007})
+        self.assertEqual(self.flushLoggedErrors(), [])
