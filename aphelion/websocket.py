@@ -26,6 +26,7 @@ from aphelion import __version__
 from aphelion.ack import AckState, AckViolation
 from aphelion.codes import AphelionProtocol, CloseCode
 from aphelion.config import Config
+from aphelion.fastwrite import FastSendMixin
 from aphelion.handshake import HandshakeError, checkInit
 from aphelion.interfaces import IConnection, ISessionRegistry
 from aphelion.ping import MalformedPing, encodePingResponse, readPingRequest
@@ -41,7 +42,7 @@ _MAX_REASON = 123  # a close frame's payload is at most 125 bytes, 2 are the cod
 
 
 @implementer(IConnection)
-class AphelionServerProtocol(WebSocketServerProtocol):
+class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: ignore[misc]
     """
     One client WebSocket connection to the AuthProxy.
 

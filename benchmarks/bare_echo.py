@@ -16,7 +16,9 @@ The Autobahn tuning is the one aphelion gives itself (STYLE.md, section 3):
 the same protocol options, Nagle disabled in C{connectionMade}, mounted with
 C{WebSocketResource} at C{/aphelion} in a C{twisted.web} C{Site}, and, as
 aphelion does, the C{HTTPChannel} that read the upgrade unregistered as the
-transport's producer so that it does not stay alive with the connection.
+transport's producer so that it does not stay alive with the connection,
+and frames sent at once when the socket has nothing queued
+(L{aphelion.fastwrite.FastSendMixin}).
 
 Usage::
 
@@ -41,12 +43,14 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from aphelion.fastwrite import FastSendMixin
+
 INIT_LENGTH = 39
 TOKEN_LENGTH = 32
 _ONE = b"\x01"
 
 
-class BareEchoProtocol(WebSocketServerProtocol):
+class BareEchoProtocol(FastSendMixin, WebSocketServerProtocol):  # type: ignore[misc]
     """
     Answers the init packet with a fresh token, then echoes every non-empty
     payload with an ack byte of 1.

@@ -59,6 +59,7 @@ from aphelion.envelope import (
     decodePayload,
     encodeEnvelope,
 )
+from aphelion.fastwrite import writeNow
 from aphelion.proto import control_pb2
 
 if TYPE_CHECKING:
@@ -379,7 +380,7 @@ class EnvelopeProtocol(Protocol):
         """
         if self._closing:
             return
-        self.transport.write(data)  # type: ignore[union-attr]
+        writeNow(self.transport, data)
         if self.writePaused and self.writeBufferLimit is not None:
             self._pausedBytes += len(data)
             if self._pausedBytes > self.writeBufferLimit:

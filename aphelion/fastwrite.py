@@ -1,0 +1,75 @@
+# -*- test-case-name: tests.test_fastwrite -*-
+"""
+Send at once when a TCP transport has nothing queued.
+
+Twisted's C{transport.write} always buffers and arms the reactor's writer, so
+every small packet costs two C{epoll_ctl} calls besides its C{send}; on a
+relay of small packets that is a quarter of the CPU (PERFORMANCE.md, and our
+own profile). asyncio tries C{send()} first. L{writeNow} does the same for a
+plain Twisted TCP connection whose buffer is empty, and hands anything the
+kernel does not take (or any error) to the ordinary C{write}, so ordering,
+back-pressure and error handling stay Twisted's.
+
+L{FastSendMixin} puts it under an Autobahn protocol's C{sendData}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autobahn.websocket.protocol import WebSocketProtocol
+from twisted.internet import tcp
+
+__all__ = ["FastSendMixin", "writeNow"]
+
+_PLAIN_TCP = (tcp.Server, tcp.Client)
+_OPEN = WebSocketProtocol.STATE_OPEN
+
+
+def writeNow(transport: Any, data: bytes) -> None:
+    """
+    Write C{data} to C{transport}, sending it at once if the transport is a
+    plain TCP connection with nothing queued, else through its C{write}.
+    """
+    if (
+        type(transport) in _PLAIN_TCP
+        and not transport._tempDataLen
+        and not transport.dataBuffer
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._writeDisconnected
+        and not transport.TLS
+    ):
+        try:
+            sent = transport.socket.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            # Let Twisted meet the error on its own path and report it.
+            transport.write(data)
+            return
+        if sent == len(data):
+            return
+        data = data[sent:]
+    transport.write(data)
+
+
+class FastSendMixin:
+    """
+    Mix into an Autobahn C{WebSocketProtocol} to send frames with
+    L{writeNow}. Anything unusual (a queue of Autobahn's own, synchronous or
+    chopped sends, octet logging) goes through Autobahn's C{sendData}.
+    """
+
+    def sendData(
+        self, data: bytes, sync: bool = False, chopsize: int | None = None
+    ) -> None:
+        """
+        Send raw bytes on the wire.
+        """
+        me: Any = self
+        if sync or chopsize or me.send_queue or me.logOctets or me.state != _OPEN:
+            super().sendData(data, sync, chopsize)  # type: ignore[misc]
+            return
+        writeNow(me.transport, data)
+        me.trafficStats.outgoingOctetsWireLevel += len(data)
