@@ -10,7 +10,10 @@ plain Twisted TCP connection whose buffer is empty, and hands anything the
 kernel does not take (or any error) to the ordinary C{write}, so ordering,
 back-pressure and error handling stay Twisted's.
 
-L{FastSendMixin} puts it under an Autobahn protocol's C{sendData}.
+L{FastSendMixin} puts it under an Autobahn protocol's C{sendData}, and adds
+L{FastSendMixin.sendBinary}: one unmasked, unfragmented, uncompressed binary
+frame (all a server sends) built in two lines instead of Autobahn's general
+C{sendMessage}.
 """
 
 from __future__ import annotations
@@ -20,10 +23,24 @@ from typing import Any
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet import tcp
 
-__all__ = ["FastSendMixin", "writeNow"]
+__all__ = ["FastSendMixin", "binaryFrame", "writeNow"]
 
 _PLAIN_TCP = (tcp.Server, tcp.Client)
 _OPEN = WebSocketProtocol.STATE_OPEN
+_SMALL_HEADERS = tuple(bytes((0x82, n)) for n in range(126))
+
+
+def binaryFrame(payload: bytes) -> bytes:
+    """
+    Frame C{payload} as one final, unmasked binary WebSocket frame
+    (RFC 6455, section 5.2), as a server sends it.
+    """
+    n = len(payload)
+    if n < 126:
+        return _SMALL_HEADERS[n] + payload
+    if n < 65536:
+        return b"\x82\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x82\x7f" + n.to_bytes(8, "big") + payload
 
 
 def writeNow(transport: Any, data: bytes) -> None:
@@ -73,3 +90,26 @@ class FastSendMixin:
             return
         writeNow(me.transport, data)
         me.trafficStats.outgoingOctetsWireLevel += len(data)
+
+    def sendBinary(self, payload: bytes) -> None:
+        """
+        Send C{payload} as one binary message. Frames it here when Autobahn
+        would do nothing more (open, no compression, no fragmenting, within
+        the size limit, a server), else goes through C{sendMessage}.
+        """
+        me: Any = self
+        if (
+            me.state != _OPEN
+            or me._perMessageCompress is not None
+            or not me.factory.isServer
+            or me.autoFragmentSize
+            or me.maskServerFrames
+            or 0 < me.maxMessagePayloadSize < len(payload)
+        ):
+            me.sendMessage(payload, True)
+            return
+        stats = me.trafficStats
+        stats.outgoingWebSocketMessages += 1
+        stats.outgoingOctetsAppLevel += len(payload)
+        stats.outgoingOctetsWebSocketLevel += len(payload)
+        self.sendData(binaryFrame(payload))

@@ -100,7 +100,7 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         except AckViolation as e:
             self.closeWith(e.code, e.reason)
             return
-        self.sendMessage(packet, True)
+        self.sendBinary(packet)
 
     def closeWith(self, code: int, reason: str) -> None:
         """
@@ -280,7 +280,7 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
             return
         self._resumeReading()
         self.session = session
-        self.sendMessage(session.token, True)
+        self.sendBinary(session.token)
         if self.protocol is AphelionProtocol.PING:
             self._receive = self._receivePing
         else:
@@ -318,7 +318,7 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         self._ackQueued = False
         acks = self._acks
         while acks.owed and self.state == _OPEN:
-            self.sendMessage(acks.send(b""), True)
+            self.sendBinary(acks.send(b""))
 
     # -- the protocols -----------------------------------------------------
 

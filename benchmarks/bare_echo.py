@@ -17,8 +17,8 @@ the same protocol options, Nagle disabled in C{connectionMade}, mounted with
 C{WebSocketResource} at C{/aphelion} in a C{twisted.web} C{Site}, and, as
 aphelion does, the C{HTTPChannel} that read the upgrade unregistered as the
 transport's producer so that it does not stay alive with the connection,
-and frames sent at once when the socket has nothing queued
-(L{aphelion.fastwrite.FastSendMixin}).
+and frames built and sent at once when the socket has nothing queued
+(L{aphelion.fastwrite.FastSendMixin}: C{sendBinary} and C{sendData}).
 
 Usage::
 
@@ -83,13 +83,13 @@ class BareEchoProtocol(FastSendMixin, WebSocketServerProtocol):  # type: ignore[
         """
         if self._initialised:
             if len(payload) > 1:
-                self.sendMessage(_ONE + payload[1:], isBinary=True)
+                self.sendBinary(_ONE + payload[1:])
             return
         if not isBinary or len(payload) != INIT_LENGTH:
             self.sendClose(4003, "malformed C2SInitPacket")
             return
         self._initialised = True
-        self.sendMessage(os.urandom(TOKEN_LENGTH), isBinary=True)
+        self.sendBinary(os.urandom(TOKEN_LENGTH))
 
 
 def makeFactory() -> WebSocketServerFactory:

@@ -15,7 +15,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from aphelion.fastwrite import writeNow
+from aphelion.fastwrite import binaryFrame, writeNow
 
 reactor: Any = _reactor
 
@@ -112,3 +112,44 @@ class RealSocketTests(TestCase):
         received = await collector.done.addTimeout(30, reactor)
         self.assertEqual(received, b"firstlate")
         writeNow(transport, b"closed")
+
+
+class BinaryFrameTests(SynchronousTestCase):
+    """
+    L{binaryFrame} builds what Autobahn's C{sendMessage} sends for a server.
+    """
+
+    def test_asAutobahn(self) -> None:
+        """
+        For payloads of every length class, the frame is byte for byte
+        Autobahn's own.
+        """
+        from autobahn.websocket.protocol import WebSocketServerProtocol
+
+        class Recorder(WebSocketServerProtocol):
+            def __init__(self) -> None:
+                self.sent: list[bytes] = []
+                self.state = WebSocketServerProtocol.STATE_OPEN
+                self.factory = type("F", (), {"isServer": True})()
+                self._perMessageCompress = None
+                self.maxMessagePayloadSize = 0
+                self.autoFragmentSize = 0
+                self.maskServerFrames = False
+                self.trackedTimings = None
+                from autobahn.websocket.protocol import TrafficStats
+
+                self.trafficStats = TrafficStats()
+                self.logFrames = False
+                self.logOctets = False
+                self.send_queue: list[Any] = []
+
+            def sendData(
+                self, data: bytes, sync: bool = False, chopsize: int | None = None
+            ) -> None:
+                self.sent.append(data)
+
+        for n in (0, 1, 125, 126, 127, 65535, 65536, 70000):
+            payload = bytes(range(256)) * (n // 256) + bytes(range(n % 256))
+            recorder = Recorder()
+            recorder.sendMessage(payload, isBinary=True)
+            self.assertEqual(binaryFrame(payload), b"".join(recorder.sent), n)
