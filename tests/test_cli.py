@@ -190,6 +190,21 @@ class UsageTests(TestCase):
             "must be positive", await self.usage("ping", "-c", "0", "ws://x/")
         )
 
+    async def test_chatNeedsId(self) -> None:
+        """
+        C{chat} needs C{--id}.
+        """
+        self.assertIn("--id is required", await self.usage("chat", "ws://x/"))
+
+    async def test_ticketNeedsSecret(self) -> None:
+        """
+        C{ticket} without a secret file is refused with its usage.
+        """
+        out, err = StringIO(), StringIO()
+        status = await run(None, ["ticket", "--player", "bob"], out, err)
+        self.assertNotEqual(status, 0)
+        self.assertEqual(out.getvalue(), "")
+
     async def test_unknownOption(self) -> None:
         """
         An unknown option is a usage error, wherever it stands.
