@@ -15,6 +15,7 @@ __all__ = ["RESERVED_ACK", "AckState", "AckViolation"]
 
 #: The ack value 255 is reserved (Part 1.3).
 RESERVED_ACK = 255
+_BYTES = tuple(bytes((i,)) for i in range(256))
 
 
 class AckViolation(Exception):
@@ -103,7 +104,13 @@ class AckState:
         :raises AckViolation: with 4007 when this packet takes the count of
             unacknowledged packets over the limit.
         """
-        packet = bytes((self.nextAck(),)) + payload
+        owed = self.owed
+        if owed > self.cap:
+            self.owed = owed - self.cap
+            packet = _BYTES[self.cap] + payload
+        else:
+            self.owed = 0
+            packet = _BYTES[owed] + payload
         if payload:
             self.unacknowledged += 1
             if self.limit is not None and self.unacknowledged > self.limit:

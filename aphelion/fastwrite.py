@@ -78,6 +78,8 @@ class FastSendMixin:
     chopped sends, octet logging) goes through Autobahn's C{sendData}.
     """
 
+    _plainFrames: bool | None = None
+
     def sendData(
         self, data: bytes, sync: bool = False, chopsize: int | None = None
     ) -> None:
@@ -98,14 +100,19 @@ class FastSendMixin:
         the size limit, a server), else goes through C{sendMessage}.
         """
         me: Any = self
-        if (
-            me.state != _OPEN
-            or me._perMessageCompress is not None
-            or not me.factory.isServer
-            or me.autoFragmentSize
-            or me.maskServerFrames
-            or 0 < me.maxMessagePayloadSize < len(payload)
-        ):
+        if me.state != _OPEN:
+            me.sendMessage(payload, True)
+            return
+        plain = me._plainFrames
+        if plain is None:
+            # Settled by the opening handshake; looked at once.
+            plain = me._plainFrames = (
+                me._perMessageCompress is None
+                and me.factory.isServer
+                and not me.autoFragmentSize
+                and not me.maskServerFrames
+            )
+        if not plain or 0 < me.maxMessagePayloadSize < len(payload):
             me.sendMessage(payload, True)
             return
         stats = me.trafficStats

@@ -23,6 +23,10 @@ from aphelion.proto.ping_pb2 import PingRequest
 __all__ = ["MalformedPing", "encodePingResponse", "readPingRequest"]
 
 _FIXED = struct.Struct("<q")
+_TIMES = struct.Struct("<BqBq")
+_PLAYERS = struct.Struct("<BqBqBB")
+_PLAYING = struct.Struct("<BqBqBB")
+_BOTH = struct.Struct("<BqBqBBBB")
 _TAG_CLIENT_TIME = 0x09  # field 1, wire type 1 (64-bit)
 _TAG_SERVER_TIME = b"\x11"  # field 2, wire type 1
 _TAG_PLAYERS = 0x18  # field 3, wire type 0 (varint)
@@ -72,6 +76,17 @@ def encodePingResponse(
     :param players: authenticated sessions (uint32).
     :param playing: seated sessions (uint32).
     """
+    if clientTime and serverTime and 0 <= players < 128 and 0 <= playing < 128:
+        # The usual case, in one struct call: small counts are one byte.
+        if playing:
+            if players:
+                return _BOTH.pack(
+                    9, clientTime, 17, serverTime, 24, players, 32, playing
+                )
+            return _PLAYING.pack(9, clientTime, 17, serverTime, 32, playing)
+        if players:
+            return _PLAYERS.pack(9, clientTime, 17, serverTime, 24, players)
+        return _TIMES.pack(9, clientTime, 17, serverTime)
     parts = []
     if clientTime:
         parts.append(b"\x09" + _FIXED.pack(clientTime))
