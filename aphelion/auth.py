@@ -75,7 +75,7 @@ import os
 import secrets
 import sqlite3
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
@@ -88,7 +88,7 @@ from twisted.cred.portal import IRealm, Portal
 from twisted.cred.strcred import ICheckerFactory, InvalidAuthArgumentString
 from twisted.enterprise.adbapi import ConnectionPool, Transaction
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorCore, IReactorTime
+from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import Attribute, Interface, implementer
@@ -106,6 +106,7 @@ __all__ = [
     "PlayerIdCredentials",
     "PlayerIdentity",
     "PlayerRealm",
+    "ReactorNotBound",
     "SQLiteCheckerFactory",
     "TicketChecker",
     "TicketCheckerFactory",
@@ -154,6 +155,14 @@ _PLACEHOLDERS: Final = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 AvatarId = bytes | tuple[()]
 LoginResult = tuple[type[Interface], object, Callable[[], None]]
+
+
+class ReactorNotBound(RuntimeError):
+    """
+    A checker that was made without a clock or a pool (as the C{--auth}
+    plugins make them) was asked to check an ID before C{bindReactor} gave it
+    a reactor. A mistake in the program, not a refused ID.
+    """
 
 
 class IPlayerIdCredentials(ICredentials):
@@ -414,6 +423,9 @@ class DatabaseChecker:
     C{check_same_thread=False}: the pool closes its connections from the
     reactor thread at shutdown.
 
+    Given a callable rather than a pool, the checker makes the pool on the
+    first login, on the reactor that L{bindReactor} gave it.
+
     :ivar unknownHash: the hash that a secret is checked against when the
         player is unknown, so that refusals take the same time either way.
         Its iteration count should match that of the stored hashes.
@@ -425,17 +437,19 @@ class DatabaseChecker:
 
     def __init__(
         self,
-        pool: ConnectionPool | Callable[[], ConnectionPool],
+        pool: ConnectionPool | Callable[[IReactorCore], ConnectionPool],
         paramstyle: str | None = None,
     ) -> None:
         """
         :param pool: the pool, or a callable that makes it on the first
-            login (so that nothing touches the reactor before it runs).
+            login with the reactor given to L{bindReactor} (so that nothing
+            touches a reactor before it runs).
         :param paramstyle: the DB-API module's paramstyle; read from the
             pool's module when L{None}.
         """
         self._pool: ConnectionPool | None = None
-        self._makePool: Callable[[], ConnectionPool] | None = None
+        self._makePool: Callable[[IReactorCore], ConnectionPool] | None = None
+        self._reactor: IReactorCore | None = None
         self._ownsPool = False
         self._query: str | None = None
         if isinstance(pool, ConnectionPool):
@@ -456,14 +470,29 @@ class DatabaseChecker:
             f" WHERE player_id = {placeholder}"
         )
 
+    def bindReactor(self, reactor: IReactorCore) -> None:
+        """
+        Called by the service with the reactor before the first login: the
+        pool, if this checker is to make it, is made on C{reactor}. A pool
+        given to the checker keeps its own reactor.
+        """
+        self._reactor = reactor
+
     @property
     def pool(self) -> ConnectionPool:
         """
         The connection pool, made now if it was to be made on first use.
+
+        :raises ReactorNotBound: if it is to be made but L{bindReactor} has
+            not been called.
         """
         if self._pool is None:
             assert self._makePool is not None
-            self._pool = self._makePool()
+            if self._reactor is None:
+                raise ReactorNotBound(
+                    "DatabaseChecker.bindReactor was not called before the first login"
+                )
+            self._pool = self._makePool(self._reactor)
             self._ownsPool = True
         if self._query is None:
             self._query = self._queryFor(self._pool.dbapi.paramstyle)
@@ -481,16 +510,17 @@ class DatabaseChecker:
     def requestAvatarId(self, credentials: IPlayerIdCredentials) -> Deferred[AvatarId]:
         """
         :return: a L{Deferred} that fires with the account's avatar id, or
-            fails with L{UnauthorizedLogin} for a bad ID, or with the
-            database's error when the database cannot answer.
+            fails with L{UnauthorizedLogin} for a bad ID, with the
+            database's error when the database cannot answer, or with
+            L{ReactorNotBound} when the pool cannot be made yet.
         """
         try:
             playerId, colon, secret = _idOf(credentials).partition(":")
             if not (playerId and colon and secret):
                 raise UnauthorizedLogin("the ID is PLAYERID:SECRET")
-        except UnauthorizedLogin as e:
+            pool = self.pool
+        except (UnauthorizedLogin, ReactorNotBound) as e:
             return fail(e)
-        pool = self.pool
         d: Deferred[_Verdict] = pool.runInteraction(
             _checkAccount, self._query, playerId, secret, self.unknownHash
         )
@@ -608,26 +638,41 @@ class TicketChecker:
     credentialInterfaces = (IPlayerIdCredentials,)
     _log = Logger()
 
-    def __init__(self, secret: bytes, clock: IReactorTime) -> None:
+    def __init__(self, secret: bytes, clock: IReactorTime | None = None) -> None:
         """
         :param secret: the HMAC key, shared with whatever mints tickets.
         :param clock: the clock whose C{seconds()} expiries are checked
-            against.
+            against; when L{None}, the reactor that L{bindReactor} gives.
         """
         if not secret:
             raise ValueError("the ticket secret is empty")
         self._secret = secret
         self._clock = clock
+        self._boundClock: IReactorTime | None = None
+
+    def bindReactor(self, reactor: IReactorTime) -> None:
+        """
+        Called by the service with the reactor before the first login: it is
+        the clock expiries are checked against, unless one was given when
+        the checker was made.
+        """
+        self._boundClock = reactor
 
     def requestAvatarId(self, credentials: IPlayerIdCredentials) -> Deferred[AvatarId]:
         """
         :return: a L{Deferred} that fires with the avatar id of the player
-            the ticket names, or fails with L{UnauthorizedLogin}.
+            the ticket names, or fails with L{UnauthorizedLogin}, or with
+            L{ReactorNotBound} when it has no clock yet.
         """
-        try:
-            identity = verifyTicket(
-                self._secret, _idOf(credentials), self._clock.seconds()
+        clock = self._clock if self._clock is not None else self._boundClock
+        if clock is None:
+            return fail(
+                ReactorNotBound(
+                    "TicketChecker.bindReactor was not called before the first login"
+                )
             )
+        try:
+            identity = verifyTicket(self._secret, _idOf(credentials), clock.seconds())
         except UnauthorizedLogin as e:
             self._log.info("ticket refused: {reason}", reason=str(e))
             return fail(e)
@@ -709,40 +754,6 @@ def readSecretFile(path: str) -> bytes:
     return secret
 
 
-@implementer(IReactorTime)
-class _GlobalReactorClock:
-    """
-    The global reactor's clock, looked up when first read, so that parsing
-    C{--auth} imports no reactor.
-    """
-
-    @staticmethod
-    def _reactor() -> IReactorTime:
-        from twisted.internet import reactor
-
-        return reactor
-
-    def seconds(self) -> float:
-        """
-        :return: the global reactor's C{seconds()}.
-        """
-        return self._reactor().seconds()
-
-    def callLater(
-        self, delay: float, callable: Callable[..., Any], *args: object, **kw: object
-    ) -> IDelayedCall:
-        """
-        Call the global reactor's C{callLater}.
-        """
-        return self._reactor().callLater(delay, callable, *args, **kw)
-
-    def getDelayedCalls(self) -> Sequence[IDelayedCall]:
-        """
-        :return: the global reactor's delayed calls.
-        """
-        return self._reactor().getDelayedCalls()
-
-
 @implementer(ICheckerFactory, IPlugin)
 class DevCheckerFactory:
     """
@@ -771,7 +782,8 @@ class DevCheckerFactory:
 class SQLiteCheckerFactory:
     """
     C{--auth sqlite:PATH}: makes a L{DatabaseChecker} on an existing SQLite
-    accounts database. The pool is made on the first login, on C{reactor}.
+    accounts database. The pool is made on the first login, on the reactor
+    given to the checker's C{bindReactor}.
     """
 
     authType = "sqlite"
@@ -786,8 +798,8 @@ class SQLiteCheckerFactory:
 
     def __init__(self, reactor: IReactorCore | None = None) -> None:
         """
-        :param reactor: the pool's reactor; the global reactor when L{None},
-            which is looked up when the pool is made on the first login.
+        :param reactor: the pool's reactor, bound to every checker made
+            (for tests); when L{None}, the service binds its own.
         """
         self._reactor = reactor
 
@@ -817,9 +829,9 @@ class SQLiteCheckerFactory:
             raise InvalidAuthArgumentString(
                 f"{path!r} is not an accounts database: {e}"
             ) from None
-        reactor, poolSize = self._reactor, self.poolSize
+        poolSize = self.poolSize
 
-        def makePool() -> ConnectionPool:
+        def makePool(reactor: IReactorCore) -> ConnectionPool:
             return ConnectionPool(
                 "sqlite3",
                 path,
@@ -829,7 +841,10 @@ class SQLiteCheckerFactory:
                 cp_reactor=reactor,
             )
 
-        return DatabaseChecker(makePool, "qmark")
+        checker = DatabaseChecker(makePool, "qmark")
+        if self._reactor is not None:
+            checker.bindReactor(self._reactor)
+        return checker
 
 
 @implementer(ICheckerFactory, IPlugin)
@@ -851,8 +866,9 @@ class TicketCheckerFactory:
 
     def __init__(self, clock: IReactorTime | None = None) -> None:
         """
-        :param clock: the clock expiries are checked against; the global
-            reactor, looked up on the first login, when L{None}.
+        :param clock: the clock expiries are checked against, given to every
+            checker made (for tests); when L{None}, the service binds its
+            reactor.
         """
         self._clock = clock
 
@@ -875,5 +891,4 @@ class TicketCheckerFactory:
                 path=argstring,
                 length=len(secret),
             )
-        clock = self._clock if self._clock is not None else _GlobalReactorClock()
-        return TicketChecker(secret, clock)
+        return TicketChecker(secret, self._clock)

@@ -20,7 +20,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from aphelion.codes import CloseCode, DisconnectCode
+from aphelion.codes import CloseCode, DisconnectCode, RejectCode
 from aphelion.control.spawn import ServerState
 from aphelion.interfaces import IConnection, ISessionRegistry
 from aphelion.proto.game_pb2 import (
@@ -193,9 +193,11 @@ class Seat:
     def gameData(self, payload: bytes) -> None:
         """
         Called with each C{GameData} payload from the game server, relayed
-        verbatim to the client.
+        verbatim to the client. A link the session has moved away from is
+        not listened to.
         """
-        self.session.send(payload)
+        if self.session.seat is self:
+            self.session.send(payload)
 
     def disconnected(self, code: int, reason: str) -> None:
         """
@@ -439,8 +441,13 @@ class Gateway:
 
     def _noServer(self, session: Session, reseat: bool) -> None:
         if reseat:
-            self._registry.end(
-                session, CloseCode.TRY_AGAIN_LATER, "no game server can take the player"
+            self._noted(
+                self._registry.end(
+                    session,
+                    CloseCode.TRY_AGAIN_LATER,
+                    "no game server can take the player",
+                ),
+                "end",
             )
             return
         self._unbind(session)
@@ -454,7 +461,7 @@ class Gateway:
         session.state = SessionState.UNAUTHENTICATED
         session.identity = None
         if session.playerId is not None:
-            self._registry.unbind(session)
+            self._noted(self._registry.unbind(session), "unbind")
 
     def _endSeating(self, seat: Seat) -> bool:
         if self._seating.get(seat.session) is not seat:
@@ -472,7 +479,7 @@ class Gateway:
         seat.seated = True
         seat.details = details
         seat.server.links.add(seat.link)  # type: ignore[arg-type]
-        self._registry.seat(session, seat)
+        self._noted(self._registry.seat(session, seat), "seat")
         session.state = SessionState.RELAYING
         self._log.info(
             "session {hint} seated on {serverId}",
@@ -485,6 +492,13 @@ class Gateway:
         session.send(response.SerializeToString())
 
     def _rejected(self, seat: Seat, code: int, reason: str) -> None:
+        if code in (RejectCode.FULL, RejectCode.NOT_ACCEPTING) and (
+            self._seating.get(seat.session) is seat
+        ):
+            # Its Status was behind: no room there is not a refusal of the
+            # player. Try the next server (NO_SERVER when none has room).
+            self._linkLost(seat, reason or "game server full")
+            return
         if not self._endSeating(seat):
             return
         session = seat.session
@@ -496,7 +510,12 @@ class Gateway:
             reason=reason,
         )
         if seat.reseat:
-            self._registry.end(session, CloseCode.TRY_AGAIN_LATER, reason or "rejected")
+            self._noted(
+                self._registry.end(
+                    session, CloseCode.TRY_AGAIN_LATER, reason or "rejected"
+                ),
+                "end",
+            )
             return
         self._unbind(session)
         session.send(authenticateResponse(AuthenticateResponse.REJECTED, reason))
@@ -528,7 +547,7 @@ class Gateway:
                 disconnect=Disconnect(code=CloseCode.SESSION_ENDED, reason=reason)
             ).SerializeToString()
         )
-        self._registry.end(session, CloseCode.SESSION_ENDED, reason)
+        self._noted(self._registry.end(session, CloseCode.SESSION_ENDED, reason), "end")
 
     def _linkLost(self, seat: Seat, reason: str) -> None:
         if self._endSeating(seat):
@@ -541,10 +560,13 @@ class Gateway:
     def _moved(self, seat: Seat, reason: str, seated: bool = True) -> None:
         session = seat.session
         seat.server.links.discard(seat.link)
+        if seat.link is not None:
+            # Gone or going: make sure the game server forgets the player.
+            seat.link.disconnect(CloseCode.TRY_AGAIN_LATER, reason)
         if session.ended:
             return
         if seated:
-            self._registry.seat(session, None)
+            self._noted(self._registry.seat(session, None), "seat")
             session.send(
                 S2C(
                     disconnect=Disconnect(code=CloseCode.TRY_AGAIN_LATER, reason=reason)
@@ -564,11 +586,25 @@ class Gateway:
         )
 
     def _serverLost(self, server: GameServer) -> None:
-        for link in list(server.links):
+        links = list(server.links)
+        server.links.clear()
+        for link in links:
             seat = getattr(link, "seat", None)
             if isinstance(seat, Seat) and seat.session.seat is seat:
-                self._moved(seat, "game server went away")
-        server.links.clear()
+                # One player's trouble must not keep the others where they are.
+                with self._log.failuresHandled(
+                    "moving session {hint} failed", hint=seat.session.hint
+                ):
+                    self._moved(seat, "game server went away")
+
+    def _noted(self, d: Deferred[Any], what: str) -> None:
+        """
+        Log a failure of a registry call that nothing waits on (a registry
+        on a shared store can fail).
+        """
+        d.addErrback(
+            lambda f: self._log.failure("session registry: {what} failed", f, what=what)
+        )
 
     def _sessionEnded(self, session: Session, code: int, reason: str) -> None:
         self._observed.discard(session)
@@ -589,5 +625,10 @@ class Gateway:
             "session {hint}: internal error in the game protocol",
             failure,
             hint=session.hint,
+        )
+        # The session's state cannot be trusted now: end it, seat and all.
+        self._noted(
+            self._registry.end(session, CloseCode.INTERNAL_ERROR, "internal error"),
+            "end",
         )
         connection.closeWith(CloseCode.INTERNAL_ERROR, "internal error")

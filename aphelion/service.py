@@ -101,6 +101,10 @@ def build(config: Config, reactor: Any) -> MultiService:
     monitor.setServiceParent(top)
     authenticator = None
     if config.checkers:
+        for checker in config.checkers:
+            bindReactor = getattr(checker, "bindReactor", None)
+            if bindReactor is not None:
+                bindReactor(reactor)
         portal = Portal(PlayerRealm(), config.checkers)
         authenticator = partial(authenticate, portal)
     else:

@@ -67,6 +67,7 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
     _ackCall: IDelayedCall | None = None
     _ackQueued = False
     _readPaused = False
+    _pingPaused = False
     _receive: Any = None
     _opening: list[tuple[bytes, bool]] | None = None
     _counted = False
@@ -152,11 +153,15 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
 
     def pauseProducing(self) -> None:
         """
-        Called when the transport's send buffer is full: the session's relay
-        stops reading from its game server.
+        Called when the transport's send buffer is full. A game connection's
+        relay stops reading from its game server; a ping connection stops
+        reading pings it cannot answer.
         """
         if self.session is not None and self.protocol is AphelionProtocol.GAME:
             self.factory.gateway.connectionPaused(self.session, self)
+        elif self.protocol is AphelionProtocol.PING:
+            self._pingPaused = True
+            cast(Any, self.transport).pauseProducing()
 
     def resumeProducing(self) -> None:
         """
@@ -164,6 +169,9 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         """
         if self.session is not None and self.protocol is AphelionProtocol.GAME:
             self.factory.gateway.connectionResumed(self.session, self)
+        elif self._pingPaused:
+            self._pingPaused = False
+            cast(Any, self.transport).resumeProducing()
 
     def stopProducing(self) -> None:
         """
@@ -198,8 +206,11 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """
         Dispatch one WebSocket message: the init packet first, then
-        ProtobufPackets.
+        ProtobufPackets. Nothing is handled once the connection is closing:
+        a client closed with 4008 cannot try once more meanwhile.
         """
+        if self.state != _OPEN:
+            return
         receive = self._receive
         if receive is not None and isBinary:
             try:
@@ -417,6 +428,16 @@ class AphelionServerFactory(WebSocketServerFactory):
         self._ackDue.append(connection)
         if self._ackCall is None:
             self._ackCall = self.clock.callLater(0, self._flushDueAcks)
+
+    def stopFactory(self) -> None:
+        """
+        Called when the last port stops: no more acks are due.
+        """
+        if self._ackCall is not None and self._ackCall.active():
+            self._ackCall.cancel()
+        self._ackCall = None
+        self._ackDue = []
+        super().stopFactory()
 
     def _flushDueAcks(self) -> None:
         self._ackCall = None

@@ -28,8 +28,11 @@ from twisted.cred.strcred import (
     makeChecker,
 )
 from twisted.enterprise.adbapi import ConnectionPool
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorCore
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactor
 from twisted.logger import LogEvent, capturedLogs, formatEvent
 from twisted.plugin import IPlugin
 from twisted.python import usage
@@ -50,6 +53,7 @@ from aphelion.auth import (
     PlayerIdCredentials,
     PlayerIdentity,
     PlayerRealm,
+    ReactorNotBound,
     SQLiteCheckerFactory,
     TicketChecker,
     TicketCheckerFactory,
@@ -732,21 +736,27 @@ class DatabaseCheckerTests(CheckerTestsMixin, TestCase):
 
     async def test_poolOnFirstUse(self) -> None:
         """
-        A checker given a callable makes its pool on the first login only, and
-        closes the pool it made.
+        A checker given a callable makes its pool on the first login only,
+        with the reactor bound to it, and closes the pool it made.
         """
         made: list[ConnectionPool] = []
 
-        def makePool() -> ConnectionPool:
+        def makePool(poolReactor: IReactorCore) -> ConnectionPool:
             made.append(
                 ConnectionPool(
-                    "sqlite3", self.path, check_same_thread=False, cp_min=1, cp_max=1
+                    "sqlite3",
+                    self.path,
+                    check_same_thread=False,
+                    cp_min=1,
+                    cp_max=1,
+                    cp_reactor=poolReactor,
                 )
             )
             return made[-1]
 
         checker = DatabaseChecker(makePool)
         self.addCleanup(checker.close)
+        checker.bindReactor(reactor)
         self.assertEqual(made, [])
         await checker.requestAvatarId(idOf("bob:builder"))
         await checker.requestAvatarId(idOf("bob:builder"))
@@ -760,6 +770,36 @@ class DatabaseCheckerTests(CheckerTestsMixin, TestCase):
         """
         self.checker.close()
         self.assertIs(self.checker.pool, self.pool)
+
+    async def test_givenPoolNeedsNoBinding(self) -> None:
+        """
+        A checker given a pool logs in without L{DatabaseChecker.bindReactor},
+        and binding one later leaves the pool as it was.
+        """
+        await self.login("bob:builder")
+        self.checker.bindReactor(MemoryReactor())
+        self.assertIs(self.checker.pool, self.pool)
+        await self.login("bob:builder")
+
+    def test_notBound(self) -> None:
+        """
+        A checker that is to make its pool fails a login with
+        L{ReactorNotBound}, as a failed L{Deferred}, until it is given a
+        reactor; it makes no pool meanwhile.
+        """
+        made: list[IReactorCore] = []
+
+        def makePool(poolReactor: IReactorCore) -> ConnectionPool:
+            made.append(poolReactor)
+            return self.pool
+
+        checker = DatabaseChecker(makePool, "qmark")
+        d = checker.requestAvatarId(idOf("bob:builder"))
+        error = self.failureResultOf(d, ReactorNotBound).value
+        self.assertIsInstance(error, RuntimeError)
+        self.assertIn("bindReactor", str(error))
+        self.assertEqual(made, [])
+        self.assertRaises(ReactorNotBound, lambda: checker.pool)
 
 
 class RealmTests(SynchronousTestCase):
@@ -971,20 +1011,98 @@ class PluginTests(SynchronousTestCase):
         self.successResultOf(checker.requestAvatarId(idOf(ticket)))
         self.assertIsInstance(makeChecker(f"ticket:{path}"), TicketChecker)
 
-    def test_ticketGlobalClock(self) -> None:
+    def test_ticketBoundClock(self) -> None:
         """
-        The plugin's L{TicketChecker} checks expiries against the global
-        reactor's clock.
+        The plugin's L{TicketChecker} checks expiries against the reactor
+        given to its C{bindReactor}.
         """
-        from twisted.internet import reactor
-
         checker = makeChecker(f"ticket:{writeFile(self, SECRET)}")
-        now = reactor.seconds()
-        good = mintTicket(SECRET, "alice", "Alice", 3600, now)
-        expired = mintTicket(SECRET, "alice", "Alice", 1, now - 3600)
-        self.successResultOf(checker.requestAvatarId(idOf(good)))
+        assert isinstance(checker, TicketChecker)
+        clock = Clock()
+        clock.advance(1000)
+        checker.bindReactor(clock)
+        ticket = mintTicket(SECRET, "alice", "Alice", 60, 1000)
+        portal = Portal(PlayerRealm(), [checker])
+        self.assertEqual(
+            self.successResultOf(authenticate(portal, ticket)),
+            PlayerIdentity("alice", "Alice"),
+        )
+        clock.advance(59)
+        self.successResultOf(checker.requestAvatarId(idOf(ticket)))
+        clock.advance(1)
         with capturedLogs():
-            self.failureResultOf(checker.requestAvatarId(idOf(expired)))
+            error = self.failureResultOf(
+                checker.requestAvatarId(idOf(ticket)), UnauthorizedLogin
+            ).value
+        self.assertEqual(str(error), "ticket expired")
+
+    def test_ticketNotBound(self) -> None:
+        """
+        The plugin's L{TicketChecker} fails a login before C{bindReactor}
+        with L{ReactorNotBound}, a L{RuntimeError}, as a failed L{Deferred}.
+        """
+        checker = makeChecker(f"ticket:{writeFile(self, SECRET)}")
+        ticket = mintTicket(SECRET, "alice", "Alice", 60, 0)
+        d = checker.requestAvatarId(idOf(ticket))
+        error = self.failureResultOf(d, ReactorNotBound).value
+        self.assertIsInstance(error, RuntimeError)
+        self.assertEqual(
+            str(error),
+            "TicketChecker.bindReactor was not called before the first login",
+        )
+        portal = Portal(PlayerRealm(), [checker])
+        self.failureResultOf(authenticate(portal, ticket), ReactorNotBound)
+
+    def test_ticketGivenClockKept(self) -> None:
+        """
+        A clock given when the checker is made is kept when a reactor is
+        bound.
+        """
+        clock = Clock()
+        checker = TicketCheckerFactory(clock).generateChecker(writeFile(self, SECRET))
+        checker.bindReactor(Clock())
+        clock.advance(100)
+        ticket = mintTicket(SECRET, "alice", "Alice", 60, 0)
+        with capturedLogs():
+            self.failureResultOf(
+                checker.requestAvatarId(idOf(ticket)), UnauthorizedLogin
+            )
+
+    def test_sqliteBoundReactor(self) -> None:
+        """
+        The plugin's L{DatabaseChecker} makes its pool on the reactor given to
+        its C{bindReactor}; so does one made by a factory given a reactor.
+        """
+        path = self.mktemp()
+        createAccounts(path)
+        bound = MemoryReactor()
+        checker = makeChecker(f"sqlite:{path}")
+        assert isinstance(checker, DatabaseChecker)
+        self.addCleanup(checker.close)
+        checker.bindReactor(bound)
+        pool = checker.pool
+        self.assertIs(pool._reactor, bound)
+        self.assertEqual(pool.min, 1)
+        self.assertEqual(pool.max, SQLiteCheckerFactory.poolSize)
+        self.assertEqual(len(bound.whenRunningHooks), 1)
+        given = MemoryReactor()
+        other = SQLiteCheckerFactory(given).generateChecker(path)
+        self.addCleanup(other.close)
+        self.assertIs(other.pool._reactor, given)
+
+    def test_sqliteNotBound(self) -> None:
+        """
+        The plugin's L{DatabaseChecker} fails a login before C{bindReactor}
+        with L{ReactorNotBound}, as a failed L{Deferred}.
+        """
+        path = self.mktemp()
+        createAccounts(path)
+        checker = makeChecker(f"sqlite:{path}")
+        d = checker.requestAvatarId(idOf("bob:builder"))
+        error = self.failureResultOf(d, ReactorNotBound).value
+        self.assertIsInstance(error, RuntimeError)
+        self.assertIn("bindReactor", str(error))
+        self.assertIsNone(checker._pool)
 
     def test_ticketRefused(self) -> None:
         """
@@ -1058,13 +1176,13 @@ class PluginTests(SynchronousTestCase):
 
 class SQLitePluginTests(TestCase):
     """
-    Tests of the checker that C{--auth sqlite:PATH} makes, on the global
-    reactor.
+    Tests of the checker that C{--auth sqlite:PATH} makes, bound to the
+    reactor that trial runs.
     """
 
     async def test_login(self) -> None:
         """
-        The checker makes its pool on the global reactor on the first login,
+        The checker makes its pool on the bound reactor on the first login,
         accepts a right secret, and refuses a wrong one.
         """
         path = self.mktemp()
@@ -1072,6 +1190,7 @@ class SQLitePluginTests(TestCase):
         checker = makeChecker(f"sqlite:{path}")
         assert isinstance(checker, DatabaseChecker)
         self.addCleanup(checker.close)
+        checker.bindReactor(reactor)
         checker.unknownHash = f"pbkdf2_sha256${ITERATIONS}$unknownplayer$"
         portal = Portal(PlayerRealm(), [checker])
         self.assertEqual(

@@ -622,16 +622,17 @@ class TimerTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertEqual(kind, T.Heartbeat)
         self.assertNotEqual(first.nonce, second.nonce)
 
-    def test_echoOfAnswerNotAnswered(self) -> None:
+    def test_repeatedNonceAnswered(self) -> None:
         """
-        A nonce this end already answered is not answered again, so that two
-        ends never bounce one heartbeat back and forth.
+        Every Heartbeat of the peer is answered with its nonce, even one that
+        repeats a nonce (a peer that always sends 0): the contract answers
+        each.
         """
         protocol, transport = self.connect()
-        beat = envelope(T.Heartbeat, control_pb2.Heartbeat(nonce=7))
+        beat = envelope(T.Heartbeat, control_pb2.Heartbeat(nonce=0))
         protocol.dataReceived(beat)
         protocol.dataReceived(beat)
-        self.assertEqual(len(sent(transport)), 1)
+        self.assertEqual(len(sent(transport)), 2)
 
     def test_deadAfterSilence(self) -> None:
         """

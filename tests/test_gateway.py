@@ -301,12 +301,41 @@ class GatewayTests(SynchronousTestCase):
         """
         session, conn = self.session()
         self.gateway.payloadReceived(session, conn, auth("alice"))
-        self.links[-1].seat.rejected(1, "banned")
+        self.links[-1].seat.rejected(100, "banned")
         response = s2c(conn.sent[0]).authenticate_response
         self.assertEqual(
             (response.result, response.description), (R.REJECTED, "banned")
         )
         self.assertIsNone(session.playerId)
+
+    def test_fullTriesNextServer(self) -> None:
+        """
+        A game server that answers Rejected{FULL} (its Status was behind) is
+        not a refusal of the player: the next server is tried, and with none
+        left the player gets NO_SERVER.
+        """
+        session, conn = self.session()
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        first = self.links[-1]
+        first.seat.rejected(1, "server full")
+        second = self.links[-1]
+        self.assertIsNot(second, first)
+        self.assertIsNot(second.seat.server, first.seat.server)
+        self.assertEqual(conn.sent, [])
+        second.seat.rejected(1, "server full")
+        self.assertEqual(s2c(conn.sent[-1]).authenticate_response.result, R.NO_SERVER)
+
+    def test_movedLinkIsDisconnected(self) -> None:
+        """
+        When a player is moved, the old player connection is told to go, and
+        what it still relays is not passed on.
+        """
+        _session, conn, link = self.seat()
+        link.seat.lost("control connection lost")
+        self.assertEqual(link.disconnected, (1013, "control connection lost"))
+        before = list(conn.sent)
+        link.seat.gameData(b"stale")
+        self.assertEqual(conn.sent, before)
 
     def test_newestLoginWins(self) -> None:
         """

@@ -809,9 +809,21 @@ class ControlTests(MonitorTestCase):
         self.assertIs(server.state, ServerState.CRASHED)
         self.assertEqual(self.lost, [server])
         process = self.assertRestartsAfter(1)
+        process.stdout(b"PORT 4321\n")
         self.reactor.advance(120)
         self.assertEqual(len(self.reactor.processes), 2)
         self.assertEqual(process.signals, [])
+
+    def test_noPortLineKilled(self) -> None:
+        """
+        A child that does not report its port within the connect timeout is
+        killed (and so restarted); one that does is left alone.
+        """
+        monitor = self.startMonitor()
+        self.reactor.advance(monitor.connectTimeout - 0.1)
+        self.assertEqual(self.reactor.processes[0].signals, [])
+        self.reactor.advance(0.1)
+        self.assertEqual(self.reactor.processes[0].signals, ["KILL"])
 
     def test_staleControlLostIgnored(self) -> None:
         """
@@ -1377,7 +1389,7 @@ class StopServiceTests(MonitorTestCase):
         self.successResultOf(d)
         self.assertEqual(self.reactor.getDelayedCalls(), [])
         monitor.startService()
-        self.reactor.advance(10)
+        self.reactor.advance(9)
         self.assertEqual(self.reactor.processes[1].signals, [])
 
 

@@ -424,6 +424,19 @@ class PacketTests(ServerTestsMixin, SynchronousTestCase):
         pump.flush(advanceClock=False)
         self.assertEqual(client.received, [b"\x02"])
 
+    def test_nothingHandledWhileClosing(self) -> None:
+        """
+        Once the server has sent its close frame, packets that still arrive
+        are not handled (a client closed with 4008 gets no extra try).
+        """
+        client, server, pump, _ = self.handshake()
+        got: list[bytes] = []
+        server.factory.gateway.payloadReceived = lambda s, c, p: got.append(p)
+        server.closeWith(CloseCode.TOO_MANY_AUTH_ATTEMPTS, "too many")
+        client.send(b"\x00late")
+        pump.flush()
+        self.assertEqual(got, [])
+
     def test_oneTimerForAllAcks(self) -> None:
         """
         Connections that need an ack at the end of the same turn share one

@@ -193,9 +193,10 @@ class EnvelopeProtocol(Protocol):
         """
         super().connectionMade()
         self._decoder = EnvelopeDecoder()
-        # Nonces of Heartbeats we sent or answered lately: one seen again is an
-        # answer (or an echo of our answer) and is not answered, so two ends
-        # that both answer Heartbeats never bounce one back and forth.
+        # Nonces of the Heartbeats we sent lately: one that comes back is the
+        # answer and is not answered again, so two ends that both answer
+        # Heartbeats never bounce one back and forth. Every other Heartbeat
+        # is answered, whatever its nonce.
         self._nonces: deque[int] = deque(maxlen=16)
         transport: Any = self.transport
         # Twisted does not disable Nagle on TCP connections by default; on a
@@ -316,12 +317,11 @@ class EnvelopeProtocol(Protocol):
     def envelope_Heartbeat(self, message: control_pb2.Heartbeat) -> None:
         """
         Called when the peer sends C{Heartbeat}: answers it with the same
-        nonce, unless it is the answer to ours (or an echo of our answer).
+        nonce, unless it is the answer to one of ours.
         """
         nonce = message.nonce
         if nonce in self._nonces:
             return
-        self._nonces.append(nonce)
         self.sendEnvelope(EnvelopeType.Heartbeat, control_pb2.Heartbeat(nonce=nonce))
 
     def writeBufferOverflowed(self) -> None:

@@ -199,10 +199,16 @@ class PlayerLinkProtocol(EnvelopeProtocol):
         self.loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Called when the connection to the game server is gone: tell the
+        seat, unless either side ended it on purpose.
+        """
         super().connectionLost(reason)
+        self._readClients()
         if not self._ended:
             self._ended = True
-            self.seat.lost(reason.getErrorMessage())
+            with self._log.failuresHandled("reporting a lost player link failed"):
+                self.seat.lost(reason.getErrorMessage())
 
     # -- from the seat -----------------------------------------------------
 
@@ -213,6 +219,7 @@ class PlayerLinkProtocol(EnvelopeProtocol):
         if self._ended:
             return
         self._ended = True
+        self._readClients()
         self.sendEnvelope(
             T.Disconnect, control_pb2.Disconnect(code=code, reason=reason)
         )
@@ -252,6 +259,16 @@ class PlayerLinkProtocol(EnvelopeProtocol):
         Called when the game server caught up: read from the player again.
         """
         super().resumeProducing()
+        self._readClients(force=True)
+
+    def _readClients(self, force: bool = False) -> None:
+        """
+        Read from the player's connections again, if this link paused them
+        (or C{force}): a link that goes away must not leave them paused.
+        """
+        if not (force or self.writePaused):
+            return
+        self.writePaused = False
         for connection in self.seat.session.connections:
             transport = getattr(connection, "transport", None)
             if transport is not None:
@@ -265,6 +282,7 @@ class PlayerLinkFactory(EnvelopeFactory, ClientFactory):
 
     protocol = PlayerLinkProtocol  # type: ignore[assignment]
     noisy = False
+    _log = Logger()
 
     def __init__(
         self,
@@ -283,7 +301,8 @@ class PlayerLinkFactory(EnvelopeFactory, ClientFactory):
         """
         Called when the game server could not be reached.
         """
-        self.seat.lost(reason.getErrorMessage())
+        with self._log.failuresHandled("reporting an unreachable game server failed"):
+            self.seat.lost(reason.getErrorMessage())
 
 
 class LinkConnector:

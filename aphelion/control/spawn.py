@@ -113,6 +113,7 @@ class GameServer:
     _retired: Any = None
     _restartCall: IDelayedCall | None = None
     _killCall: IDelayedCall | None = None
+    _portCall: IDelayedCall | None = None
     _readySince: float | None = None
 
     def hasRoom(self) -> bool:
@@ -291,6 +292,7 @@ class GameServerMonitor(Service):
             if server._restartCall is not None and server._restartCall.active():
                 server._restartCall.cancel()
             server._restartCall = None
+            self._cancelPortCall(server)
             if server.process is not None:
                 done: Deferred[None] = Deferred()
                 self._exits.setdefault(server.serverId, []).append(done)
@@ -331,6 +333,11 @@ class GameServerMonitor(Service):
             childCommand(self.game, server.serverId, self._python),
             env=dict(os.environ),
         )
+        # A child that never says its port (a game that hangs while loading)
+        # is killed, and so restarted.
+        server._portCall = self._reactor.callLater(
+            self.connectTimeout, self._portTimedOut, server
+        )
         self._log.info(
             "spawned game server {serverId} (pid {pid}, token {hint})",
             serverId=server.serverId,
@@ -338,7 +345,23 @@ class GameServerMonitor(Service):
             hint=tokenHint(server.token),
         )
 
+    def _portTimedOut(self, server: GameServer) -> None:
+        server._portCall = None
+        self._log.warn(
+            "game server {serverId} did not report its port in {timeout:g}s; "
+            "killing it",
+            serverId=server.serverId,
+            timeout=self.connectTimeout,
+        )
+        self._kill(server)
+
+    def _cancelPortCall(self, server: GameServer) -> None:
+        if server._portCall is not None and server._portCall.active():
+            server._portCall.cancel()
+        server._portCall = None
+
     def _childListening(self, server: GameServer, port: int) -> None:
+        self._cancelPortCall(server)
         server.port = port
         self._connectControl(server)
 
@@ -361,6 +384,7 @@ class GameServerMonitor(Service):
 
     def _childExited(self, server: GameServer, reason: Failure) -> None:
         server.process = None
+        self._cancelPortCall(server)
         if server._killCall is not None and server._killCall.active():
             server._killCall.cancel()
         server._killCall = None
