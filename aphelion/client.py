@@ -315,6 +315,9 @@ class AphelionClientProtocol(WebSocketClientProtocol):
     # -- Autobahn and Twisted callbacks --------------------------------------
 
     def connectionMade(self) -> None:
+        """
+        Called when the transport is connected: disable Nagle.
+        """
         super().connectionMade()
         self._handshakeWaiters: list[Deferred[AphelionClientProtocol]] = []
         self._closeWaiters: list[Deferred[tuple[int, str]]] = []
@@ -356,6 +359,10 @@ class AphelionClientProtocol(WebSocketClientProtocol):
             self._packetReceived(payload)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        """
+        Called when the WebSocket is closed: cancel the timers and tell whoever
+        waits.
+        """
         super().onClose(wasClean, code, reason)
         for call in (self._initCall, self._ackCall):
             if call is not None and call.active():
@@ -813,6 +820,9 @@ class ClientSession:
         """
 
         async def openAll() -> ClientSession:
+            """
+            Open the connections one after the other.
+            """
             for _ in range(count):
                 await self.connect()
             return self
@@ -877,6 +887,9 @@ class ClientSession:
         """
 
         async def closeAll() -> None:
+            """
+            Close every connection and wait for each.
+            """
             conns = list(self.connections)
             for conn in conns:
                 conn.closeWith(code, reason)

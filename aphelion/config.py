@@ -61,6 +61,8 @@ class Config:
     :ivar drainDeadline: seconds a draining game server has to disconnect its
         players.
     :ivar gameOptions: options passed to every game server in C{Control}.
+    :ivar gameConfig: C{(content_type, content)} of the C{GameConfig} sent
+        to every game server in C{Control}, or L{None}.
     :ivar seating: C{spread} (the fewest players first) or C{fill} (the most
         players that still leave room first).
     """
@@ -94,3 +96,4 @@ class Config:
     drainDeadline: float = 10.0
     gameOptions: tuple[tuple[str, str], ...] = ()
     seating: str = "spread"
+    gameConfig: tuple[str, bytes] | None = None

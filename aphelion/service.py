@@ -20,6 +20,7 @@ from aphelion.config import Config
 from aphelion.control.proxy import LinkConnector, controlFactoryMaker
 from aphelion.control.spawn import GameServerMonitor
 from aphelion.gateway import Gateway
+from aphelion.proto.game_pb2 import GameConfig
 from aphelion.session import MemorySessionRegistry
 from aphelion.websocket import AphelionServerFactory, buildResource
 
@@ -53,6 +54,10 @@ class ShutdownService(Service):
         self._factory = factory
 
     def stopService(self) -> None:
+        """
+        Called when the AuthProxy stops: close every connection with 1001 and
+        let the registry forget its sessions.
+        """
         super().stopService()
         count = len(self._factory.connections)
         if count:
@@ -96,6 +101,11 @@ def build(config: Config, reactor: Any) -> MultiService:
         connectTimeout=config.controlTimeout,
         options=dict(config.gameOptions),
         seating=config.seating,
+        gameConfig=(
+            GameConfig(content_type=config.gameConfig[0], content=config.gameConfig[1])
+            if config.gameConfig is not None
+            else None
+        ),
     )
     monitor.setName("game-servers")
     monitor.setServiceParent(top)

@@ -247,6 +247,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["listen"] = []
         self["game-server"] = []
         self["game-option"] = []
+        self["game-config"] = None
 
     def opt_game_server(self, value: str) -> None:
         """
@@ -254,6 +255,23 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         holds its control token in hex (repeatable).
         """
         self["game-server"].append(_remoteGameServer(value))
+
+    def opt_game_config(self, value: str) -> None:
+        """
+        CONTENT_TYPE:FILE, the game config sent to every game server in
+        Control (read now), such as application/json:arena.json.
+        """
+        contentType, sep, path = value.partition(":")
+        if not sep or not contentType or not path:
+            raise usage.UsageError(f"--game-config is CONTENT_TYPE:FILE, not {value!r}")
+        try:
+            with open(path, "rb") as f:
+                content = f.read()
+        except OSError as e:
+            raise usage.UsageError(f"cannot read --game-config {path!r}: {e}") from e
+        if len(content) > 60000:
+            raise usage.UsageError("--game-config must fit in one envelope (60 KB)")
+        self["game-config"] = (contentType, content)
 
     def opt_game_option(self, value: str) -> None:
         """
@@ -353,6 +371,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             drainDeadline=self["drain-deadline"],
             gameOptions=tuple(self["game-option"]),
             seating=self["seating"],
+            gameConfig=self["game-config"],
         )
 
 

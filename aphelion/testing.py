@@ -86,6 +86,7 @@ class RecordingClientProtocol(WebSocketClientProtocol):
         """
         Note that the handshake is done.
         """
+        super().onOpen()
         self.opened = True
         self.received = []
 

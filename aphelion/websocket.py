@@ -128,6 +128,10 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
     # -- Autobahn and Twisted callbacks --------------------------------------
 
     def connectionMade(self) -> None:
+        """
+        Called when the transport is connected: disable Nagle and become the
+        transport's producer.
+        """
         super().connectionMade()
         transport = cast(Any, self.transport)
         # Autobahn does not disable Nagle on accepted sockets (PERFORMANCE.md).
@@ -236,6 +240,10 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
             self._initReceived(payload)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        """
+        Called when the WebSocket is closed: cancel the timers and take the
+        connection off its session.
+        """
         super().onClose(wasClean, code, reason)
         for call in (self._initCall, self._ackCall):
             if call is not None and call.active():
@@ -464,11 +472,17 @@ class _Root(Resource):
         self._ws = ws
 
     def getChild(self, path: bytes, request: Any) -> Any:
+        """
+        Called for a child path: the empty one is the endpoint itself.
+        """
         if path == b"":
             return self._ws
         return super().getChild(path, request)
 
     def render(self, request: Any) -> Any:
+        """
+        Called for a request of the root: the WebSocket upgrade.
+        """
         return self._ws.render(request)
 
 

@@ -223,6 +223,21 @@ class ControlClientProtocolTests(ProxyTestCase):
         )
         self.assertFalse(transport.disconnecting)
 
+    def test_controlCarriesGameConfig(self) -> None:
+        """
+        The monitor's game config, when it has one, travels in C{Control}.
+        """
+        from aphelion.proto.game_pb2 import GameConfig
+
+        config = GameConfig(content_type="application/json", content=b'{"map": 2}')
+        self.monitor.gameConfig = config
+        protocol = controlFactoryMaker(self.monitor, self.server).buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        [(kind, control)] = written(transport)
+        self.assertEqual(kind, T.Control)
+        self.assertEqual(control.config, config)
+
     def test_controlCarriesCurrentToken(self) -> None:
         """
         After a spawn, C{Control} carries the token of that spawn.

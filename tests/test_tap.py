@@ -140,6 +140,21 @@ class OptionsTests(SynchronousTestCase):
         ):
             self.assertRaises(UsageError, parse, *argv)
 
+    def test_gameConfig(self) -> None:
+        """
+        C{--game-config CONTENT_TYPE:FILE} reads the file at start-up; a
+        missing file or a bad value is a L{UsageError}.
+        """
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b'{"arena": "moon"}')
+        config = parse("--game-config", f"application/json:{path}")
+        self.assertEqual(config.gameConfig, ("application/json", b'{"arena": "moon"}'))
+        self.assertRaises(UsageError, parse, "--game-config", "application/json")
+        self.assertRaises(
+            UsageError, parse, "--game-config", "text/plain:" + path + ".missing"
+        )
+
     def test_notANumber(self) -> None:
         """
         A value that does not coerce is a L{UsageError}.

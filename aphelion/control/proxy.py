@@ -47,17 +47,20 @@ class ControlClientProtocol(EnvelopeProtocol):
     allowedTypes = frozenset({T.Ready, T.Heartbeat})
 
     def connectionMade(self) -> None:
+        """
+        Called when the control connection is open: send C{Control} with the
+        token, the server id, the options and the game config.
+        """
         super().connectionMade()
         factory = self.factory
         server = factory.server
-        self.sendEnvelope(
-            T.Control,
-            control_pb2.Control(
-                token=server.token,
-                server_id=server.serverId,
-                options=factory.monitor.options,
-            ),
+        monitor = factory.monitor
+        control = control_pb2.Control(
+            token=server.token, server_id=server.serverId, options=monitor.options
         )
+        if monitor.gameConfig is not None:
+            control.config.CopyFrom(monitor.gameConfig)
+        self.sendEnvelope(T.Control, control)
 
     def envelope_Ready(self, message: control_pb2.Ready) -> None:
         """
@@ -85,6 +88,9 @@ class ControlClientProtocol(EnvelopeProtocol):
         )
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Called when the control connection is gone: tell the monitor.
+        """
         super().connectionLost(reason)
         self.factory.monitor.controlLost(self.factory.server, self)
 
@@ -151,6 +157,10 @@ class PlayerLinkProtocol(EnvelopeProtocol):
     _ended = False
 
     def connectionMade(self) -> None:
+        """
+        Called when the player connection is open: send C{Type{CLIENT}} and
+        C{ClientAuth}.
+        """
         super().connectionMade()
         factory = self.factory
         self.seat = factory.seat

@@ -169,12 +169,19 @@ class _ChildProtocol(ProcessProtocol):
         self._portSeen = False
 
     def connectionMade(self) -> None:
+        """
+        Called when the child is spawned: write the token line to its stdin.
+        """
+        super().connectionMade()
         # The token goes over stdin, never argv or the environment. Stdin
         # stays open: the child exits when it closes (when we die).
         assert self.transport is not None
         self.transport.write(self._server.token.hex().encode("ascii") + b"\n")
 
     def outReceived(self, data: bytes) -> None:
+        """
+        Called with the child's standard output: its C{PORT n} line.
+        """
         if self._portSeen:
             return
         self._out += data
@@ -192,6 +199,9 @@ class _ChildProtocol(ProcessProtocol):
         self._monitor._childListening(self._server, int(number))
 
     def errReceived(self, data: bytes) -> None:
+        """
+        Called with the child's standard error: logged line by line.
+        """
         self._err += data
         *lines, self._err = self._err.split(b"\n")
         for line in lines:
@@ -210,6 +220,9 @@ class _ChildProtocol(ProcessProtocol):
         self._monitor._kill(self._server)
 
     def processEnded(self, reason: Failure) -> None:
+        """
+        Called when the child has exited.
+        """
         self._monitor._childExited(self._server, reason)
 
 
@@ -225,6 +238,8 @@ class GameServerMonitor(Service):
     :ivar restartMax: the longest restart delay.
     :ivar stableAfter: seconds of readiness after which the back-off resets.
     :ivar drainDeadline: seconds a drained server has to disconnect its players.
+    :ivar gameConfig: the C{GameConfig} sent in every C{Control}, or
+        L{None}.
     :ivar seating: C{"spread"} seats a player on the server with the fewest
         players; C{"fill"} on the one with the most that still has room.
     """
@@ -247,6 +262,7 @@ class GameServerMonitor(Service):
         python: str = sys.executable,
         options: dict[str, str] | None = None,
         seating: str = "spread",
+        gameConfig: Any = None,
     ) -> None:
         if seating not in ("spread", "fill"):
             raise ValueError(f"seating is spread or fill, not {seating!r}")
@@ -260,6 +276,7 @@ class GameServerMonitor(Service):
         self.drainDeadline = drainDeadline
         self.connectTimeout = connectTimeout
         self.options = dict(options or {})
+        self.gameConfig = gameConfig
         self._python = python
         self._makeControlFactory = makeControlFactory
         self._lostObservers: list[Callable[[GameServer], object]] = []
@@ -277,6 +294,9 @@ class GameServerMonitor(Service):
     # -- the service ---------------------------------------------------------
 
     def startService(self) -> None:
+        """
+        Called when the service starts: start every game server.
+        """
         super().startService()
         for server in self.servers.values():
             self._start(server)
