@@ -36,14 +36,16 @@ from twisted.internet.defer import Deferred, race
 from twisted.internet.stdio import StandardIO
 from twisted.internet.task import react
 from twisted.logger import (
+    FileLogObserver,
     FilteringLogObserver,
     ILogObserver,
+    LogEvent,
     Logger,
     LogLevel,
     LogLevelFilterPredicate,
+    formatEvent,
     globalLogBeginner,
     jsonFileLogObserver,
-    textFileLogObserver,
 )
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python import usage
@@ -256,6 +258,23 @@ async def main(reactor: Any, options: Options, game: Game) -> None:
     await port.stopListening()
 
 
+def _untimedText(event: LogEvent) -> str | None:
+    """
+    One log line without a time stamp: the AuthProxy that reads the child's
+    standard error stamps each line itself.
+    """
+    text = formatEvent(event)
+    if not text:
+        return None
+    namespace = event.get("log_namespace", "-")
+    level = event.get("log_level")
+    levelName = level.name if level is not None else "-"
+    failure = event.get("log_failure")
+    if failure is not None:
+        text += "\n" + failure.getTraceback()
+    return f"[{namespace}#{levelName}] {text}\n"
+
+
 def run(argv: list[str] | None = None) -> NoReturn:
     """
     The process's entry point: parse the command line, start logging to
@@ -273,7 +292,7 @@ def run(argv: list[str] | None = None) -> NoReturn:
     observer: ILogObserver = (
         jsonFileLogObserver(sys.stderr)
         if options["log-json"]
-        else textFileLogObserver(sys.stderr)
+        else FileLogObserver(sys.stderr, _untimedText)
     )
     globalLogBeginner.beginLoggingTo(
         [FilteringLogObserver(observer, [LogLevelFilterPredicate(LogLevel.info)])]
