@@ -190,7 +190,7 @@ class _CommandOptions(usage.Options):
         try:
             self.execute(stdout)
         except _CommandFailed as e:
-            print(f"error: {e}", file=stderr if stderr is not None else sys.stderr)
+            (stderr if stderr is not None else sys.stderr).write(f"error: {e}\n")
             return 1
         return 0
 
@@ -344,10 +344,10 @@ class AddAccountOptions(_AttributeOptions, _DatabaseOptions):
             raise _CommandFailed(f"cannot add {playerId!r}: {e}") from None
         finally:
             connection.close()
-        print(f"added player {playerId!r}", file=stdout)
+        stdout.write(f"added player {playerId!r}\n")
         if generated:
-            print(f"secret: {secret}", file=stdout)
-            print(f"ID to send: {playerId}:{secret}", file=stdout)
+            stdout.write(f"secret: {secret}\n")
+            stdout.write(f"ID to send: {playerId}:{secret}\n")
 
 
 class RemoveAccountOptions(_DatabaseOptions):
@@ -377,7 +377,7 @@ class RemoveAccountOptions(_DatabaseOptions):
             connection.close()
         if not removed:
             raise _CommandFailed(f"no player {playerId!r}")
-        print(f"removed player {playerId!r}", file=stdout)
+        stdout.write(f"removed player {playerId!r}\n")
 
 
 class ListAccountsOptions(_DatabaseOptions):
@@ -401,14 +401,13 @@ class ListAccountsOptions(_DatabaseOptions):
             connection.close()
         for account in accounts:
             created = datetime.fromtimestamp(account.created, UTC)
-            print(
+            fields = (
                 account.playerId,
                 account.name,
                 created.isoformat(timespec="seconds"),
                 json.dumps(dict(account.attributes), sort_keys=True),
-                sep="\t",
-                file=stdout,
             )
+            stdout.write("\t".join(fields) + "\n")
 
 
 class AccountsOptions(usage.Options):
@@ -485,4 +484,4 @@ class TicketOptions(_AttributeOptions, _CommandOptions):
             )
         except ValueError as e:
             raise _CommandFailed(str(e)) from None
-        print(ticket, file=stdout)
+        stdout.write(ticket + "\n")
