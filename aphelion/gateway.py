@@ -120,19 +120,19 @@ class Seat:
     :ivar link: the player connection, once open.
     :ivar details: the game server's C{Connected} details, once seated.
     :ivar seated: whether the game server accepted the player.
-    :ivar attempt: which try of this seating it is (one per game server).
+    :ivar tried: the game servers this seating has tried, this one included.
     """
 
     __slots__ = (
         "_gateway",
         "_paused",
-        "attempt",
         "details",
         "link",
         "reseat",
         "seated",
         "server",
         "session",
+        "tried",
     )
 
     def __init__(
@@ -145,7 +145,7 @@ class Seat:
         self.link: PlayerLink | None = None
         self.details: GameDetails | None = None
         self.seated = False
-        self.attempt = 1
+        self.tried: frozenset[GameServer] = frozenset({server})
         self._paused: set[IConnection] = set()
 
     def __repr__(self) -> str:
@@ -421,20 +421,18 @@ class Gateway:
         self,
         session: Session,
         reseat: bool,
-        exclude: GameServer | None = None,
-        attempt: int = 1,
+        tried: frozenset[GameServer] = frozenset(),
     ) -> None:
         monitor = self._monitor
-        server = monitor.pick(exclude) if monitor is not None else None
-        # Each server gets one try per seating, so that two failing servers
-        # are not tried in turn for ever.
-        tries = len(monitor.servers) if monitor is not None else 0
-        if server is None or self._connectLink is None or attempt > tries:
+        # Each server gets one try per seating, so that failing servers are
+        # not tried in turn for ever.
+        server = monitor.pick(tried) if monitor is not None else None
+        if server is None or self._connectLink is None:
             self._noServer(session, reseat)
             return
         session.state = SessionState.SEATING
         seat = Seat(self, session, server, reseat)
-        seat.attempt = attempt
+        seat.tried = tried | {server}
         self._seating[session] = seat
         server.pending += 1
         self._connectLink(server, seat)
@@ -499,6 +497,13 @@ class Gateway:
             # player. Try the next server (NO_SERVER when none has room).
             self._linkLost(seat, reason or "game server full")
             return
+        self._refused(seat, code, reason)
+
+    def _refused(self, seat: Seat, code: int, reason: str) -> None:
+        """
+        The game server refused the player (C{Rejected}, or C{Disconnect}
+        before C{Connected}).
+        """
         if not self._endSeating(seat):
             return
         session = seat.session
@@ -530,7 +535,7 @@ class Gateway:
             if draining:
                 self._linkLost(seat, reason or "game server draining")
             else:
-                self._rejected(seat, code, reason or "disconnected")
+                self._refused(seat, code, reason or "disconnected")
             return
         if draining:
             self._moved(seat, "game server draining")
@@ -578,11 +583,12 @@ class Gateway:
             serverId=seat.server.serverId,
             reason=reason,
         )
+        # A player moved off a server starts a new seating; a seating that
+        # failed goes on without the servers it tried.
         self._seat(
             session,
             reseat=seated or seat.reseat,
-            exclude=seat.server,
-            attempt=1 if seated else seat.attempt + 1,
+            tried=frozenset({seat.server}) if seated else seat.tried,
         )
 
     def _serverLost(self, server: GameServer) -> None:

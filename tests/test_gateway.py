@@ -395,6 +395,17 @@ class GatewayTests(SynchronousTestCase):
         self.assertEqual(seat.server.pending, 0)
         self.assertEqual(session.state, SessionState.UNAUTHENTICATED)
 
+    def test_disconnectCodeTwoBeforeConnected(self) -> None:
+        """
+        A Disconnect with code 2 (REPLACED) before Connected is a refusal, not
+        "not accepting": the player gets REJECTED.
+        """
+        session, conn = self.session()
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        self.links[-1].seat.disconnected(2, "replaced")
+        self.assertEqual(len(self.links), 1)
+        self.assertEqual(s2c(conn.sent[-1]).authenticate_response.result, R.REJECTED)
+
     def test_seatingTriesEachServerOnce(self) -> None:
         """
         When player connections keep failing, each game server is tried once
@@ -408,6 +419,23 @@ class GatewayTests(SynchronousTestCase):
                 break
             link.seat.lost("refused")
         self.assertEqual(len(self.links), 2)
+        self.assertEqual(s2c(conn.sent[-1]).authenticate_response.result, R.NO_SERVER)
+
+    def test_threeServersEachTriedOnce(self) -> None:
+        """
+        With three servers whose player connections all fail, each is tried
+        exactly once before NO_SERVER.
+        """
+        third = GameServer("gs3", b"t" * 32, state=ServerState.READY, capacity=10)
+        third.control = object()  # type: ignore[assignment]
+        third.accepting = True
+        self.monitor.servers["gs3"] = third
+        session, conn = self.session()
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        while session.state is SessionState.SEATING and len(self.links) < 10:
+            self.links[-1].seat.lost("refused")
+        tried = [link.seat.server.serverId for link in self.links]
+        self.assertEqual(sorted(tried), ["gs1", "gs2", "gs3"])
         self.assertEqual(s2c(conn.sent[-1]).authenticate_response.result, R.NO_SERVER)
 
     def test_shuttingDownMoves(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -544,17 +544,25 @@ class GameServerMonitor(Service):
 
     # -- operations ----------------------------------------------------------
 
-    def pick(self, exclude: GameServer | None = None) -> GameServer | None:
+    def pick(
+        self, exclude: GameServer | Collection[GameServer] | None = None
+    ) -> GameServer | None:
         """
         The ready game server with room and the fewest players (L{seating}
         C{"spread"}, the default), or the most (C{"fill"}: players
         are packed together, a room filled before the next is opened). Ties
         go to the server configured first.
         """
+        if exclude is None:
+            skip: Collection[GameServer] = ()
+        elif isinstance(exclude, GameServer):
+            skip = (exclude,)
+        else:
+            skip = exclude
         best: GameServer | None = None
         fill = self.seating == "fill"
         for server in self.servers.values():
-            if server is exclude or not server.hasRoom():
+            if server in skip or not server.hasRoom():
                 continue
             if best is None:
                 best = server
