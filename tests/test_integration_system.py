@@ -245,8 +245,13 @@ class SupervisionTests(SystemTestCase):
         self.assertTrue(moved.HasField("connected"), moved)
         self.assertNotEqual(moved.connected.server_id, victim.serverId)
         self.assertFalse(moved.HasField("authenticate_response"))
+        # The link can go before the process is reaped: wait for the new one.
         await waitFor(
-            lambda: victim.state is ServerState.READY and victim.process is not None
+            lambda: (
+                victim.state is ServerState.READY
+                and victim.process is not None
+                and victim.process.pid != oldPid
+            )
         )
         self.assertNotEqual(victim.process.pid, oldPid)
 
