@@ -104,13 +104,7 @@ class AckState:
         :raises AckViolation: with 4007 when this packet takes the count of
             unacknowledged packets over the limit.
         """
-        owed = self.owed
-        if owed > self.cap:
-            self.owed = owed - self.cap
-            packet = _BYTES[self.cap] + payload
-        else:
-            self.owed = 0
-            packet = _BYTES[owed] + payload
+        packet = _BYTES[self.nextAck()] + payload
         if payload:
             self.unacknowledged += 1
             if self.limit is not None and self.unacknowledged > self.limit:

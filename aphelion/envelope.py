@@ -43,6 +43,7 @@ __all__ = [
     "EnvelopeError",
     "decodePayload",
     "encodeEnvelope",
+    "gameDataEnvelope",
 ]
 
 HEADER: Final = struct.Struct("!BBH")
@@ -147,6 +148,25 @@ def encodeEnvelope(
             f"envelope payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}"
         )
     return HEADER.pack(VERSION, type << 2 | encoding, len(payload)) + payload
+
+
+_GAME_DATA_BYTE = int(EnvelopeType.GameData) << 2 | Encoding.RAW
+
+
+def gameDataEnvelope(payload: bytes) -> bytes:
+    """
+    Encode one C{GameData} envelope, without protobuf: the hot path of the
+    relay in both directions.
+
+    :param payload: the raw C{C2S} or C{S2C} bytes of one client packet.
+    :return: the header followed by the payload.
+    :raises ValueError: if the payload is longer than 65535 bytes.
+    """
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(
+            f"GameData payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}"
+        )
+    return HEADER.pack(VERSION, _GAME_DATA_BYTE, len(payload)) + payload
 
 
 class EnvelopeDecoder:

@@ -73,7 +73,6 @@ class Session:
     """
 
     __slots__ = (
-        "_clock",
         "_endObservers",
         "_lingerCall",
         "_queueLimit",

@@ -49,15 +49,13 @@ from zope.interface import implementer
 from aphelion.codes import Encoding, EnvelopeType, ErrorCode
 from aphelion.envelope import (
     ENCODINGS,
-    HEADER,
-    MAX_PAYLOAD,
     PAYLOAD_TYPES,
-    VERSION,
     Envelope,
     EnvelopeDecoder,
     EnvelopeError,
     decodePayload,
     encodeEnvelope,
+    gameDataEnvelope,
 )
 from aphelion.fastwrite import writeNow
 from aphelion.proto import control_pb2
@@ -84,25 +82,6 @@ _TYPES: Final[dict[int, tuple[EnvelopeType, str, type[Message] | None, Encoding]
     )
     for envelopeType, messageClass in PAYLOAD_TYPES.items()
 }
-
-_GAME_DATA = int(EnvelopeType.GameData)
-_GAME_DATA_BYTE = _GAME_DATA << 2 | Encoding.RAW
-
-
-def gameDataEnvelope(payload: bytes) -> bytes:
-    """
-    Encode one C{GameData} envelope, without protobuf: the hot path of the
-    relay in both directions.
-
-    :param payload: the raw C{C2S} or C{S2C} bytes of one client packet.
-    :return: the header followed by the payload.
-    :raises ValueError: if the payload is longer than 65535 bytes.
-    """
-    if len(payload) > MAX_PAYLOAD:
-        raise ValueError(
-            f"GameData payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}"
-        )
-    return HEADER.pack(VERSION, _GAME_DATA_BYTE, len(payload)) + payload
 
 
 def tokensMatch(given: bytes, expected: bytes) -> bool:
