@@ -247,16 +247,14 @@ class Gateway:
     def __init__(
         self,
         *,
-        registry: ISessionRegistry | None = None,
+        registry: ISessionRegistry,
         authenticator: Authenticator | None = None,
         monitor: GameServerMonitor | None = None,
         connectLink: LinkConnector | None = None,
         authTries: int = 3,
         refuseNewcomer: bool = False,
     ) -> None:
-        if authenticator is not None and registry is None:
-            raise ValueError("authenticating players needs a session registry")
-        self._registry: ISessionRegistry = registry  # type: ignore[assignment]
+        self._registry = registry
         self._authenticate = authenticator
         self._monitor = monitor
         self._connectLink = connectLink
