@@ -65,6 +65,40 @@ class Config:
         to every game server in C{Control}, or L{None}.
     :ivar seating: C{spread} (the fewest players first) or C{fill} (the most
         players that still leave room first).
+    :ivar legacy: the profile of the original Aphelion Java client (Part
+        1.7): results 5-8 of C{AuthenticateResponse} are sent as C{OTHER}
+        with the real one in the description. C{--legacy} also sets the
+        path, ack cap, unacknowledged limit and game revisions.
+    :ivar upgradeTimeout: seconds from TCP accept to a completed WebSocket
+        upgrade; the connection is dropped after it (Part 6).
+    :ivar connectionsPerAddress: open connections per client address,
+        counted from TCP accept; 0 is no limit.
+    :ivar connectionRate: new connections per second per client address.
+    :ivar connectionBurst: the burst of new connections per client address.
+    :ivar authTimeout: seconds a game connection has from its init packet to
+        be authenticated (4008 "not authenticated in time"); 0 is no limit.
+    :ivar loginsPerMinute: authentication tries per minute per client
+        address, and per player ID (token buckets of that size).
+    :ivar checkerQueue: credential checks waiting for the checker at once;
+        more are answered C{OTHER} "busy, try again later".
+    :ivar maxSessions: sessions in all (1013); 0 is no limit.
+    :ivar sessionsPerAddress: sessions made from one client address (1013);
+        0 is no limit.
+    :ivar writePause: bytes waiting to be written to one client connection
+        at which the proxy stops reading it.
+    :ivar writeLimit: bytes waiting to be written to one client connection
+        at which it is closed with 4007 "reads too slowly".
+    :ivar queueBytes: bytes of packets queued for a lingering session; more
+        ends the session.
+    :ivar seatingBuffer: payloads a client may send while being seated or
+        moved (4007 beyond).
+    :ivar seatingBufferBytes: bytes of payloads a client may send while
+        being seated or moved (4007 beyond).
+    :ivar playerWriteLimit: bytes a game server buffers toward one player
+        connection before it disconnects that player ("reads too slowly").
+    :ivar logInterval: seconds between the summary lines of a rate-limited
+        log cause.
+    :ivar exempt: CIDR networks exempt from the per-address limits.
     """
 
     listen: tuple[str, ...] = ("tcp:80",)
@@ -97,3 +131,21 @@ class Config:
     gameOptions: tuple[tuple[str, str], ...] = ()
     seating: str = "spread"
     gameConfig: tuple[str, bytes] | None = None
+    legacy: bool = False
+    upgradeTimeout: float = 10.0
+    connectionsPerAddress: int = 64
+    connectionRate: float = 20.0
+    connectionBurst: int = 40
+    authTimeout: float = 30.0
+    loginsPerMinute: float = 10.0
+    checkerQueue: int = 64
+    maxSessions: int = 100_000
+    sessionsPerAddress: int = 256
+    writePause: int = 1024 * 1024
+    writeLimit: int = 4 * 1024 * 1024
+    queueBytes: int = 1024 * 1024
+    seatingBuffer: int = 64
+    seatingBufferBytes: int = 256 * 1024
+    playerWriteLimit: int = 4 * 1024 * 1024
+    logInterval: float = 10.0
+    exempt: tuple[str, ...] = ()

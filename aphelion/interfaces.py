@@ -40,6 +40,19 @@ class IConnection(Interface):
         Close the connection with a WebSocket close code and reason.
         """
 
+    def pauseReading(cause: str) -> None:
+        """
+        Stop reading from the client for C{cause} (a short constant such as
+        C{"link"}: the game server reads too slowly). Reading resumes when
+        every cause that paused it has called L{resumeReading}.
+        """
+
+    def resumeReading(cause: str) -> None:
+        """
+        Take back a L{pauseReading} of the same C{cause}; does nothing if that
+        cause did not pause it.
+        """
+
 
 class ISessionRegistry(Interface):
     """

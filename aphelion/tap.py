@@ -16,6 +16,7 @@ from aphelion.codes import AphelionProtocol
 from aphelion.config import Config
 from aphelion.control.spawn import RemoteGameServer
 from aphelion.handshake import Revisions
+from aphelion.limits import Exemptions
 
 __all__ = ["Options", "makeService"]
 
@@ -75,6 +76,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             None,
             "Refuse a second login of a player (ID_IN_USE) instead of ending "
             "the first session.",
+        ],
+        [
+            "legacy",
+            None,
+            "Serve the original Aphelion Java client: path /, ack cap 127, no "
+            "unacknowledged limit, game revisions up to 5, results 5-8 sent as "
+            "OTHER (each only where its own option keeps its default).",
         ],
     ]
 
@@ -227,6 +235,122 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             float,
         ],
         [
+            "upgrade-timeout",
+            None,
+            _DEFAULTS.upgradeTimeout,
+            "Seconds from TCP accept to a completed WebSocket upgrade (dropped).",
+            float,
+        ],
+        [
+            "connections-per-address",
+            None,
+            _DEFAULTS.connectionsPerAddress,
+            "Open connections per client address, from TCP accept; 0 is no limit.",
+            int,
+        ],
+        [
+            "connection-rate",
+            None,
+            _DEFAULTS.connectionRate,
+            "New connections per second per client address.",
+            float,
+        ],
+        [
+            "connection-burst",
+            None,
+            _DEFAULTS.connectionBurst,
+            "Burst of new connections per client address.",
+            int,
+        ],
+        [
+            "auth-timeout",
+            None,
+            _DEFAULTS.authTimeout,
+            "Seconds a game connection has from its init packet to log in "
+            "(close 4008); 0 is no limit.",
+            float,
+        ],
+        [
+            "logins-per-minute",
+            None,
+            _DEFAULTS.loginsPerMinute,
+            "Authentication tries per minute per client address and per player "
+            "ID (TOO_MANY_ATTEMPTS beyond, without running the checker).",
+            float,
+        ],
+        [
+            "checker-queue",
+            None,
+            _DEFAULTS.checkerQueue,
+            "Credential checks waiting for the checker; more are answered OTHER busy.",
+            int,
+        ],
+        [
+            "max-sessions",
+            None,
+            _DEFAULTS.maxSessions,
+            "Sessions in all (close 1013); 0 is no limit.",
+            int,
+        ],
+        [
+            "sessions-per-address",
+            None,
+            _DEFAULTS.sessionsPerAddress,
+            "Sessions per client address (close 1013); 0 is no limit.",
+            int,
+        ],
+        [
+            "write-pause",
+            None,
+            _DEFAULTS.writePause,
+            "Bytes waiting to be written to a client at which it is not read.",
+            int,
+        ],
+        [
+            "write-limit",
+            None,
+            _DEFAULTS.writeLimit,
+            "Bytes waiting to be written to a client at which it is closed "
+            "with 4007 (reads too slowly).",
+            int,
+        ],
+        [
+            "queue-bytes",
+            None,
+            _DEFAULTS.queueBytes,
+            "Bytes queued for a lingering session (it ends beyond).",
+            int,
+        ],
+        [
+            "seating-buffer",
+            None,
+            _DEFAULTS.seatingBuffer,
+            "Payloads a client may send while being seated or moved (4007).",
+            int,
+        ],
+        [
+            "seating-buffer-bytes",
+            None,
+            _DEFAULTS.seatingBufferBytes,
+            "Bytes a client may send while being seated or moved (4007).",
+            int,
+        ],
+        [
+            "player-write-limit",
+            None,
+            _DEFAULTS.playerWriteLimit,
+            "Bytes a game server buffers toward one player before it "
+            "disconnects that player (reads too slowly).",
+            int,
+        ],
+        [
+            "log-interval",
+            None,
+            _DEFAULTS.logInterval,
+            "Seconds between summary lines of a rate-limited log cause.",
+            float,
+        ],
+        [
             "ping-revisions",
             None,
             "1:1",
@@ -248,6 +372,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["game-server"] = []
         self["game-option"] = []
         self["game-config"] = None
+        self["exempt"] = []
 
     def opt_game_server(self, value: str) -> None:
         """
@@ -282,6 +407,17 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             raise usage.UsageError(f"--game-option is KEY=VALUE, not {value!r}")
         self["game-option"].append((key, item))
 
+    def opt_exempt(self, value: str) -> None:
+        """
+        A CIDR network (such as 127.0.0.0/8) exempt from the per-address
+        limits: load generators, health checkers (repeatable).
+        """
+        try:
+            Exemptions([value])
+        except ValueError as e:
+            raise usage.UsageError(f"--exempt is a CIDR network, not {value!r}") from e
+        self["exempt"].append(value)
+
     def opt_listen(self, description: str) -> None:
         """
         A strports endpoint for WebSocket clients (repeatable; default tcp:80).
@@ -300,6 +436,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         for name in ("ping-revisions", "game-revisions"):
             if isinstance(self[name], str):
                 self[name] = _revisions(self[name])
+        if self["legacy"]:
+            self._legacyProfile()
         if not self["path"].startswith("/"):
             raise usage.UsageError("--path must start with /")
         self._atLeast("init-timeout", 0, strictly=True)
@@ -327,6 +465,37 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             raise usage.UsageError("--ack-cap must be 1 to 254")
         if not 2 <= self["max-message"] <= 65536:
             raise usage.UsageError("--max-message must be 2 to 65536")
+        self._atLeast("upgrade-timeout", 0, strictly=True)
+        self._atLeast("connections-per-address", 0)
+        self._atLeast("connection-rate", 0, strictly=True)
+        self._atLeast("connection-burst", 1)
+        self._atLeast("auth-timeout", 0)
+        self._atLeast("logins-per-minute", 0, strictly=True)
+        self._atLeast("checker-queue", 1)
+        self._atLeast("max-sessions", 0)
+        self._atLeast("sessions-per-address", 0)
+        self._atLeast("write-pause", 65536)
+        self._atLeast("queue-bytes", 0)
+        self._atLeast("seating-buffer", 0)
+        self._atLeast("seating-buffer-bytes", 0)
+        self._atLeast("player-write-limit", 65536)
+        self._atLeast("log-interval", 0, strictly=True)
+        if self["write-limit"] < self["write-pause"]:
+            raise usage.UsageError("--write-limit must be at least --write-pause")
+
+    def _legacyProfile(self) -> None:
+        """
+        Apply C{--legacy} (Part 1.7) to every option still at its default.
+        """
+        for name, default, legacy in (
+            ("path", _DEFAULTS.path, "/"),
+            ("ack-cap", _DEFAULTS.ackCap, 127),
+            ("unacked-limit", _DEFAULTS.unackedLimit, 0),
+        ):
+            if self[name] == default:
+                self[name] = legacy
+        if self["game-revisions"] == Revisions():
+            self["game-revisions"] = Revisions(1, 5)
 
     def _atLeast(self, name: str, low: float, strictly: bool = False) -> None:
         value = self[name]
@@ -372,6 +541,24 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             gameOptions=tuple(self["game-option"]),
             seating=self["seating"],
             gameConfig=self["game-config"],
+            legacy=bool(self["legacy"]),
+            upgradeTimeout=self["upgrade-timeout"],
+            connectionsPerAddress=self["connections-per-address"],
+            connectionRate=self["connection-rate"],
+            connectionBurst=self["connection-burst"],
+            authTimeout=self["auth-timeout"],
+            loginsPerMinute=self["logins-per-minute"],
+            checkerQueue=self["checker-queue"],
+            maxSessions=self["max-sessions"],
+            sessionsPerAddress=self["sessions-per-address"],
+            writePause=self["write-pause"],
+            writeLimit=self["write-limit"],
+            queueBytes=self["queue-bytes"],
+            seatingBuffer=self["seating-buffer"],
+            seatingBufferBytes=self["seating-buffer-bytes"],
+            playerWriteLimit=self["player-write-limit"],
+            logInterval=self["log-interval"],
+            exempt=tuple(self["exempt"]),
         )
 
 

@@ -31,6 +31,7 @@ class RecordingConnection:
 
     :ivar sent: the payloads sent, in order.
     :ivar closed: C{(code, reason)} once closed, else L{None}.
+    :ivar pauses: the causes for which reading is paused now.
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class RecordingConnection:
         self.lastUsed = 0
         self.sent: list[bytes] = []
         self.closed: tuple[int, str] | None = None
+        self.pauses: set[str] = set()
 
     @property
     def isOpen(self) -> bool:
@@ -64,6 +66,18 @@ class RecordingConnection:
         """
         if self.closed is None:
             self.closed = (code, reason)
+
+    def pauseReading(self, cause: str) -> None:
+        """
+        Record that reading is paused for C{cause}.
+        """
+        self.pauses.add(cause)
+
+    def resumeReading(self, cause: str) -> None:
+        """
+        Record that C{cause} no longer pauses reading.
+        """
+        self.pauses.discard(cause)
 
 
 class RecordingClientProtocol(WebSocketClientProtocol):

@@ -66,8 +66,7 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
     _initCall: IDelayedCall | None = None
     _ackCall: IDelayedCall | None = None
     _ackQueued = False
-    _readPaused = False
-    _pingPaused = False
+    _pauses: frozenset[str] = frozenset()
     _receive: Any = None
     _opening: list[tuple[bytes, bool]] | None = None
     _counted = False
@@ -102,6 +101,26 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
             self.closeWith(e.code, e.reason)
             return
         self.sendBinary(packet)
+
+    def pauseReading(self, cause: str) -> None:
+        """
+        Stop reading from the client for C{cause}; see L{IConnection}.
+        """
+        if cause in self._pauses:
+            return
+        if not self._pauses and self.transport is not None:
+            cast(Any, self.transport).pauseProducing()
+        self._pauses = self._pauses | {cause}
+
+    def resumeReading(self, cause: str) -> None:
+        """
+        Take back the L{pauseReading} of C{cause}.
+        """
+        if cause not in self._pauses:
+            return
+        self._pauses = self._pauses - {cause}
+        if not self._pauses and self.transport is not None:
+            cast(Any, self.transport).resumeProducing()
 
     def closeWith(self, code: int, reason: str) -> None:
         """
@@ -164,8 +183,7 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         if self.session is not None and self.protocol is AphelionProtocol.GAME:
             self.factory.gateway.connectionPaused(self.session, self)
         elif self.protocol is AphelionProtocol.PING:
-            self._pingPaused = True
-            cast(Any, self.transport).pauseProducing()
+            self.pauseReading("ping")
 
     def resumeProducing(self) -> None:
         """
@@ -173,9 +191,8 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         """
         if self.session is not None and self.protocol is AphelionProtocol.GAME:
             self.factory.gateway.connectionResumed(self.session, self)
-        elif self._pingPaused:
-            self._pingPaused = False
-            cast(Any, self.transport).resumeProducing()
+        else:
+            self.resumeReading("ping")
 
     def stopProducing(self) -> None:
         """
@@ -284,20 +301,14 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         if self._opening is not None:
             # A registry on a shared store answers later: read no more until
             # it has (what was read meanwhile waits in _opening).
-            self._readPaused = True
-            cast(Any, self.transport).pauseProducing()
-
-    def _resumeReading(self) -> None:
-        if self._readPaused:
-            self._readPaused = False
-            cast(Any, self.transport).resumeProducing()
+            self.pauseReading("opening")
 
     def _sessionOpened(self, session: Session) -> None:
         pending, self._opening = self._opening or [], None
         if self.state != _OPEN:
             self.factory.registry.detach(session, self)
             return
-        self._resumeReading()
+        self.resumeReading("opening")
         self.session = session
         self.sendBinary(session.token)
         if self.protocol is AphelionProtocol.PING:
@@ -318,7 +329,7 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
 
     def _sessionRefused(self, failure: Failure) -> None:
         self._opening = None
-        self._resumeReading()
+        self.resumeReading("opening")
         failure.trap(SessionFull)
         self.closeWith(
             CloseCode.TRY_AGAIN_LATER, "too many connections in this session"
