@@ -17,12 +17,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from google.protobuf.message import DecodeError
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from aphelion.auth import CheckerBusy
 from aphelion.codes import CloseCode, DisconnectCode, RejectCode
 from aphelion.control.spawn import ServerState
 from aphelion.interfaces import IConnection, ISessionRegistry
+from aphelion.limits import Exemptions, KeyedRateLimiter, hasControlCharacters, safeText
+from aphelion.logthrottle import ThrottledLog
 from aphelion.proto.game_pb2 import (
     C2S,
     S2C,
@@ -53,15 +57,29 @@ def authenticateResponse(result: int, description: str = "") -> bytes:
     ).SerializeToString()
 
 
-_NOT_AUTHENTICATED = authenticateResponse(
-    AuthenticateResponse.NOT_AUTHENTICATED, "authenticate first"
-)
-_NO_AUTH_METHOD = authenticateResponse(
-    AuthenticateResponse.AUTH_METHOD_UNSUPPORTED, "no authentication is configured"
-)
-_IN_PROGRESS = authenticateResponse(
-    AuthenticateResponse.OTHER, "authentication in progress"
-)
+# The results the original Aphelion client knows (Part 1.7): 0-4.
+_LEGACY_RESULTS = range(5)
+
+
+def accountOf(playerId: str) -> str:
+    """
+    The part of an ID that names the account, for the per-ID login throttle
+    and for logs: what comes before the first colon (C{alice} of
+    C{alice:SECRET}), or the whole ID.
+    """
+    return playerId.partition(":")[0]
+
+
+class _Held:
+    """
+    Payloads a client sent while being seated or moved (Part 6).
+    """
+
+    __slots__ = ("payloads", "size")
+
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+        self.size = 0
 
 
 class SessionState(Enum):
@@ -240,6 +258,12 @@ class Gateway:
         last one closes it with 4008.
     :ivar refuseNewcomer: answer C{ID_IN_USE} to a second login of a player
         instead of ending the first session.
+    :ivar legacy: send results 5-8 of C{AuthenticateResponse} as C{OTHER}
+        with the real result in the description (Part 1.7).
+    :ivar seatingBuffer: payloads a client may send while being seated or
+        moved; one more closes that connection with 4007.
+    :ivar seatingBufferBytes: bytes a client may send while being seated or
+        moved.
     """
 
     _log = Logger()
@@ -253,17 +277,82 @@ class Gateway:
         connectLink: LinkConnector | None = None,
         authTries: int = 3,
         refuseNewcomer: bool = False,
+        clock: IReactorTime | None = None,
+        loginsPerMinute: float = 10.0,
+        exempt: Exemptions | None = None,
+        legacy: bool = False,
+        seatingBuffer: int = 64,
+        seatingBufferBytes: int = 256 * 1024,
+        logInterval: float = 10.0,
     ) -> None:
+        """
+        :param clock: the clock of the login throttles and of the summary
+            log lines; without one, logins are not throttled.
+        :param loginsPerMinute: authentication tries per minute per client
+            address (outside C{exempt}) and per account.
+        """
         self._registry = registry
         self._authenticate = authenticator
         self._monitor = monitor
         self._connectLink = connectLink
         self.authTries = authTries
         self.refuseNewcomer = refuseNewcomer
+        self.legacy = legacy
+        self.seatingBuffer = seatingBuffer
+        self.seatingBufferBytes = seatingBufferBytes
+        self._clock = clock
+        self._exempt = exempt or Exemptions()
+        rate = loginsPerMinute / 60.0
+        self._addressLogins: KeyedRateLimiter[str] = KeyedRateLimiter(
+            rate, loginsPerMinute
+        )
+        self._accountLogins: KeyedRateLimiter[int] = KeyedRateLimiter(
+            rate, loginsPerMinute
+        )
+        self._throttle = (
+            ThrottledLog(self._log, clock=clock, interval=logInterval)
+            if clock is not None
+            else None
+        )
+        self._notAuthenticated = self.response(
+            AuthenticateResponse.NOT_AUTHENTICATED, "authenticate first"
+        )
+        self._noAuthMethod = self.response(
+            AuthenticateResponse.AUTH_METHOD_UNSUPPORTED,
+            "no authentication is configured",
+        )
+        self._inProgress = self.response(
+            AuthenticateResponse.OTHER, "authentication in progress"
+        )
         self._seating: dict[Session, Seat] = {}
         self._observed: set[Session] = set()
         if monitor is not None:
             monitor.addLostObserver(self._serverLost)
+
+    def response(self, result: int, description: str = "") -> bytes:
+        """
+        A serialized C{S2C{authenticate_response}}; in the legacy profile,
+        results the original client does not know are sent as C{OTHER} with
+        the real one named in the description.
+        """
+        if self.legacy and result not in _LEGACY_RESULTS:
+            name = AuthenticateResponse.Result.Name(result)
+            description = f"{name}: {description}" if description else name
+            result = AuthenticateResponse.OTHER
+        return authenticateResponse(result, description)
+
+    def stop(self) -> None:
+        """
+        Called when the AuthProxy stops: cancel the summary log timers.
+        """
+        if self._throttle is not None:
+            self._throttle.stop()
+
+    def _warnThrottled(self, cause: str, format: str, **kwargs: Any) -> None:
+        if self._throttle is not None:
+            self._throttle.warn(cause, format, **kwargs)
+        else:
+            self._log.warn(format, cause=cause, **kwargs)
 
     # -- from the transport ------------------------------------------------------
 
@@ -278,24 +367,46 @@ class Gateway:
         if seat is not None and seat.link is not None:  # the hot path: relay
             seat.link.sendGameData(payload)
             return
+        state = session.state or SessionState.UNAUTHENTICATED
+        if state is SessionState.SEATING:
+            # Being seated or moved: the payload is for the game, relayed
+            # once seated.
+            self._hold(session, connection, payload)
+            return
         try:
             message = C2S.FromString(payload)
         except DecodeError:
-            self._log.warn("session {hint}: malformed C2S payload", hint=session.hint)
+            self._warnThrottled(
+                "malformed C2S",
+                "session {hint}: malformed C2S payload from {peer}",
+                hint=session.hint,
+                peer=connection.remoteAddress,
+            )
             connection.closeWith(CloseCode.MALFORMED_PACKET, "malformed C2S")
             return
-        state = session.state or SessionState.UNAUTHENTICATED
-        if state is SessionState.SEATING:
-            # Being seated or moved: nothing to relay the payload to yet.
-            return
         if state is SessionState.AUTHENTICATING:
-            connection.sendPayload(_IN_PROGRESS)
+            connection.sendPayload(self._inProgress)
         elif not message.HasField("authenticate"):
-            connection.sendPayload(_NOT_AUTHENTICATED)
+            connection.sendPayload(self._notAuthenticated)
         elif self._authenticate is None:
-            connection.sendPayload(_NO_AUTH_METHOD)
+            connection.sendPayload(self._noAuthMethod)
         else:
             self._startAuthentication(session, connection, message.authenticate.id)
+
+    def _hold(self, session: Session, connection: IConnection, payload: bytes) -> None:
+        held = session.held
+        if held is None:
+            held = session.held = _Held()
+        if (
+            len(held.payloads) >= self.seatingBuffer
+            or held.size + len(payload) > self.seatingBufferBytes
+        ):
+            connection.closeWith(
+                CloseCode.TOO_MANY_UNACKNOWLEDGED, "too much sent while being seated"
+            )
+            return
+        held.payloads.append(payload)
+        held.size += len(payload)
 
     def connectionPaused(self, session: Session, connection: IConnection) -> None:
         """
@@ -317,10 +428,26 @@ class Gateway:
         self, session: Session, connection: IConnection, playerId: str
     ) -> None:
         assert self._authenticate is not None
+        if not self._loginAllowed(session, connection, playerId):
+            connection.sendPayload(
+                self.response(
+                    AuthenticateResponse.TOO_MANY_ATTEMPTS,
+                    "too many logins, try again later",
+                )
+            )
+            return
         session.state = SessionState.AUTHENTICATING
-        if not playerId or len(playerId.encode("utf-8")) > MAX_ID_BYTES:
+        if (
+            not playerId
+            or len(playerId.encode("utf-8")) > MAX_ID_BYTES
+            or hasControlCharacters(playerId)
+        ):
             d: Deferred[Identity] = Deferred()
-            d.errback(UnauthorizedLogin("ID empty or longer than 1024 bytes"))
+            d.errback(
+                UnauthorizedLogin(
+                    "ID empty, longer than 1024 bytes or with control characters"
+                )
+            )
         else:
             d = self._authenticate(playerId)
         # A failure of the checker is the player's (or the database's); one
@@ -333,6 +460,36 @@ class Gateway:
         )
         d.addErrback(self._internalError, session, connection)
 
+    def _loginAllowed(
+        self, session: Session, connection: IConnection, playerId: str
+    ) -> bool:
+        """
+        Take a login try from the client address's and the account's token
+        buckets (Part 6), before the checker runs.
+        """
+        if self._clock is None:
+            return True
+        now = self._clock.seconds()
+        address = str(connection.remoteAddress)
+        account = accountOf(playerId)
+        if address not in self._exempt and not self._addressLogins.allow(address, now):
+            throttled = "address"
+        elif not self._accountLogins.allow(hash(account), now):
+            throttled = "account"
+        else:
+            return True
+        self._warnThrottled(
+            "login throttled",
+            "session {hint}: too many logins from {peer} or for {account} "
+            "(throttled by {throttled}); if a reverse proxy is in front, it "
+            "needs --trust-forwarded-for or the PROXY protocol, or --exempt",
+            hint=session.hint,
+            peer=address,
+            account=safeText(account, 64),
+            throttled=throttled,
+        )
+        return False
+
     def _authenticationFailed(
         self, failure: Failure, session: Session, connection: IConnection
     ) -> None:
@@ -340,7 +497,18 @@ class Gateway:
             return
         session.state = SessionState.UNAUTHENTICATED
         if failure.check(UnhandledCredentials):
-            connection.sendPayload(_NO_AUTH_METHOD)
+            connection.sendPayload(self._noAuthMethod)
+            return
+        if failure.check(CheckerBusy):
+            # Too many checks wait for the checker (Part 6): not a try.
+            self._warnThrottled(
+                "checker busy",
+                "session {hint}: the checker is busy; login refused",
+                hint=session.hint,
+            )
+            connection.sendPayload(
+                self.response(AuthenticateResponse.OTHER, "busy, try again later")
+            )
             return
         if not failure.check(UnauthorizedLogin):
             # The checker broke (a database down): not the player's fault.
@@ -348,22 +516,24 @@ class Gateway:
                 "session {hint}: the checker failed", failure, hint=session.hint
             )
             connection.sendPayload(
-                authenticateResponse(
+                self.response(
                     AuthenticateResponse.OTHER, "authentication is unavailable"
                 )
             )
             return
         failures = getattr(connection, "authFailures", 0) + 1
         connection.authFailures = failures  # type: ignore[attr-defined]
-        self._log.info(
-            "session {hint}: authentication failed ({failures} of {tries})",
+        self._warnThrottled(
+            "failed login",
+            "session {hint}: authentication failed from {peer} ({failures} of {tries})",
             hint=session.hint,
+            peer=connection.remoteAddress,
             failures=failures,
             tries=self.authTries,
         )
         if failures >= self.authTries:
             connection.sendPayload(
-                authenticateResponse(
+                self.response(
                     AuthenticateResponse.TOO_MANY_ATTEMPTS, "too many attempts"
                 )
             )
@@ -372,7 +542,7 @@ class Gateway:
             )
         else:
             connection.sendPayload(
-                authenticateResponse(AuthenticateResponse.INVALID_ID, "invalid ID")
+                self.response(AuthenticateResponse.INVALID_ID, "invalid ID")
             )
 
     def _authenticated(
@@ -395,9 +565,7 @@ class Gateway:
         if other is not None and self.refuseNewcomer:
             session.state = SessionState.UNAUTHENTICATED
             connection.sendPayload(
-                authenticateResponse(
-                    AuthenticateResponse.ID_IN_USE, "already logged in"
-                )
+                self.response(AuthenticateResponse.ID_IN_USE, "already logged in")
             )
             return
         if other is not None:
@@ -409,7 +577,7 @@ class Gateway:
         self._log.info(
             "session {hint} authenticated as {playerId}",
             hint=session.hint,
-            playerId=identity.playerId,
+            playerId=safeText(identity.playerId),
         )
         self._seat(session, reseat=False)
 
@@ -448,14 +616,13 @@ class Gateway:
             return
         self._unbind(session)
         session.send(
-            authenticateResponse(
-                AuthenticateResponse.NO_SERVER, "no game server has room"
-            )
+            self.response(AuthenticateResponse.NO_SERVER, "no game server has room")
         )
 
     def _unbind(self, session: Session) -> None:
         session.state = SessionState.UNAUTHENTICATED
         session.identity = None
+        session.held = None
         if session.playerId is not None:
             self._noted(self._registry.unbind(session), "unbind")
 
@@ -486,6 +653,11 @@ class Gateway:
         if not seat.reseat:
             response.authenticate_response.result = AuthenticateResponse.OK
         session.send(response.SerializeToString())
+        held, session.held = session.held, None
+        if held is not None and seat.link is not None:
+            # What the client sent meanwhile goes to the game, in order.
+            for payload in held.payloads:
+                seat.link.sendGameData(payload)
 
     def _rejected(self, seat: Seat, code: int, reason: str) -> None:
         if code in (RejectCode.FULL, RejectCode.NOT_ACCEPTING) and (
@@ -521,7 +693,7 @@ class Gateway:
             )
             return
         self._unbind(session)
-        session.send(authenticateResponse(AuthenticateResponse.REJECTED, reason))
+        session.send(self.response(AuthenticateResponse.REJECTED, reason))
 
     def _kicked(self, seat: Seat, code: int, reason: str) -> None:
         draining = (

@@ -29,6 +29,10 @@ class IConnection(Interface):
         "A number that grows each time a game packet is sent on it (for LRU)."
     )
     isOpen = Attribute("Whether it is open: not closing, not closed.")
+    remoteAddress = Attribute(
+        "The client's address (the forwarded one behind a trusted proxy), "
+        "which the per-address limits of Part 6 count."
+    )
 
     def sendPayload(payload: bytes) -> None:
         """

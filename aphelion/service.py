@@ -20,6 +20,7 @@ from aphelion.config import Config
 from aphelion.control.proxy import LinkConnector, controlFactoryMaker
 from aphelion.control.spawn import GameServerMonitor
 from aphelion.gateway import Gateway
+from aphelion.limits import Exemptions
 from aphelion.proto.game_pb2 import GameConfig
 from aphelion.session import MemorySessionRegistry
 from aphelion.websocket import AphelionServerFactory, buildResource
@@ -64,6 +65,7 @@ class ShutdownService(Service):
             self._log.info("closing {count} connections: shutting down", count=count)
         self._factory.closeAll(CloseCode.GOING_AWAY, "server shutting down")
         self._factory.registry.close()
+        self._factory.gateway.stop()
 
 
 def build(config: Config, reactor: Any) -> MultiService:
@@ -78,11 +80,16 @@ def build(config: Config, reactor: Any) -> MultiService:
         the gateway and the web site (to listen on more endpoints).
     """
     top = MultiService()
+    exempt = Exemptions(config.exempt)
     registry = MemorySessionRegistry(
         clock=reactor,
         sessionTimeout=config.sessionTimeout,
         maxConnections=config.connectionsPerSession,
         queueLimit=config.queueLimit,
+        queueBytes=config.queueBytes,
+        maxSessions=config.maxSessions,
+        sessionsPerAddress=config.sessionsPerAddress,
+        exempt=exempt,
     )
     monitor = GameServerMonitor(
         reactor=reactor,
@@ -128,6 +135,13 @@ def build(config: Config, reactor: Any) -> MultiService:
         connectLink=LinkConnector(reactor, connectTimeout=config.controlTimeout),
         authTries=config.authTries,
         refuseNewcomer=config.refuseNewcomer,
+        clock=reactor,
+        loginsPerMinute=config.loginsPerMinute,
+        exempt=exempt,
+        legacy=config.legacy,
+        seatingBuffer=config.seatingBuffer,
+        seatingBufferBytes=config.seatingBufferBytes,
+        logInterval=config.logInterval,
     )
     factory = AphelionServerFactory(
         clock=reactor, registry=registry, config=config, gateway=gateway

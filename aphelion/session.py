@@ -19,11 +19,13 @@ from zope.interface import implementer
 from aphelion.codes import AphelionProtocol, CloseCode
 from aphelion.handshake import TOKEN_LENGTH
 from aphelion.interfaces import IConnection, ISessionRegistry
+from aphelion.limits import AddressCounter, Exemptions
 
 __all__ = [
     "MemorySessionRegistry",
     "Session",
     "SessionFull",
+    "TooManySessions",
     "newToken",
     "tokenHint",
 ]
@@ -51,6 +53,13 @@ class SessionFull(Exception):
     """
 
 
+class TooManySessions(SessionFull):
+    """
+    No new session can be made: the AuthProxy holds its limit of sessions in
+    all, or the client address holds its limit (close 1013, Part 6).
+    """
+
+
 EndObserver = Callable[["Session", int, str], object]
 
 
@@ -68,20 +77,29 @@ class Session:
     :ivar identity: what the realm said of the player, or L{None}.
     :ivar seat: the game-server seat, or L{None}.
     :ivar state: free for the gateway's state machine of Part 1.6.
+    :ivar held: free for the gateway: payloads the client sent while being
+        seated or moved, relayed once seated (Part 6), or L{None}.
     :ivar ended: whether the session is over.
     :ivar hadGame: whether a game connection ever joined it.
+    :ivar address: the client address of the connection that made it.
     """
 
     __slots__ = (
         "_endObservers",
         "_lingerCall",
+        "_queueBytes",
         "_queueLimit",
+        "_queued",
         "_registry",
         "_sessionId",
         "_tick",
+        "_turn",
+        "_turnConnection",
+        "address",
         "connections",
         "ended",
         "hadGame",
+        "held",
         "hint",
         "identity",
         "playerId",
@@ -92,11 +110,17 @@ class Session:
     )
 
     def __init__(
-        self, registry: MemorySessionRegistry, token: bytes, queueLimit: int
+        self,
+        registry: MemorySessionRegistry,
+        token: bytes,
+        queueLimit: int = 256,
+        queueBytes: int = 1024 * 1024,
+        address: str = "",
     ) -> None:
         self._registry = registry
         self.token = token
         self.hint = tokenHint(token)
+        self.address = address
         self._sessionId: bytes | None = None
         self.connections: list[IConnection] = []
         self.playerId: str | None = None
@@ -104,7 +128,12 @@ class Session:
         self.seat: Any = None
         self.state: Any = None
         self.queue: deque[bytes] = deque()
+        self.held: Any = None
+        self._queued = 0
         self._queueLimit = queueLimit
+        self._queueBytes = queueBytes
+        self._turn = -1
+        self._turnConnection: IConnection | None = None
         self._lingerCall: IDelayedCall | None = None
         self._endObservers: list[EndObserver] = []
         self._tick = 0
@@ -155,20 +184,38 @@ class Session:
     def send(self, payload: bytes) -> None:
         """
         Send one outbound game payload on the chosen game connection, or queue
-        it while the session has none. A queue overflow ends the session.
+        it while the session has none. A queue overflow (in packets or bytes)
+        ends the session.
+
+        The packets sent in one reactor turn go on the connection chosen for
+        the first of them, in order (Part 1.4), so that related messages such
+        as C{connected} and C{game_config} arrive in order.
 
         :param payload: a non-empty C{S2C} payload.
         """
         if self.ended:
             return
-        conn = self.gameConnection()
-        if conn is None:
-            if len(self.queue) >= self._queueLimit:
-                self._registry.end(self, CloseCode.SESSION_ENDED, "queue overflow")
+        registry = self._registry
+        conn = self._turnConnection
+        if self._turn != registry.turn or conn is None or not conn.isOpen:
+            conn = self.gameConnection()
+            if conn is None:
+                self._enqueue(payload)
                 return
-            self.queue.append(payload)
-            return
+            self._turnConnection = conn
+            self._turn = registry.turn
+            registry.turnUsed()
         self._sendOn(conn, payload)
+
+    def _enqueue(self, payload: bytes) -> None:
+        if (
+            len(self.queue) >= self._queueLimit
+            or self._queued + len(payload) > self._queueBytes
+        ):
+            self._registry.end(self, CloseCode.SESSION_ENDED, "queue overflow")
+            return
+        self.queue.append(payload)
+        self._queued += len(payload)
 
     def _sendOn(self, conn: IConnection, payload: bytes) -> None:
         self._tick += 1
@@ -183,7 +230,9 @@ class Session:
             conn = self.gameConnection()
             if conn is None:
                 return
-            self._sendOn(conn, self.queue.popleft())
+            payload = self.queue.popleft()
+            self._queued -= len(payload)
+            self._sendOn(conn, payload)
 
     def addEndObserver(self, observer: EndObserver) -> None:
         """
@@ -201,6 +250,10 @@ class MemorySessionRegistry:
     :ivar sessionTimeout: seconds a session lingers after its last connection.
     :ivar maxConnections: connections per session.
     :ivar queueLimit: packets queued while a session has no game connection.
+    :ivar queueBytes: bytes queued while a session has no game connection.
+    :ivar maxSessions: sessions in all, or 0 for no limit.
+    :ivar turn: grows at the end of each reactor turn in which a session
+        chose a connection (Part 1.4: one connection per session per turn).
     """
 
     _log = Logger()
@@ -212,28 +265,61 @@ class MemorySessionRegistry:
         sessionTimeout: float = 60.0,
         maxConnections: int = 8,
         queueLimit: int = 256,
+        queueBytes: int = 1024 * 1024,
+        maxSessions: int = 0,
+        sessionsPerAddress: int = 0,
+        exempt: Exemptions | None = None,
         tokenFactory: Callable[[], bytes] = newToken,
     ) -> None:
+        """
+        :param sessionsPerAddress: sessions one client address may hold, or
+            0 for no limit; addresses in C{exempt} have no limit.
+        """
         self._clock = clock
         self.sessionTimeout = sessionTimeout
         self.maxConnections = maxConnections
         self.queueLimit = queueLimit
+        self.queueBytes = queueBytes
+        self.maxSessions = maxSessions
+        self._perAddress: AddressCounter[str] = AddressCounter(sessionsPerAddress)
+        self._exempt = exempt or Exemptions()
         self._newToken = tokenFactory
         self._sessions: dict[bytes, Session] = {}
         self._players: dict[str, Session] = {}
         self._playing = 0
         self._closed = False
+        self.turn = 0
+        self._turnCall: IDelayedCall | None = None
 
     def __len__(self) -> int:
         return len(self._sessions)
 
+    def turnUsed(self) -> None:
+        """
+        Called when a session chose a connection for this reactor turn: the
+        turn ends (and L{turn} grows) at the end of the reactor turn.
+        """
+        if self._turnCall is None and not self._closed:
+            self._turnCall = self._clock.callLater(0, self._turnEnded)
+
+    def _turnEnded(self) -> None:
+        self._turnCall = None
+        self.turn += 1
+
     def open(self, token: bytes | None, connection: IConnection) -> Deferred[Session]:
         session = self._sessions.get(token) if token is not None else None
         if session is None:
+            address = str(getattr(connection, "remoteAddress", "") or "")
+            if self.maxSessions and len(self._sessions) >= self.maxSessions:
+                return fail(TooManySessions("too many sessions"))
+            if address not in self._exempt and not self._perAddress.acquire(address):
+                return fail(TooManySessions("too many sessions from this address"))
             token = self._newToken()
             while token in self._sessions:  # pragma: no cover - 2**-256
                 token = self._newToken()
-            session = Session(self, token, self.queueLimit)
+            session = Session(
+                self, token, self.queueLimit, self.queueBytes, address=address
+            )
             self._sessions[token] = session
         elif len(session.connections) >= self.maxConnections:
             return fail(SessionFull("too many connections in this session"))
@@ -255,10 +341,11 @@ class MemorySessionRegistry:
             return succeed(None)
         if self._closed:
             return self.end(session, CloseCode.GOING_AWAY, "server shutting down")
-        if not session.hadGame and session.playerId is None:
-            # Only ping connections ever held it: nothing to resume, so it
-            # need not linger (and a ping flood cannot pile sessions up).
-            return self.end(session, CloseCode.NORMAL, "ping session closed")
+        if session.playerId is None:
+            # Never authenticated (ping-only, or a game connection that never
+            # logged in): nothing to resume, so it need not linger, and a
+            # flood of such sessions cannot pile up (Part 6).
+            return self.end(session, CloseCode.NORMAL, "never authenticated")
         session._lingerCall = self._clock.callLater(
             self.sessionTimeout, self._expire, session
         )
@@ -306,6 +393,8 @@ class MemorySessionRegistry:
             session._lingerCall.cancel()
             session._lingerCall = None
         del self._sessions[session.token]
+        if session.address not in self._exempt:
+            self._perAddress.release(session.address)
         if (
             session.playerId is not None
             and self._players.get(session.playerId) is session
@@ -314,7 +403,10 @@ class MemorySessionRegistry:
         if session.seat is not None:
             self._playing -= 1
         session.queue.clear()
-        if session.hadGame or session.playerId is not None:
+        session._queued = 0
+        session.held = None
+        session._turnConnection = None
+        if session.playerId is not None:
             self._log.info(
                 "session {hint} ended: {code} {reason}",
                 hint=session.hint,
@@ -336,6 +428,9 @@ class MemorySessionRegistry:
         connection closes from now on ends instead of lingering.
         """
         self._closed = True
+        if self._turnCall is not None and self._turnCall.active():
+            self._turnCall.cancel()
+        self._turnCall = None
         for session in list(self._sessions.values()):
             if session.lingering:
                 self.end(session, CloseCode.GOING_AWAY, "server shutting down")

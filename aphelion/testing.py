@@ -38,8 +38,10 @@ class RecordingConnection:
         self,
         protocol: AphelionProtocol = AphelionProtocol.GAME,
         unacknowledged: int = 0,
+        remoteAddress: str = "127.0.0.1",
     ) -> None:
         self.protocol = protocol
+        self.remoteAddress = remoteAddress
         self.unacknowledged = unacknowledged
         self.lastUsed = 0
         self.sent: list[bytes] = []

@@ -15,20 +15,22 @@ from typing import TYPE_CHECKING, Any, cast
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
+from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import IResource, Resource
 from zope.interface import implementer
 
-from aphelion import __version__
 from aphelion.ack import AckState, AckViolation
 from aphelion.codes import AphelionProtocol, CloseCode
 from aphelion.config import Config
-from aphelion.fastwrite import FastSendMixin
+from aphelion.fastwrite import FastSendMixin, bufferedBytes
 from aphelion.handshake import HandshakeError, checkInit
 from aphelion.interfaces import IConnection, ISessionRegistry
+from aphelion.logthrottle import ThrottledLog
 from aphelion.ping import MalformedPing, encodePingResponse, readPingRequest
 from aphelion.session import Session, SessionFull
 
@@ -54,6 +56,8 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
     :ivar remoteAddress: the client's address, from C{X-Forwarded-For} when
         the factory trusts a front proxy.
     :ivar lastUsed: grows with every game packet sent here (for LRU choice).
+    :ivar admission: what the players' site counted for this connection from
+        TCP accept (L{aphelion.web.Admission}), or L{None}.
     """
 
     _log = Logger()
@@ -63,7 +67,9 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
     session: Session | None = None
     remoteAddress = ""
     lastUsed = 0
+    admission: Any = None
     _initCall: IDelayedCall | None = None
+    _authCall: IDelayedCall | None = None
     _ackCall: IDelayedCall | None = None
     _ackQueued = False
     _pauses: frozenset[str] = frozenset()
@@ -132,7 +138,10 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         """
         if self.state != _OPEN:
             return
-        self._log.info(
+        # Outsiders choose most closes (a bad init, a flood): one line per
+        # code, then a count.
+        self.factory.throttle.info(
+            f"close {int(code)}",
             "closing connection from {peer} (session {hint}): {code} {reason}",
             peer=self.remoteAddress,
             hint=self.session.hint if self.session else "-",
@@ -176,10 +185,23 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
 
     def pauseProducing(self) -> None:
         """
-        Called when the transport's send buffer is full. A game connection's
-        relay stops reading from its game server; a ping connection stops
-        reading pings it cannot answer.
+        Called when the transport's send buffer is full, and again on each
+        write while it stays full. A game connection's relay stops reading
+        from its game server; a ping connection stops reading pings it cannot
+        answer. Past the write pause the client is not read; past the write
+        limit it is closed with 4007 (Part 6).
         """
+        if self.state == _OPEN:
+            queued = bufferedBytes(self.transport)
+            if queued is not None:
+                config = self.factory.config
+                if queued > config.writeLimit:
+                    self.closeWith(
+                        CloseCode.TOO_MANY_UNACKNOWLEDGED, "reads too slowly"
+                    )
+                    return
+                if queued > config.writePause:
+                    self.pauseReading("write")
         if self.session is not None and self.protocol is AphelionProtocol.GAME:
             self.factory.gateway.connectionPaused(self.session, self)
         elif self.protocol is AphelionProtocol.PING:
@@ -189,6 +211,7 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         """
         Called when the transport's send buffer has drained.
         """
+        self.resumeReading("write")
         if self.session is not None and self.protocol is AphelionProtocol.GAME:
             self.factory.gateway.connectionResumed(self.session, self)
         else:
@@ -201,13 +224,18 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
 
     def onConnect(self, request: Any) -> None:
         """
-        Note the client's address once the upgrade request is read.
+        Note the client's address once the upgrade request is read. Behind a
+        trusted front proxy it is the forwarded one, and the per-address
+        limits apply to it now: over them, the upgrade is refused with 503.
         """
         address = request.peer
         if self.factory.config.trustForwardedFor:
             forwarded = request.headers.get("x-forwarded-for", "")
             if forwarded:
                 address = forwarded.split(",")[-1].strip() or address
+            admission = self.admission
+            if admission is not None and not admission.forwardedFrom(address):
+                raise ConnectionDeny(503, "too many connections from this address")
         self.remoteAddress = address
 
     def onOpen(self) -> None:
@@ -215,6 +243,8 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         Start waiting for the init packet, unless the server is full.
         """
         super().onOpen()
+        if self.admission is not None:
+            self.admission.opened()
         factory = self.factory
         config = factory.config
         self._acks = AckState(config.ackCap, config.unackedLimit)
@@ -262,10 +292,10 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         connection off its session.
         """
         super().onClose(wasClean, code, reason)
-        for call in (self._initCall, self._ackCall):
+        for call in (self._initCall, self._ackCall, self._authCall):
             if call is not None and call.active():
                 call.cancel()
-        self._initCall = self._ackCall = None
+        self._initCall = self._ackCall = self._authCall = None
         self._receive = None
         self.factory.connections.discard(self)
         session, self.session = self.session, None
@@ -279,6 +309,15 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
             )
 
     # -- the handshake -----------------------------------------------------
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Called when the transport is gone: release what the site counted
+        for it.
+        """
+        super().connectionLost(reason)
+        if self.admission is not None:
+            self.admission.closed()
 
     def _initTimedOut(self) -> None:
         self._initCall = None
@@ -316,13 +355,19 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         else:
             self._receive = self._receiveGame
         if self.protocol is AphelionProtocol.GAME:
-            # Ping connections come and go by the thousand: not logged.
-            self._log.info(
+            # Anyone can open sessions by the thousand: logged at info once
+            # they authenticate, by the gateway.
+            self._log.debug(
                 "{peer} {joined} session {hint}",
                 peer=self.remoteAddress,
                 joined="opened" if len(session.connections) == 1 else "joined",
                 hint=session.hint,
             )
+            authTimeout = self.factory.config.authTimeout
+            if session.playerId is None and authTimeout > 0:
+                self._authCall = self.factory.clock.callLater(
+                    authTimeout, self._authTimedOut
+                )
         self.sessionOpened(session)
         for message, isBinary in pending:
             self.onMessage(message, isBinary)
@@ -331,9 +376,15 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         self._opening = None
         self.resumeReading("opening")
         failure.trap(SessionFull)
-        self.closeWith(
-            CloseCode.TRY_AGAIN_LATER, "too many connections in this session"
-        )
+        self.closeWith(CloseCode.TRY_AGAIN_LATER, str(failure.value))
+
+    def _authTimedOut(self) -> None:
+        self._authCall = None
+        session = self.session
+        if session is not None and session.playerId is None:
+            self.closeWith(
+                CloseCode.TOO_MANY_AUTH_ATTEMPTS, "not authenticated in time"
+            )
 
     def _internalError(self, failure: Failure) -> None:
         self._log.failure(
@@ -414,12 +465,16 @@ class AphelionServerFactory(WebSocketServerFactory):
         config: Config,
         gateway: Gateway,
     ) -> None:
-        super().__init__(server=f"aphelion/{__version__}", reactor=clock)
+        # No version in any header (Part 6): it only helps an attacker.
+        super().__init__(server="aphelion", reactor=clock)
         self.clock = clock
         self.registry = registry
         self.config = config
         self.gateway = gateway
         self.connections: set[AphelionServerProtocol] = set()
+        self.throttle = ThrottledLog(
+            AphelionServerProtocol._log, clock=clock, interval=config.logInterval
+        )
         self._ackDue: list[AphelionServerProtocol] = []
         self._ackCall: IDelayedCall | None = None
         self.setProtocolOptions(
@@ -456,6 +511,7 @@ class AphelionServerFactory(WebSocketServerFactory):
             self._ackCall.cancel()
         self._ackCall = None
         self._ackDue = []
+        self.throttle.stop()
         super().stopFactory()
 
     def _flushDueAcks(self) -> None:

@@ -7,17 +7,21 @@ registry and monitor, and recording stand-ins for connections and links.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
+from aphelion.auth import CheckerBusy
 from aphelion.codes import CloseCode
 from aphelion.control.spawn import GameServer, GameServerMonitor, ServerState
 from aphelion.gateway import Gateway, Seat, SessionState
+from aphelion.limits import Exemptions
 from aphelion.proto.game_pb2 import (
     C2S,
     S2C,
@@ -93,9 +97,10 @@ def s2c(payload: bytes) -> S2C:
     return S2C.FromString(payload)
 
 
-class GatewayTests(SynchronousTestCase):
+class GatewayFixture(SynchronousTestCase):
     """
-    Tests of L{Gateway}.
+    A gateway with a real registry and monitor, recording connections and
+    links. Mixed into test classes; has no tests of its own.
     """
 
     def setUp(self) -> None:
@@ -157,6 +162,12 @@ class GatewayTests(SynchronousTestCase):
             GameDetails(server_id=link.seat.server.serverId, player_id=playerId)
         )
         return session, conn, link
+
+
+class GatewayTests(GatewayFixture):
+    """
+    Tests of L{Gateway}.
+    """
 
     def test_notAuthenticated(self) -> None:
         """
@@ -535,3 +546,247 @@ class GatewayTests(SynchronousTestCase):
                 or s2c(sent).HasField("game_config")
             )
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class GatewayLimitTests(GatewayFixture):
+    """
+    The limits of Part 6 at the gateway: login throttles, a busy checker,
+    IDs with control characters, payloads held while seating, and the
+    legacy profile's results.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.checks = 0
+        self.gateway = self.limited()
+
+    def limited(self, **kwargs: Any) -> Gateway:
+        """
+        A gateway with a clock (so with login throttles), counting checks.
+        """
+        options: dict[str, Any] = {
+            "registry": self.registry,
+            "authenticator": self.countingAuthenticate,
+            "monitor": self.monitor,
+            "connectLink": self.connectLink,
+            "clock": self.reactor,
+            "seatingBuffer": 3,
+            "seatingBufferBytes": 100,
+        }
+        options.update(kwargs)
+        return Gateway(**options)
+
+    def countingAuthenticate(self, playerId: str) -> Deferred[Identity]:
+        """
+        Count the checks that reach the checker, then check.
+        """
+        self.checks += 1
+        return self.authenticate(playerId)
+
+    def results(self, conn: RecordingConnection) -> list[int]:
+        """
+        The results of the authenticate responses C{conn} was sent.
+        """
+        return [
+            s2c(p).authenticate_response.result
+            for p in conn.sent
+            if s2c(p).HasField("authenticate_response")
+        ]
+
+    def test_addressThrottle(self) -> None:
+        """
+        Past 10 tries a minute from one address, a login is answered
+        TOO_MANY_ATTEMPTS without running the checker and without counting
+        as a wrong ID; a minute later one more is allowed.
+        """
+        for _ in range(10):
+            session, conn = self.session()
+            self.gateway.payloadReceived(session, conn, auth("mallory"))
+        self.assertEqual(self.checks, 10)
+        session, conn = self.session()
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        self.assertEqual(self.checks, 10)
+        self.assertEqual(self.results(conn), [R.TOO_MANY_ATTEMPTS])
+        self.assertIsNone(conn.closed)
+        self.assertIsNone(session.playerId)
+        self.assertNotEqual(session.state, SessionState.AUTHENTICATING)
+        self.reactor.advance(6)
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        self.assertEqual(self.checks, 11)
+        self.assertEqual(session.state, SessionState.SEATING)
+
+    def test_otherAddressNotThrottled(self) -> None:
+        """
+        One address's throttle does not touch another address.
+        """
+        for _ in range(11):
+            session, conn = self.session()
+            self.gateway.payloadReceived(session, conn, auth("mallory"))
+        other = RecordingConnection(remoteAddress="10.9.9.9")
+        session = self.successResultOf(self.registry.open(None, other))
+        self.gateway.payloadReceived(session, other, auth("alice"))
+        self.assertEqual(self.results(other), [])
+        self.assertEqual(session.state, SessionState.SEATING)
+
+    def test_accountThrottle(self) -> None:
+        """
+        Guesses at one account from many addresses are throttled by the
+        account (the part of the ID before its first colon).
+        """
+        for i in range(10):
+            conn = RecordingConnection(remoteAddress=f"10.0.0.{i}")
+            session = self.successResultOf(self.registry.open(None, conn))
+            self.gateway.payloadReceived(session, conn, auth(f"bob:guess{i}"))
+        conn = RecordingConnection(remoteAddress="10.0.1.1")
+        session = self.successResultOf(self.registry.open(None, conn))
+        self.gateway.payloadReceived(session, conn, auth("bob:right"))
+        self.assertEqual(self.results(conn), [R.TOO_MANY_ATTEMPTS])
+        self.assertEqual(self.checks, 10)
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        self.assertEqual(self.checks, 11)
+        self.assertEqual(session.state, SessionState.SEATING)
+
+    def test_exemptAddressNotThrottled(self) -> None:
+        """
+        An exempt address has no per-address login throttle.
+        """
+        self.gateway = self.limited(exempt=Exemptions(["127.0.0.0/8"]))
+        for i in range(20):
+            session, conn = self.session()
+            self.gateway.payloadReceived(session, conn, auth(f"user{i}"))
+        self.assertEqual(self.checks, 20)
+        self.assertNotIn(R.TOO_MANY_ATTEMPTS, self.results(conn))
+
+    def test_throttleLoggedOnce(self) -> None:
+        """
+        A throttled flood writes one log line, then one summary line with a
+        count per interval.
+        """
+        with capturedLogs() as events:
+            for _ in range(30):
+                session, conn = self.session()
+                self.gateway.payloadReceived(session, conn, auth("mallory"))
+            self.reactor.advance(10)
+        throttled = [e for e in events if e.get("cause") == "login throttled"]
+        self.assertEqual(len(throttled), 2)
+        self.assertEqual(throttled[1]["count"], 19)
+
+    def test_checkerBusy(self) -> None:
+        """
+        A check refused because the checker is busy is answered OTHER
+        "busy, try again later" and is not a try.
+        """
+        self.gateway = Gateway(
+            registry=self.registry,
+            authenticator=lambda playerId: fail(CheckerBusy("busy")),
+            monitor=self.monitor,
+            connectLink=self.connectLink,
+            authTries=1,
+        )
+        session, conn = self.session()
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        response = s2c(conn.sent[0]).authenticate_response
+        self.assertEqual(
+            (response.result, response.description),
+            (R.OTHER, "busy, try again later"),
+        )
+        self.assertIsNone(conn.closed)
+        self.assertEqual(session.state, SessionState.UNAUTHENTICATED)
+
+    def test_controlCharactersRefused(self) -> None:
+        """
+        An ID with a control character is INVALID_ID without reaching the
+        checker, and nothing of it reaches a log line unescaped.
+        """
+        self.valid.add("alice\nFAKE LOG LINE")
+        with capturedLogs() as events:
+            for bad in ("alice\nFAKE LOG LINE", "a\x00", "b\x7f", "c\x85"):
+                session, conn = self.session()
+                self.gateway.payloadReceived(session, conn, auth(bad))
+                self.assertEqual(self.results(conn), [R.INVALID_ID])
+        self.assertEqual(self.checks, 0)
+        self.assertNotIn("\n", "".join(formatEvent(e) for e in events))
+
+    def test_heldWhileSeating(self) -> None:
+        """
+        Payloads a client sends while being seated are held and relayed to
+        the game server in order once it is seated.
+        """
+        session, conn = self.session()
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        link = self.links[-1]
+        self.gateway.payloadReceived(session, conn, b"\x08\x01")
+        self.gateway.payloadReceived(session, conn, b"\x08\x02")
+        self.assertEqual(link.sent, [])
+        link.seat.accepted(GameDetails(server_id="gs1", player_id="alice"))
+        self.assertEqual(link.sent, [b"\x08\x01", b"\x08\x02"])
+        self.gateway.payloadReceived(session, conn, b"\x08\x03")
+        self.assertEqual(link.sent[-1], b"\x08\x03")
+
+    def test_heldOverflow(self) -> None:
+        """
+        More than the seating buffer's packets (or bytes) while being seated
+        closes that connection with 4007.
+        """
+        session, conn = self.session()
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        for i in range(3):
+            self.gateway.payloadReceived(session, conn, bytes([8, i]))
+        self.assertIsNone(conn.closed)
+        self.gateway.payloadReceived(session, conn, b"\x08\x04")
+        self.assertEqual(conn.closed, (4007, "too much sent while being seated"))
+        other, conn2 = self.session()
+        self.gateway.payloadReceived(other, conn2, auth("bob"))
+        self.gateway.payloadReceived(other, conn2, b"x" * 101)
+        self.assertEqual(conn2.closed, (4007, "too much sent while being seated"))
+
+    def test_heldDroppedWhenNotSeated(self) -> None:
+        """
+        A seating that ends in NO_SERVER drops what was held: nothing of it
+        reaches a later seat.
+        """
+        session, conn = self.session()
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        first = self.links[-1]
+        self.gateway.payloadReceived(session, conn, b"\x08\x01")
+        for server in self.monitor.servers.values():
+            server.accepting = False
+        first.seat.lost("gone")
+        self.assertEqual(self.results(conn), [R.NO_SERVER])
+        self.assertIsNone(session.held)
+
+
+class LegacyResultTests(SynchronousTestCase):
+    """
+    The legacy profile's C{AuthenticateResponse} results (Part 1.7).
+    """
+
+    def test_legacyMapsNewResults(self) -> None:
+        """
+        Results 5-8 go out as OTHER naming the real result; 0-4 unchanged.
+        """
+        clock = MemoryReactorClock()
+        gateway = Gateway(registry=MemorySessionRegistry(clock=clock), legacy=True)
+        for result in (R.NO_SERVER, R.REJECTED, R.TOO_MANY_ATTEMPTS):
+            response = s2c(gateway.response(result, "why")).authenticate_response
+            self.assertEqual(response.result, R.OTHER)
+            self.assertEqual(response.description, f"{R.Result.Name(result)}: why")
+        response = s2c(gateway.response(R.INVALID_ID, "bad")).authenticate_response
+        self.assertEqual((response.result, response.description), (R.INVALID_ID, "bad"))
+
+    def test_notAuthenticatedLegacy(self) -> None:
+        """
+        In the legacy profile a payload before authentication is answered
+        OTHER naming NOT_AUTHENTICATED, which the Java client can parse.
+        """
+        clock = MemoryReactorClock()
+        registry = MemorySessionRegistry(clock=clock)
+        gateway = Gateway(registry=registry, legacy=True)
+        conn = RecordingConnection()
+        session = self.successResultOf(registry.open(None, conn))
+        gateway.payloadReceived(session, conn, b"\x0a\x00")
+        response = s2c(conn.sent[0]).authenticate_response
+        self.assertEqual(
+            (response.result, response.description),
+            (R.OTHER, "NOT_AUTHENTICATED: authenticate first"),
+        )

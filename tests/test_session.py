@@ -12,10 +12,12 @@ from zope.interface.verify import verifyObject
 
 from aphelion.codes import AphelionProtocol, CloseCode
 from aphelion.interfaces import ISessionRegistry
+from aphelion.limits import Exemptions
 from aphelion.session import (
     MemorySessionRegistry,
     Session,
     SessionFull,
+    TooManySessions,
     newToken,
     tokenHint,
 )
@@ -126,6 +128,17 @@ class SessionRegistryTestsMixin:
         self.assertTrue(session.ended)  # type: ignore[attr-defined]
         self.assertIsNone(self.successResultOf(self.registry.lookup(session.token)))  # type: ignore[attr-defined]
 
+    def test_neverAuthenticatedEndsAtOnce(self) -> None:
+        """
+        A game session that never authenticated ends when its last
+        connection closes instead of lingering (Part 6): nothing to resume.
+        """
+        conn = RecordingConnection()
+        session = self.open(None, conn)
+        self.registry.detach(session, conn)
+        self.assertTrue(session.ended)  # type: ignore[attr-defined]
+        self.assertIsNone(self.successResultOf(self.registry.lookup(session.token)))  # type: ignore[attr-defined]
+
     def test_expiry(self) -> None:
         """
         After the session timeout the token is dead, the seat released and
@@ -133,6 +146,7 @@ class SessionRegistryTestsMixin:
         """
         conn = RecordingConnection()
         session = self.open(None, conn)
+        self.successResultOf(self.registry.authenticate(session, "alice"))  # type: ignore[attr-defined]
         self.successResultOf(self.registry.seat(session, "seat"))  # type: ignore[attr-defined]
         ended: list[tuple[int, str]] = []
         session.addEndObserver(lambda s, code, reason: ended.append((code, reason)))
@@ -195,6 +209,7 @@ class MemorySessionRegistryTests(SessionRegistryTestsMixin, SynchronousTestCase)
         conn = RecordingConnection()
         with capturedLogs() as events:
             session = self.open(None, conn)
+            self.registry.authenticate(session, "alice")
             self.registry.detach(session, conn)
             self.open(session.token)
             self.registry.end(session, 4009, "bye")
@@ -245,6 +260,7 @@ class SessionSendTests(SynchronousTestCase):
         for i in range(4):
             session.send(bytes([i]))
             a.unacknowledged = b.unacknowledged = 0
+            self.clock.advance(0)
         self.assertEqual((a.sent, b.sent), ([b"\0", b"\2"], [b"\1", b"\3"]))
 
     def test_closingConnectionsNotUsed(self) -> None:
@@ -278,6 +294,7 @@ class SessionSendTests(SynchronousTestCase):
         """
         conn = RecordingConnection()
         session = self.open(conn)
+        self.registry.authenticate(session, "alice")
         self.registry.detach(session, conn)
         session.send(b"1")
         session.send(b"2")
@@ -298,6 +315,67 @@ class SessionSendTests(SynchronousTestCase):
         self.assertTrue(session.ended)
         self.assertEqual(ping.closed, (CloseCode.SESSION_ENDED, "queue overflow"))
 
+    def test_queueBytesOverflowEndsSession(self) -> None:
+        """
+        Queued packets are bounded in bytes too: one that would pass the
+        byte limit ends the session.
+        """
+        registry = MemorySessionRegistry(clock=self.clock, queueBytes=10)
+        ping = RecordingConnection(AphelionProtocol.PING)
+        session: Session = self.successResultOf(registry.open(None, ping))
+        session.send(b"x" * 6)
+        self.assertFalse(session.ended)
+        session.send(b"y" * 5)
+        self.assertTrue(session.ended)
+        self.assertEqual(ping.closed, (CloseCode.SESSION_ENDED, "queue overflow"))
+
+    def test_queueBytesFreedOnFlush(self) -> None:
+        """
+        Flushing the queue frees its bytes, so a session that resumes can
+        queue again up to the limit.
+        """
+        registry = MemorySessionRegistry(clock=self.clock, queueBytes=10)
+        conn = RecordingConnection()
+        session: Session = self.successResultOf(registry.open(None, conn))
+        registry.authenticate(session, "alice")
+        registry.detach(session, conn)
+        session.send(b"x" * 10)
+        again = RecordingConnection()
+        registry.open(session.token, again)
+        session.flushQueue()
+        registry.detach(session, again)
+        session.send(b"y" * 10)
+        self.assertFalse(session.ended)
+        self.assertEqual(list(session.queue), [b"y" * 10])
+
+    def test_oneConnectionPerTurn(self) -> None:
+        """
+        The packets a session sends in one reactor turn go on the connection
+        chosen for the first of them, in order, even when another connection
+        has fewer unacknowledged packets by then (Part 1.4); the next turn
+        chooses again.
+        """
+        a, b = RecordingConnection(), RecordingConnection()
+        session = self.open(a, b)
+        for payload in (b"connected", b"config", b"more"):
+            session.send(payload)
+        self.assertEqual((a.sent, b.sent), ([b"connected", b"config", b"more"], []))
+        self.clock.advance(0)
+        session.send(b"next")
+        self.assertEqual(b.sent, [b"next"])
+
+    def test_turnConnectionClosing(self) -> None:
+        """
+        When the connection of this turn closes, the rest of the turn's
+        packets go on another open one rather than being lost.
+        """
+        a, b = RecordingConnection(), RecordingConnection()
+        session = self.open(a, b)
+        session.send(b"1")
+        a.closeWith(1000, "bye")
+        session.send(b"2")
+        self.assertEqual((a.sent, b.sent), ([b"1"], [b"2"]))
+
     def test_sendAfterEnd(self) -> None:
         """
         Sending on an ended session does nothing.
@@ -316,3 +394,83 @@ class SessionSendTests(SynchronousTestCase):
         self.assertEqual(len(session.sessionId), 16)
         self.assertNotIn(session.sessionId, session.token)
         self.assertNotIn(session.token[:8], session.sessionId)
+
+
+class SessionLimitTests(SynchronousTestCase):
+    """
+    The session caps of Part 6: in all and per client address.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+
+    def test_maxSessions(self) -> None:
+        """
+        Past the limit of sessions in all, a new session fails with
+        L{TooManySessions}; joining an existing one still works, and a
+        session that ends frees its place.
+        """
+        registry = MemorySessionRegistry(clock=self.clock, maxSessions=2)
+        first = self.successResultOf(registry.open(None, RecordingConnection()))
+        self.successResultOf(registry.open(None, RecordingConnection()))
+        failure = self.failureResultOf(
+            registry.open(None, RecordingConnection()), TooManySessions
+        )
+        self.assertEqual(str(failure.value), "too many sessions")
+        self.assertIs(
+            self.successResultOf(registry.open(first.token, RecordingConnection())),
+            first,
+        )
+        registry.end(first, CloseCode.SESSION_ENDED, "bye")
+        self.successResultOf(registry.open(None, RecordingConnection()))
+
+    def test_sessionsPerAddress(self) -> None:
+        """
+        One client address holds at most its limit of sessions; another
+        address is not affected, and an ended session frees its place.
+        """
+        registry = MemorySessionRegistry(clock=self.clock, sessionsPerAddress=2)
+        here = [
+            self.successResultOf(
+                registry.open(None, RecordingConnection(remoteAddress="10.0.0.1"))
+            )
+            for _ in range(2)
+        ]
+        self.failureResultOf(
+            registry.open(None, RecordingConnection(remoteAddress="10.0.0.1")),
+            TooManySessions,
+        )
+        self.successResultOf(
+            registry.open(None, RecordingConnection(remoteAddress="10.0.0.2"))
+        )
+        registry.end(here[0], CloseCode.SESSION_ENDED, "bye")
+        self.successResultOf(
+            registry.open(None, RecordingConnection(remoteAddress="10.0.0.1"))
+        )
+
+    def test_exemptAddress(self) -> None:
+        """
+        Addresses in the exempt list have no per-address session limit.
+        """
+        registry = MemorySessionRegistry(
+            clock=self.clock,
+            sessionsPerAddress=1,
+            exempt=Exemptions(["10.0.0.0/8"]),
+        )
+        for _ in range(5):
+            self.successResultOf(
+                registry.open(None, RecordingConnection(remoteAddress="10.1.2.3"))
+            )
+
+    def test_neverAuthenticatedFreesAddress(self) -> None:
+        """
+        Sessions opened and closed without logging in leave nothing behind:
+        the address's count goes back to zero, so a flood of them neither
+        lingers nor locks the address out.
+        """
+        registry = MemorySessionRegistry(clock=self.clock, sessionsPerAddress=3)
+        for _ in range(100):
+            conn = RecordingConnection(remoteAddress="10.0.0.1")
+            session = self.successResultOf(registry.open(None, conn))
+            registry.detach(session, conn)
+        self.assertEqual(len(registry), 0)

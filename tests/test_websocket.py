@@ -20,6 +20,7 @@ from twisted.web.resource import getChildForRequest
 from twisted.web.test.requesthelper import DummyRequest
 from txaio.testutil import replace_loop
 
+from aphelion import websocket
 from aphelion.codes import AphelionProtocol, CloseCode
 from aphelion.config import Config
 from aphelion.gateway import Gateway
@@ -82,6 +83,17 @@ class ServerTestsMixin:
         token = client.received.pop(0)
         self.assertEqual(len(token), 32)  # type: ignore[attr-defined]
         return client, server, pump, token
+
+    def login(self, token: bytes, playerId: str = "alice") -> Any:
+        """
+        Bind a player ID to the session of C{token}, as the gateway does
+        once a checker said yes: only such a session lingers.
+
+        :return: the session.
+        """
+        session = self.successResultOf(self.registry.lookup(token))  # type: ignore[attr-defined]
+        self.registry.authenticate(session, playerId)
+        return session
 
 
 def ping(clientTime: int = 7) -> bytes:
@@ -191,7 +203,7 @@ class HandshakeTests(ServerTestsMixin, SynchronousTestCase):
         """
         After the init packet the timeout never fires.
         """
-        client, _, pump, _ = self.handshake()
+        client, _, pump, _ = self.handshake(PING)
         self.clock.advance(30)
         pump.flush(advanceClock=False)
         self.assertIsNone(client.closed)
@@ -590,6 +602,7 @@ class SessionTransportTests(ServerTestsMixin, SynchronousTestCase):
         A dropped connection's session can be resumed within the timeout.
         """
         client, _, pump, token = self.handshake()
+        self.login(token)
         client.sendClose(1000)
         pump.flush()
         self.clock.advance(59)
@@ -601,6 +614,7 @@ class SessionTransportTests(ServerTestsMixin, SynchronousTestCase):
         After the session timeout the token gets a new session.
         """
         client, _, pump, token = self.handshake()
+        self.login(token)
         client.sendClose(1000)
         pump.flush()
         self.clock.advance(60)
@@ -612,6 +626,7 @@ class SessionTransportTests(ServerTestsMixin, SynchronousTestCase):
         Game messages produced while disconnected are sent in order on resume.
         """
         client, _, pump, token = self.handshake()
+        self.login(token)
         client.sendClose(1000)
         pump.flush()
         session = self.successResultOf(self.registry.lookup(token))
@@ -631,11 +646,13 @@ class SessionTransportTests(ServerTestsMixin, SynchronousTestCase):
         session = self.successResultOf(self.registry.lookup(token))
         for message in (b"1", b"2", b"3"):
             session.send(message)
+            self.clock.advance(0)  # a new reactor turn chooses again
         pumpA.flush()
         pumpB.flush()
         self.assertEqual((a.received, b.received), ([b"\x001", b"\x003"], [b"\x002"]))
         b.send(b"\x01")
         pumpB.flush()
+        self.clock.advance(0)
         session.send(b"4")
         pumpA.flush()
         pumpB.flush()
@@ -659,6 +676,7 @@ class SessionTransportTests(ServerTestsMixin, SynchronousTestCase):
         A client closing with 4005 is a normal close: the session lingers.
         """
         client, _, pump, token = self.handshake()
+        self.login(token)
         client.sendClose(4005, "new session")
         pump.flush()
         session = self.successResultOf(self.registry.lookup(token))
@@ -702,7 +720,7 @@ class SessionTransportTests(ServerTestsMixin, SynchronousTestCase):
         """
         A client that answers WebSocket pings stays connected.
         """
-        client, server, pump, _ = self.handshake()
+        client, server, pump, _ = self.handshake(PING)
         for _ in range(10):
             self.clock.advance(5)
             pump.flush(advanceClock=False)
@@ -781,3 +799,254 @@ class FuzzTests(ServerTestsMixin, SynchronousTestCase):
         if client.closed is not None:
             self.assertIn(client.closed[0], {1003, 4000, 4006, 4007})
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class RecordingAdmission:
+    """
+    Records what a connection tells the site's admission about it.
+    """
+
+    def __init__(self, allowForwarded: bool = True) -> None:
+        self.allowForwarded = allowForwarded
+        self.events: list[str] = []
+
+    def opened(self) -> None:
+        """
+        Record the completed upgrade.
+        """
+        self.events.append("opened")
+
+    def closed(self) -> None:
+        """
+        Record the close.
+        """
+        self.events.append("closed")
+
+    def forwardedFrom(self, address: str) -> bool:
+        """
+        Record the forwarded address; allow it or not.
+        """
+        self.events.append(f"forwarded {address}")
+        return self.allowForwarded
+
+
+class LimitTests(ServerTestsMixin, SynchronousTestCase):
+    """
+    The limits of Part 6 on a client connection: the authentication
+    deadline, the write buffer, the admission of the site, quiet logs.
+    """
+
+    def test_authTimeout(self) -> None:
+        """
+        A game connection not authenticated within 30 s of its init packet
+        is closed with 4008 "not authenticated in time".
+        """
+        client, _, pump, _ = self.handshake()
+        self.clock.advance(29.9)
+        pump.flush(advanceClock=False)
+        self.assertIsNone(client.closed)
+        self.clock.advance(0.1)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.closed, (4008, "not authenticated in time"))
+
+    def test_authTimeoutSpared(self) -> None:
+        """
+        A session that authenticated in time keeps its connection; a ping
+        connection has no such deadline.
+        """
+        client, _, pump, token = self.handshake()
+        self.login(token)
+        pinger, _, pingPump, _ = self.handshake(PING)
+        self.clock.advance(31)
+        pump.flush(advanceClock=False)
+        pingPump.flush(advanceClock=False)
+        self.assertIsNone(client.closed)
+        self.assertIsNone(pinger.closed)
+
+    def test_joinAuthenticatedSession(self) -> None:
+        """
+        A game connection that joins an authenticated session has no
+        deadline to meet.
+        """
+        _, _, _, token = self.handshake()
+        self.login(token)
+        second, _, pump, _ = self.handshake(GAME, token)
+        self.clock.advance(31)
+        pump.flush(advanceClock=False)
+        self.assertIsNone(second.closed)
+
+    def test_authTimeoutOff(self) -> None:
+        """
+        An authentication timeout of 0 is no deadline.
+        """
+        self.config = replace(Config(), authTimeout=0)
+        self.setUp()
+        client, _, pump, _ = self.handshake()
+        self.clock.advance(1000)
+        pump.flush(advanceClock=False)
+        self.assertNotEqual((client.closed or (0,))[0], 4008)
+
+    def fullBuffer(self, server: Any, queued: int) -> None:
+        """
+        Tell C{server} its transport's buffer is full and holds C{queued}
+        bytes, as Twisted does on each write while it is full.
+        """
+        self.patch(websocket, "bufferedBytes", lambda transport: queued)
+        server.pauseProducing()
+
+    def test_writePause(self) -> None:
+        """
+        Past the write pause the client is not read; once the buffer drains
+        it is read again.
+        """
+        _, server, _, _ = self.handshake()
+        self.fullBuffer(server, 512 * 1024)
+        self.assertNotIn("write", server._pauses)
+        self.fullBuffer(server, 1024 * 1024 + 1)
+        self.assertIn("write", server._pauses)
+        server.resumeProducing()
+        self.assertNotIn("write", server._pauses)
+
+    def test_writeLimit(self) -> None:
+        """
+        Past the write limit the connection is closed with 4007 "reads too
+        slowly".
+        """
+        client, server, pump, _ = self.handshake()
+        self.fullBuffer(server, 4 * 1024 * 1024 + 1)
+        self.patch(websocket, "bufferedBytes", lambda transport: 0)
+        pump.flush()
+        self.assertEqual(client.closed, (4007, "reads too slowly"))
+
+    def test_writeLimitsConfigurable(self) -> None:
+        """
+        The write pause and limit are settings.
+        """
+        self.config = replace(Config(), writePause=100_000, writeLimit=200_000)
+        self.setUp()
+        client, server, pump, _ = self.handshake()
+        self.fullBuffer(server, 150_000)
+        self.assertIn("write", server._pauses)
+        self.fullBuffer(server, 200_001)
+        self.patch(websocket, "bufferedBytes", lambda transport: 0)
+        pump.flush()
+        self.assertEqual(client.closed, (4007, "reads too slowly"))
+
+    def test_pauseCauses(self) -> None:
+        """
+        Reading resumes only when every cause that paused it has resumed.
+        """
+        _, server, _, _ = self.handshake()
+        server.pauseReading("write")
+        server.pauseReading("link")
+        server.resumeReading("write")
+        self.assertEqual(server._pauses, frozenset({"link"}))
+        server.resumeReading("link")
+        server.resumeReading("link")
+        self.assertEqual(server._pauses, frozenset())
+
+    def admitted(self, admission: RecordingAdmission) -> None:
+        """
+        Give every connection the factory builds C{admission}, as the
+        players' site does.
+        """
+        build = self.factory.buildProtocol
+
+        def buildProtocol(addr: Any) -> Any:
+            protocol = build(addr)
+            protocol.admission = admission
+            return protocol
+
+        self.factory.buildProtocol = buildProtocol  # type: ignore[method-assign]
+
+    def test_admissionTold(self) -> None:
+        """
+        The site's admission hears when the upgrade completes and when the
+        connection closes.
+        """
+        admission = RecordingAdmission()
+        self.admitted(admission)
+        client, _, pump, _ = self.handshake()
+        self.assertEqual(admission.events, ["opened"])
+        client.sendClose(1000)
+        pump.flush()
+        self.assertEqual(admission.events, ["opened", "closed"])
+
+    def test_forwardedAddressOverLimit(self) -> None:
+        """
+        Behind a trusted proxy, a forwarded address over its limits is
+        refused before the upgrade (HTTP 503).
+        """
+        self.config = replace(Config(), trustForwardedFor=True)
+        self.setUp()
+        admission = RecordingAdmission(allowForwarded=False)
+        self.admitted(admission)
+        client, server, _ = connectedToServer(
+            self.factory, self.clock, headers={"X-Forwarded-For": "203.0.113.9"}
+        )
+        self.assertFalse(client.opened)
+        self.assertIn("forwarded 203.0.113.9", admission.events)
+        self.assertNotIn(server, self.factory.connections)
+
+    def test_forwardedAddressAllowed(self) -> None:
+        """
+        Behind a trusted proxy, an allowed forwarded address becomes the
+        connection's address.
+        """
+        self.config = replace(Config(), trustForwardedFor=True)
+        self.setUp()
+        admission = RecordingAdmission()
+        self.admitted(admission)
+        client, server, _ = connectedToServer(
+            self.factory, self.clock, headers={"X-Forwarded-For": "203.0.113.9"}
+        )
+        self.assertTrue(client.opened)
+        self.assertEqual(server.remoteAddress, "203.0.113.9")
+
+    def test_noVersionInHeaders(self) -> None:
+        """
+        The upgrade response names no version (Part 6).
+        """
+        client, _, _ = self.connect()
+        server = client.http_headers.get("server", "")
+        self.assertEqual(server, "aphelion")
+
+    def test_closeLinesThrottled(self) -> None:
+        """
+        A flood of bad init packets writes one line for the close code, then
+        one summary line with the count per interval.
+        """
+        with capturedLogs() as events:
+            for _ in range(20):
+                self.closeCode(b"short")
+            self.clock.advance(10)
+        lines = [e for e in events if e.get("cause") == "close 4003"]
+        self.assertEqual(len(lines), 2)
+        self.assertEqual(lines[1]["count"], 19)
+
+    def closeCode(self, message: bytes) -> int | None:
+        """
+        Send C{message} as the first message and return the close code.
+        """
+        client, _, pump = self.connect()
+        client.send(message, True)
+        pump.flush()
+        return client.closed[0] if client.closed else None
+
+    def test_tooManySessions(self) -> None:
+        """
+        Past the per-address session limit, a new session is closed with
+        1013 and the reason.
+        """
+        self.registry = MemorySessionRegistry(clock=self.clock, sessionsPerAddress=1)
+        self.factory = AphelionServerFactory(
+            clock=self.clock,
+            registry=self.registry,
+            config=self.config,
+            gateway=Gateway(registry=self.registry),
+        )
+        self.handshake()
+        client, _, pump = self.connect()
+        client.send(encodeInit(GAME, 1, None), True)
+        pump.flush()
+        self.assertEqual(client.closed, (1013, "too many sessions from this address"))
