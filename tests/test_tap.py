@@ -155,6 +155,156 @@ class OptionsTests(SynchronousTestCase):
             UsageError, parse, "--game-config", "text/plain:" + path + ".missing"
         )
 
+    def test_limitDefaults(self) -> None:
+        """
+        The limits of Part 6 default to the contract's table.
+        """
+        config = parse()
+        self.assertEqual(
+            (
+                config.upgradeTimeout,
+                config.connectionsPerAddress,
+                config.connectionRate,
+                config.connectionBurst,
+                config.authTimeout,
+                config.loginsPerMinute,
+                config.checkerQueue,
+                config.maxSessions,
+                config.sessionsPerAddress,
+                config.writePause,
+                config.writeLimit,
+                config.queueBytes,
+                config.seatingBuffer,
+                config.seatingBufferBytes,
+                config.playerWriteLimit,
+                config.logInterval,
+                config.exempt,
+            ),
+            (
+                10.0,
+                64,
+                20.0,
+                40,
+                30.0,
+                10.0,
+                64,
+                100_000,
+                256,
+                1 << 20,
+                4 << 20,
+                1 << 20,
+                64,
+                256 << 10,
+                4 << 20,
+                10.0,
+                (),
+            ),
+        )
+
+    def test_limitOptions(self) -> None:
+        """
+        Every limit has its option.
+        """
+        config = parse(
+            "--upgrade-timeout=3",
+            "--connections-per-address=5",
+            "--connection-rate=2",
+            "--connection-burst=4",
+            "--auth-timeout=7",
+            "--logins-per-minute=30",
+            "--checker-queue=8",
+            "--max-sessions=9",
+            "--sessions-per-address=10",
+            "--write-pause=100000",
+            "--write-limit=200000",
+            "--queue-bytes=1000",
+            "--seating-buffer=11",
+            "--seating-buffer-bytes=12000",
+            "--player-write-limit=300000",
+            "--log-interval=60",
+            "--exempt=10.0.0.0/8",
+            "--exempt=::1/128",
+        )
+        self.assertEqual(
+            (
+                config.upgradeTimeout,
+                config.connectionsPerAddress,
+                config.connectionRate,
+                config.connectionBurst,
+                config.authTimeout,
+                config.loginsPerMinute,
+                config.checkerQueue,
+                config.maxSessions,
+                config.sessionsPerAddress,
+                config.writePause,
+                config.writeLimit,
+                config.queueBytes,
+                config.seatingBuffer,
+                config.seatingBufferBytes,
+                config.playerWriteLimit,
+                config.logInterval,
+                config.exempt,
+            ),
+            (
+                3.0,
+                5,
+                2.0,
+                4,
+                7.0,
+                30.0,
+                8,
+                9,
+                10,
+                100_000,
+                200_000,
+                1000,
+                11,
+                12000,
+                300_000,
+                60.0,
+                ("10.0.0.0/8", "::1/128"),
+            ),
+        )
+
+    def test_badLimits(self) -> None:
+        """
+        Wrong limits are refused with a L{UsageError}.
+        """
+        for argv in (
+            ["--upgrade-timeout", "0"],
+            ["--connection-rate", "0"],
+            ["--connection-burst", "0"],
+            ["--logins-per-minute", "0"],
+            ["--checker-queue", "0"],
+            ["--write-pause", "1000"],
+            ["--write-pause", "2000000", "--write-limit", "1000000"],
+            ["--player-write-limit", "10"],
+            ["--exempt", "not-a-network"],
+            ["--auth-timeout", "-1"],
+        ):
+            self.assertRaises(UsageError, parse, *argv)
+
+    def test_legacy(self) -> None:
+        """
+        C{--legacy} is the profile of the original Java client: path /, ack
+        cap 127, no unacknowledged limit, game revisions up to 5, and the
+        legacy results.
+        """
+        config = parse("--legacy")
+        self.assertEqual(
+            (config.path, config.ackCap, config.unackedLimit, config.legacy),
+            ("/", 127, None, True),
+        )
+        self.assertEqual(config.revisions[AphelionProtocol.GAME], Revisions(1, 5))
+        self.assertEqual(config.revisions[AphelionProtocol.PING], Revisions(1, 1))
+
+    def test_legacyKeepsExplicitOptions(self) -> None:
+        """
+        An option given beside C{--legacy} keeps its value.
+        """
+        config = parse("--legacy", "--path=/game", "--ack-cap=100")
+        self.assertEqual((config.path, config.ackCap), ("/game", 100))
+
     def test_notANumber(self) -> None:
         """
         A value that does not coerce is a L{UsageError}.
