@@ -16,10 +16,11 @@ __all__ = ["ThrottledLog"]
 
 
 class _Cause:
-    __slots__ = ("call", "count", "level")
+    __slots__ = ("call", "count", "level", "start")
 
-    def __init__(self, level: LogLevel) -> None:
+    def __init__(self, level: LogLevel, start: float) -> None:
         self.level = level
+        self.start = start
         self.count = 0
         self.call: IDelayedCall | None = None
 
@@ -27,8 +28,12 @@ class _Cause:
 class ThrottledLog:
     """
     Writes the first event of each cause through a L{Logger}, then counts the
-    others and writes one summary line per C{interval} while they keep
-    coming: C{"{count} more: {cause} in the last {interval} s"}.
+    others of the same interval and writes one summary line per C{interval}
+    while they keep coming: C{"{count} more: {cause} in the last {interval} s"}.
+    An event that comes after a quiet interval is written again.
+
+    A timer runs only while events are being counted, so a lone event leaves
+    nothing scheduled.
 
     A cause is a short constant string such as C{"bad init packet"}; it is
     also the key of the count, so keep the number of causes small (never put
@@ -52,14 +57,18 @@ class ThrottledLog:
 
         :return: whether the line was written.
         """
+        now = self._clock.seconds()
         entry = self._causes.get(cause)
-        if entry is not None:
-            entry.count += 1
-            return False
-        entry = self._causes[cause] = _Cause(level)
-        entry.call = self._clock.callLater(self.interval, self._summarize, cause)
-        self._logger.emit(level, format, cause=cause, **kwargs)
-        return True
+        if entry is None or (not entry.count and now - entry.start >= self.interval):
+            self._causes[cause] = _Cause(level, now)
+            self._logger.emit(level, format, cause=cause, **kwargs)
+            return True
+        entry.count += 1
+        if entry.call is None:
+            entry.call = self._clock.callLater(
+                max(0.0, entry.start + self.interval - now), self._summarize, cause
+            )
+        return False
 
     def warn(self, cause: str, format: str, **kwargs: Any) -> bool:
         """
@@ -76,9 +85,6 @@ class ThrottledLog:
     def _summarize(self, cause: str) -> None:
         entry = self._causes[cause]
         entry.call = None
-        if not entry.count:
-            del self._causes[cause]
-            return
         self._logger.emit(
             entry.level,
             "{count} more: {cause} in the last {interval:g} s",
@@ -88,7 +94,7 @@ class ThrottledLog:
             throttled=True,
         )
         entry.count = 0
-        entry.call = self._clock.callLater(self.interval, self._summarize, cause)
+        entry.start = self._clock.seconds()
 
     def stop(self) -> None:
         """

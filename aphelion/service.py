@@ -12,7 +12,6 @@ from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.cred.portal import Portal
 from twisted.logger import Logger
-from twisted.web.server import Site
 
 from aphelion.auth import PlayerRealm, authenticate
 from aphelion.codes import CloseCode
@@ -23,25 +22,12 @@ from aphelion.gateway import Gateway
 from aphelion.limits import Exemptions
 from aphelion.proto.game_pb2 import GameConfig
 from aphelion.session import MemorySessionRegistry
-from aphelion.websocket import AphelionServerFactory, buildResource
+from aphelion.web import makeSite
+from aphelion.websocket import AphelionServerFactory
 
-__all__ = ["AphelionSite", "ShutdownService", "build"]
+__all__ = ["ShutdownService", "build"]
 
 _log = Logger()
-
-
-class AphelionSite(Site):
-    """
-    The C{Site} of the WebSocket endpoint (and later of health and metrics).
-
-    It writes no access log line per request: a WebSocket gateway's requests
-    are its handshakes, which aphelion logs itself.
-    """
-
-    def log(self, request: Any) -> None:
-        """
-        Write nothing to an access log.
-        """
 
 
 class ShutdownService(Service):
@@ -66,6 +52,7 @@ class ShutdownService(Service):
         self._factory.closeAll(CloseCode.GOING_AWAY, "server shutting down")
         self._factory.registry.close()
         self._factory.gateway.stop()
+        self._factory.throttle.stop()
 
 
 def build(config: Config, reactor: Any) -> MultiService:
@@ -146,7 +133,7 @@ def build(config: Config, reactor: Any) -> MultiService:
     factory = AphelionServerFactory(
         clock=reactor, registry=registry, config=config, gateway=gateway
     )
-    site = AphelionSite(buildResource(factory, config.path))
+    site = makeSite(factory, config, reactor)
     for description in config.listen:
         listener: IService = strports.service(description, site, reactor=reactor)
         listener.setName(f"listen:{description}")

@@ -9,6 +9,7 @@ from typing import Any
 
 from twisted.application.service import IService
 from twisted.cred import strcred
+from twisted.logger import Logger
 from twisted.python import usage
 
 from aphelion.auth import IPlayerIdCredentials
@@ -17,10 +18,12 @@ from aphelion.config import Config
 from aphelion.control.spawn import RemoteGameServer
 from aphelion.handshake import Revisions
 from aphelion.limits import Exemptions
+from aphelion.web import raiseFileLimit
 
 __all__ = ["Options", "makeService"]
 
 _DEFAULTS = Config()
+_log = Logger()
 
 
 def _revisions(value: str) -> Revisions:
@@ -570,5 +573,8 @@ def makeService(options: Options) -> IService:
 
     from aphelion import service
 
+    config = options.toConfig()
+    for warning in raiseFileLimit(config):
+        _log.warn("{warning}", warning=warning)
     reactor_: Any = reactor
-    return service.build(options.toConfig(), reactor_)
+    return service.build(config, reactor_)

@@ -485,6 +485,8 @@ class AphelionServerFactory(WebSocketServerFactory):
             # Text frames are refused with 1003 whatever they hold; Autobahn
             # would close invalid UTF-8 with 1007 before we see it.
             utf8validateIncoming=False,
+            # Autobahn's status page for a plain GET names its version.
+            webStatus=False,
             autoPingInterval=config.autoPingInterval,
             autoPingTimeout=config.autoPingTimeout,
         )

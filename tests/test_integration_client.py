@@ -25,8 +25,9 @@ from aphelion.client import (
 from aphelion.codes import AphelionProtocol, CloseCode
 from aphelion.config import Config
 from aphelion.proto.game_pb2 import S2C, AuthenticateResponse
-from aphelion.service import AphelionSite, build
-from aphelion.websocket import AphelionServerFactory, buildResource
+from aphelion.service import build
+from aphelion.web import makeSite
+from aphelion.websocket import AphelionServerFactory
 
 #: A C2S payload with a game-defined field (1: varint 1).
 GAME_C2S = b"\x08\x01"
@@ -66,7 +67,7 @@ class ClientIntegrationTests(TestCase):
         """
         service: Any = build(config, self.reactor)
         factory: AphelionServerFactory = service.factory
-        site = AphelionSite(buildResource(factory, "/aphelion"))
+        site = makeSite(factory, config, self.reactor)
         port = self.reactor.listenTCP(0, site, interface="127.0.0.1")
         self.addCleanup(self.serverGone, factory)
         self.addCleanup(port.stopListening)
@@ -149,9 +150,9 @@ class ClientIntegrationTests(TestCase):
 
     async def test_resume(self) -> None:
         """
-        A new connection that presents the token of a session whose last
-        connection closed gets the same token back within the session
-        timeout.
+        A new connection that presents the token of an authenticated
+        session whose last connection closed gets the same token back within
+        the session timeout.
         """
         url, factory = self.startServer(Config(listen=(), sessionTimeout=60.0))
         registry = factory.registry
@@ -160,6 +161,8 @@ class ClientIntegrationTests(TestCase):
         assert token is not None
         session = await registry.lookup(token)
         assert session is not None
+        # Only an authenticated session lingers (Part 6).
+        await registry.authenticate(session, "alice")
         self.addCleanup(registry.end, session, CloseCode.SESSION_ENDED, "test over")
         await self.closeConnection(first)
         for _ in range(200):
@@ -271,7 +274,9 @@ class ClientIntegrationTests(TestCase):
         Nothing listening: L{connect} fails with the connection error.
         """
         port = self.reactor.listenTCP(
-            0, AphelionSite(buildResource(self.factory, "/")), interface="127.0.0.1"
+            0,
+            makeSite(self.factory, Config(listen=(), path="/"), self.reactor),
+            interface="127.0.0.1",
         )
         number = port.getHost().port
         await port.stopListening()

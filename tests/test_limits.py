@@ -108,9 +108,7 @@ class KeyedRateLimiterTests(SynchronousTestCase):
         bucket is not is kept, so a flood of new keys does not reset an
         attacker's bucket.
         """
-        limiter: KeyedRateLimiter[str] = KeyedRateLimiter(
-            rate=1.0, burst=1, maxKeys=3
-        )
+        limiter: KeyedRateLimiter[str] = KeyedRateLimiter(rate=1.0, burst=1, maxKeys=3)
         limiter.allow("a", 0.0)
         limiter.allow("b", 0.0)
         limiter.allow("busy", 5.0)
@@ -232,9 +230,9 @@ class ThrottledLogTests(SynchronousTestCase):
 
     def test_firstThenSummary(self) -> None:
         """
-        The first event of a cause is written; the rest are counted and
-        summed up once per interval while they keep coming; then the cause
-        is forgotten.
+        The first event of a cause is written; the rest of its interval are
+        counted and summed up once per interval while they keep coming;
+        after a quiet interval the next event is written again.
         """
         with capturedLogs() as events:
             for i in range(5):
@@ -246,7 +244,13 @@ class ThrottledLogTests(SynchronousTestCase):
             self.log.warn("bad init", "bad init from {peer}", peer="again")
         lines = [(e.get("peer"), e.get("count")) for e in events]
         self.assertEqual(lines, [("p0", None), (None, 4), (None, 1), ("again", None)])
-        self.clock.advance(10)
+
+    def test_loneEventLeavesNoTimer(self) -> None:
+        """
+        One event of a cause is written and schedules nothing.
+        """
+        self.log.warn("bad init", "bad init")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_causesApart(self) -> None:
         """

@@ -9,7 +9,8 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from aphelion.config import Config
-from aphelion.service import AphelionSite, build
+from aphelion.service import build
+from aphelion.web import AphelionSite
 
 
 class BuildTests(SynchronousTestCase):
@@ -44,10 +45,3 @@ class BuildTests(SynchronousTestCase):
         service.factory.connections.add(Conn())  # type: ignore[attr-defined]
         service.stopService()
         self.assertEqual(closed, [(1001, "server shutting down")])
-
-    def test_noAccessLog(self) -> None:
-        """
-        The Site writes no access-log line per handshake.
-        """
-        site = AphelionSite(None)
-        self.assertIsNone(site.log(object()))
