@@ -33,6 +33,7 @@ from aphelion.auth import (
     mintTicket,
     readSecretFile,
 )
+from aphelion.limits import hasControlCharacters
 
 __all__ = [
     "Account",
@@ -103,15 +104,21 @@ def addAccount(
     Add an account, creating the C{accounts} table if need be, and commit.
 
     :param now: the time of creation, in Unix seconds.
-    :raises ValueError: if the player id, name or secret is not acceptable.
+    :raises ValueError: if the player id, name or secret is not acceptable
+        (see L{checkPlayerId}; none of them may hold a control character).
     :raises Exception: the DB-API module's C{IntegrityError} if the player id
         is taken.
     """
     checkPlayerId(playerId)
     if not name:
         raise ValueError("the name may not be empty")
+    if hasControlCharacters(name):
+        raise ValueError("the name may not hold control characters")
     if not secret:
         raise ValueError("the secret may not be empty")
+    if hasControlCharacters(secret):
+        # The checkers refuse every ID with one: it could never log in.
+        raise ValueError("the secret may not hold control characters")
     if len(f"{playerId}:{secret}".encode()) > MAX_ID_BYTES:
         raise ValueError(f"PLAYERID:SECRET is longer than {MAX_ID_BYTES} bytes")
     mark = _placeholder(paramstyle)
@@ -443,7 +450,8 @@ class AccountsOptions(usage.Options):
 class TicketOptions(_AttributeOptions, _CommandOptions):
     """
     C{aphelion ticket}: mint a ticket for C{--auth ticket:SECRET_FILE} and
-    print it.
+    print it. The ticket carries C{iat} (now, rounded down) and a random
+    C{jti}, so that it serves a checker of one-time tickets too.
     """
 
     synopsis = (
@@ -465,6 +473,8 @@ class TicketOptions(_AttributeOptions, _CommandOptions):
             raise usage.UsageError("--secret-file FILE is required")
         if not self["player"]:
             raise usage.UsageError("--player PLAYERID is required")
+        if hasControlCharacters(self["player"]):
+            raise usage.UsageError("--player may not hold control characters")
         if not self["ttl"] > 0:
             raise usage.UsageError("--ttl is positive")
 

@@ -18,8 +18,15 @@ operator chooses one with C{--auth}:
       The ID is C{PLAYERID:SECRET}, split at the first colon (so player ids
       hold no colon, and secrets may): C{"alice:hunter2"}. The same checker
       serves PostgreSQL through a pool of another DB-API module.
-    - C{ticket:SECRET_FILE} (L{TicketChecker}): the ID is a ticket signed with
-      HMAC-SHA256 under a secret shared with a login website (format below).
+    - C{ticket:SECRET_FILE[:OPTION]...} (L{TicketChecker}): the ID is a
+      ticket signed with HMAC-SHA256 under a secret shared with a login
+      website (format below). Options: C{max-lifetime=SECONDS}, C{one-time},
+      C{max-remembered=N} (see L{TicketCheckerFactory}).
+
+Every checker refuses an ID that holds a control character (C0, C1 or DEL:
+contract Part 6), and IDs are escaped with L{safeText<aphelion.limits.safeText>}
+wherever this module logs them. L{BoundedAuthenticator} bounds the checks in
+flight at once: one more fails at once with L{CheckerBusy}.
 
 Avatar ids
 ==========
@@ -38,17 +45,28 @@ A ticket is three dot-separated parts::
     v1.<payload>.<mac>
 
     payload = base64url(UTF-8 JSON {"sub": PLAYERID, "name": DISPLAY_NAME,
-                                    "exp": UNIX_SECONDS, "attrs": {KEY: VALUE}})
+                                    "exp": UNIX_SECONDS, "iat": UNIX_SECONDS,
+                                    "jti": TICKET_ID, "attrs": {KEY: VALUE}})
     mac     = base64url(HMAC-SHA256(key=SECRET, message=ASCII("v1." + payload)))
 
 base64url is RFC 4648 section 5; padding is optional on both parts (L{mintTicket}
-writes none). C{sub} is required; C{name} defaults to C{sub}; C{attrs}
-(string values only) defaults to C{{}}; C{exp} is required, and the ticket is
-good while the checker's clock reads less than it. SECRET is the secret
-file's bytes with surrounding whitespace removed, used as they are (a hex or
-base64 text is not decoded). A login website in Node.js mints one with::
+writes none). C{sub} is required, and holds no control character; C{name}
+defaults to C{sub}; C{attrs} (string values only) defaults to C{{}}; C{exp}
+is required, and the ticket is good while the checker's clock reads less
+than it. C{iat} (when it was issued) is optional. A ticket lives at most the
+checker's maximum lifetime (24 hours unless configured), whatever it says: one
+whose C{exp} is further than that from the checker's clock, or from its own
+C{iat}, is refused. C{jti} (a unique id of the ticket, a non-empty string) is
+optional, unless the checker takes one-time tickets: then a ticket without one
+is refused, and each one is accepted once (it is remembered until its C{exp}).
+SECRET is the secret file's bytes with surrounding whitespace removed, used as
+they are (a hex or base64 text is not decoded). A login website in Node.js
+mints one with::
 
-    const payload = Buffer.from(JSON.stringify({sub, name, exp})).toString("base64url");
+    const iat = Math.floor(Date.now() / 1000), exp = iat + ttl;
+    const jti = crypto.randomBytes(16).toString("base64url");
+    const payload = Buffer.from(JSON.stringify({sub, name, exp, iat, jti}))
+                          .toString("base64url");
     const mac = crypto.createHmac("sha256", secret).update("v1." + payload)
                       .digest("base64url");
     const ticket = `v1.${payload}.${mac}`;
@@ -68,6 +86,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import heapq
 import hmac
 import json
 import math
@@ -77,8 +96,9 @@ import sqlite3
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
 from twisted.cred.checkers import ICredentialsChecker
@@ -87,22 +107,31 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.cred.strcred import ICheckerFactory, InvalidAuthArgumentString
 from twisted.enterprise.adbapi import ConnectionPool, Transaction
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import Attribute, Interface, implementer
 
+from aphelion.limits import hasControlCharacters, safeText
+
 __all__ = [
     "ACCOUNTS_SCHEMA",
+    "DEFAULT_CHECKER_LIMIT",
     "DEFAULT_ITERATIONS",
+    "DEFAULT_MAX_REMEMBERED",
+    "DEFAULT_MAX_TICKET_LIFETIME",
     "DEV_WARNING",
     "MAX_ID_BYTES",
+    "BoundedAuthenticator",
+    "CheckerBusy",
     "DatabaseChecker",
     "DevChecker",
     "DevCheckerFactory",
     "IPlayer",
     "IPlayerIdCredentials",
+    "IReplayCache",
+    "MemoryReplayCache",
     "PlayerIdCredentials",
     "PlayerIdentity",
     "PlayerRealm",
@@ -130,6 +159,23 @@ The longest ID, in bytes of UTF-8, that any checker accepts (Part 1.6).
 DEFAULT_ITERATIONS: Final = 600_000
 """
 PBKDF2 iterations for new account secrets (OWASP's 2023 figure for SHA-256).
+"""
+
+DEFAULT_MAX_TICKET_LIFETIME: Final = 86_400.0
+"""
+The longest a ticket may live, in seconds (Part 6: 24 hours), whatever its
+C{exp} says.
+"""
+
+DEFAULT_MAX_REMEMBERED: Final = 100_000
+"""
+The most ticket ids a L{MemoryReplayCache} remembers at once.
+"""
+
+DEFAULT_CHECKER_LIMIT: Final = 64
+"""
+The most credential checks that L{BoundedAuthenticator} lets run at once
+(Part 6).
 """
 
 DEV_WARNING: Final = "authentication in DEVELOPMENT mode: any ID is accepted"
@@ -162,6 +208,14 @@ class ReactorNotBound(RuntimeError):
     A checker that was made without a clock or a pool (as the C{--auth}
     plugins make them) was asked to check an ID before C{bindReactor} gave it
     a reactor. A mistake in the program, not a refused ID.
+    """
+
+
+class CheckerBusy(Exception):
+    """
+    The credential check was not run because too many are running already,
+    or because a one-time ticket cannot be remembered now. Not a refused ID:
+    the client is told to try again later, and it does not count as a try.
     """
 
 
@@ -240,7 +294,8 @@ def decodeAvatarId(avatarId: bytes) -> PlayerIdentity:
 def checkPlayerId(playerId: str) -> None:
     """
     Check that C{playerId} can name an account: it is not empty, holds no
-    colon (which ends the player id in C{PLAYERID:SECRET}) and is printable.
+    colon (which ends the player id in C{PLAYERID:SECRET}) and no control
+    character, and is printable.
 
     :raises ValueError: if it cannot.
     """
@@ -248,6 +303,8 @@ def checkPlayerId(playerId: str) -> None:
         raise ValueError("a player id may not be empty")
     if ":" in playerId:
         raise ValueError("a player id may not contain ':'")
+    if hasControlCharacters(playerId):
+        raise ValueError("a player id may not hold control characters")
     if not playerId.isprintable() or playerId.strip() != playerId:
         raise ValueError("a player id is printable, without surrounding spaces")
     if len(playerId.encode("utf-8")) > MAX_ID_BYTES // 2:
@@ -289,11 +346,15 @@ def _identityFromClaims(claims: object) -> PlayerIdentity:
 def _idOf(credentials: IPlayerIdCredentials) -> str:
     """
     :return: the ID of C{credentials}.
-    :raises UnauthorizedLogin: if it is empty, not text, or too long.
+    :raises UnauthorizedLogin: if it is empty, not text, too long, or holds
+        a control character.
     """
     idString = credentials.id
     if not isinstance(idString, str) or not idString:
         raise UnauthorizedLogin("empty ID")
+    if hasControlCharacters(idString):
+        # Such an ID could forge lines in a log or a terminal (Part 6).
+        raise UnauthorizedLogin("the ID holds control characters")
     try:
         tooLong = (
             len(idString) > MAX_ID_BYTES or len(idString.encode("utf-8")) > MAX_ID_BYTES
@@ -345,8 +406,9 @@ def verifySecret(secret: str, stored: str) -> bool:
 @implementer(ICredentialsChecker)
 class DevChecker:
     """
-    Development mode: any non-empty ID of at most 1024 bytes is accepted, and
-    is both the player id and the display name. Logs L{DEV_WARNING} when made.
+    Development mode: any non-empty ID of at most 1024 bytes without control
+    characters is accepted, and is both the player id and the display name.
+    Logs L{DEV_WARNING} when made.
     """
 
     credentialInterfaces = (IPlayerIdCredentials,)
@@ -535,10 +597,14 @@ class DatabaseChecker:
             # not logged.
             self._log.info("ID refused: unknown player")
         elif reason == "wrong secret":
-            self._log.info("ID refused for {playerId}: wrong secret", playerId=playerId)
+            self._log.info(
+                "ID refused for {playerId}: wrong secret", playerId=safeText(playerId)
+            )
         else:
             self._log.error(
-                "ID refused for {playerId}: {reason}", playerId=playerId, reason=reason
+                "ID refused for {playerId}: {reason}",
+                playerId=safeText(playerId),
+                reason=reason,
             )
         raise UnauthorizedLogin("unknown player or wrong secret")
 
@@ -572,22 +638,36 @@ def mintTicket(
     ttl: float,
     now: float,
     attributes: Mapping[str, str] | None = None,
+    ticketId: str | None = None,
 ) -> str:
     """
     Make a ticket (see the module docstring) that L{TicketChecker} accepts
-    until C{now + ttl}, rounded up to a whole second.
+    for C{ttl} seconds from the start of the current second: its C{iat} is
+    C{now} rounded down to a whole second, and its C{exp} is C{iat} plus
+    C{ttl} rounded up, so that its lifetime C{exp - iat} is C{ttl} rounded
+    up and never more.
 
-    :raises ValueError: for an empty secret or player id, a C{ttl} that is not
-        positive, or a ticket that would be longer than L{MAX_ID_BYTES}.
+    :param ticketId: its C{jti}, for checkers of one-time tickets; 22 random
+        characters when L{None}.
+    :raises ValueError: for an empty secret, player id or ticket id, a player
+        id with control characters, a C{ttl} that is not positive, or a
+        ticket that would be longer than L{MAX_ID_BYTES}.
     """
     if not secret:
         raise ValueError("the ticket secret is empty")
     if not playerId:
         raise ValueError("the player id is empty")
+    if hasControlCharacters(playerId):
+        raise ValueError("the player id holds control characters")
     if not ttl > 0:
         raise ValueError("the time to live is positive")
+    if ticketId is None:
+        ticketId = secrets.token_urlsafe(16)
+    elif not ticketId:
+        raise ValueError("the ticket id is empty")
     claims = _claimsOf(PlayerIdentity(playerId, name, attributes or {}))
-    claims["exp"] = math.ceil(now + ttl)
+    issued = math.floor(now)
+    claims.update(iat=issued, exp=issued + math.ceil(ttl), jti=ticketId)
     signed = f"{_TICKET_VERSION}.{_b64encode(_compactJson(claims).encode('utf-8'))}"
     ticket = f"{signed}.{_ticketMac(secret, signed.encode('ascii')).decode('ascii')}"
     if len(ticket) > MAX_ID_BYTES:
@@ -595,11 +675,43 @@ def mintTicket(
     return ticket
 
 
-def verifyTicket(secret: bytes, ticket: str, now: float) -> PlayerIdentity:
+@dataclass(frozen=True)
+class _Ticket:
     """
-    Check a ticket's MAC (in constant time) and then its expiry.
+    What a good ticket says.
 
-    :return: the identity it carries.
+    :ivar identity: the player's identity.
+    :ivar expires: its C{exp}.
+    :ivar ticketId: its C{jti}, if it has one.
+    """
+
+    identity: PlayerIdentity
+    expires: float
+    ticketId: str | None
+
+
+def _timeClaim(claims: Mapping[str, object], key: str) -> float | None:
+    """
+    :return: the claim C{key}, a time in Unix seconds, or L{None} if absent.
+    :raises ValueError: if it is not a finite number.
+    :raises OverflowError: if it is an integer too large for a float.
+    """
+    if key not in claims:
+        return None
+    value = claims[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key} is not a number")
+    seconds = float(value)
+    if not math.isfinite(seconds):
+        raise ValueError(f"{key} is not finite")
+    return seconds
+
+
+def _readTicket(secret: bytes, ticket: str, now: float, maxLifetime: float) -> _Ticket:
+    """
+    Check a ticket's MAC (in constant time), then its claims, expiry and
+    lifetime.
+
     :raises UnauthorizedLogin: for any ticket that is not good at C{now}.
     """
     if len(ticket) > MAX_ID_BYTES:
@@ -618,37 +730,189 @@ def verifyTicket(secret: bytes, ticket: str, now: float) -> PlayerIdentity:
     try:
         claims = json.loads(_b64decode(payload))
         identity = _identityFromClaims(claims)
-        expires = claims["exp"]
-        if isinstance(expires, bool) or not isinstance(expires, int | float):
-            raise ValueError("exp is not a number")
-    except (ValueError, KeyError, binascii.Error, RecursionError):
+        expires = _timeClaim(claims, "exp")
+        issued = _timeClaim(claims, "iat")
+        ticketId = claims.get("jti")
+        if expires is None:
+            raise ValueError("no exp")
+        if "jti" in claims and (not isinstance(ticketId, str) or not ticketId):
+            raise ValueError("jti is not a non-empty string")
+    except (ValueError, KeyError, binascii.Error, RecursionError, OverflowError):
         raise UnauthorizedLogin("bad ticket") from None
+    if hasControlCharacters(identity.playerId):
+        raise UnauthorizedLogin("control characters in the player id")
     if not now < expires:
         raise UnauthorizedLogin("ticket expired")
-    return identity
+    if expires - now > maxLifetime or (
+        issued is not None and expires - issued > maxLifetime
+    ):
+        raise UnauthorizedLogin("ticket lifetime too long")
+    return _Ticket(identity, expires, ticketId)
+
+
+def verifyTicket(
+    secret: bytes,
+    ticket: str,
+    now: float,
+    maxLifetime: float = DEFAULT_MAX_TICKET_LIFETIME,
+) -> PlayerIdentity:
+    """
+    Check a ticket's MAC (in constant time), then its claims, its expiry and
+    its lifetime: a ticket whose C{exp} is further than C{maxLifetime}
+    seconds from C{now}, or from its own C{iat}, is refused. (Whether it was
+    used before is for L{TicketChecker} to tell.)
+
+    :return: the identity it carries.
+    :raises UnauthorizedLogin: for any ticket that is not good at C{now}.
+    """
+    return _readTicket(secret, ticket, now, maxLifetime).identity
+
+
+class IReplayCache(Interface):
+    """
+    The ids (C{jti}) of the one-time tickets used already, each remembered
+    until its ticket expires. L{MemoryReplayCache} serves one process; a
+    shared store serves a cluster of AuthProxies (in Redis, one C{SET jti 1
+    NX EXAT exp} per use).
+    """
+
+    def markUsed(ticketId: str, expires: float) -> Deferred[bool]:
+        """
+        Record a use of the ticket C{ticketId}, which expires at C{expires}
+        (Unix seconds), and remember it until then.
+
+        :return: a L{Deferred} that fires with C{True} for the first use of
+            C{ticketId}, C{False} for a later one; or fails with
+            L{CheckerBusy} when it cannot be remembered now.
+        """
+
+
+@implementer(IReplayCache)
+class MemoryReplayCache:
+    """
+    An L{IReplayCache} in memory, for one process. Its memory is bounded:
+    expired ids are forgotten as time passes, and it remembers at most
+    C{maxEntries} at once. When that many are unexpired, a new ticket is
+    refused with L{CheckerBusy} (logged once until there is room again),
+    rather than forgetting an id early and letting its ticket be used twice.
+
+    :ivar maxEntries: the most ids remembered at once.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self, clock: IReactorTime, maxEntries: int = DEFAULT_MAX_REMEMBERED
+    ) -> None:
+        """
+        :param clock: the clock whose C{seconds()} tell which ids expired.
+        """
+        if maxEntries < 1:
+            raise ValueError("a replay cache remembers at least 1 id")
+        self._clock = clock
+        self.maxEntries = maxEntries
+        self._expiries: dict[str, float] = {}
+        # Each remembered id once, soonest expiry first.
+        self._queue: list[tuple[float, str]] = []
+        self._full = False
+
+    def __len__(self) -> int:
+        return len(self._expiries)
+
+    def _forgetExpired(self, now: float) -> None:
+        queue = self._queue
+        while queue and queue[0][0] <= now:
+            _, ticketId = heapq.heappop(queue)
+            del self._expiries[ticketId]
+
+    def markUsed(self, ticketId: str, expires: float) -> Deferred[bool]:
+        """
+        Record a use of C{ticketId} until C{expires}. A ticket expired
+        already is not remembered: it cannot be used again anyway.
+
+        :return: a L{Deferred} that has fired with C{True} for a first use,
+            with C{False} for a later one, or failed with L{CheckerBusy} if
+            C{maxEntries} unexpired ids are remembered.
+        """
+        now = self._clock.seconds()
+        self._forgetExpired(now)
+        if ticketId in self._expiries:
+            return succeed(False)
+        if expires <= now:
+            return succeed(True)
+        if len(self._expiries) >= self.maxEntries:
+            if not self._full:
+                self._full = True
+                self._log.warn(
+                    "{count} one-time tickets are remembered, the most allowed: "
+                    "new ones are answered busy until some expire",
+                    count=len(self._expiries),
+                )
+            return fail(CheckerBusy("too many one-time tickets remembered"))
+        self._full = False
+        self._expiries[ticketId] = expires
+        heapq.heappush(self._queue, (expires, ticketId))
+        return succeed(True)
+
+
+_ReplayCacheSource = IReplayCache | Callable[[IReactorTime], IReplayCache]
 
 
 @implementer(ICredentialsChecker)
 class TicketChecker:
     """
     Tickets signed with HMAC-SHA256 under a shared secret, with an expiry
-    (format in the module docstring).
+    (format in the module docstring), living at most C{maxLifetime} seconds,
+    and accepted once each when the checker has an L{IReplayCache}.
+
+    :ivar maxLifetime: the longest a ticket may live, in seconds: one whose
+        C{exp} is further than this from the clock, or from its C{iat}, is
+        refused.
     """
 
     credentialInterfaces = (IPlayerIdCredentials,)
     _log = Logger()
 
-    def __init__(self, secret: bytes, clock: IReactorTime | None = None) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        clock: IReactorTime | None = None,
+        *,
+        maxLifetime: float = DEFAULT_MAX_TICKET_LIFETIME,
+        replayCache: _ReplayCacheSource | None = None,
+    ) -> None:
         """
         :param secret: the HMAC key, shared with whatever mints tickets.
         :param clock: the clock whose C{seconds()} expiries are checked
             against; when L{None}, the reactor that L{bindReactor} gives.
+        :param maxLifetime: the longest a ticket may live, in seconds.
+        :param replayCache: for one-time tickets, where their ids are
+            remembered, or a callable that makes it with the checker's clock
+            on the first login (as C{functools.partial(MemoryReplayCache,
+            maxEntries=N)} does); L{None} accepts a ticket until it expires.
         """
         if not secret:
             raise ValueError("the ticket secret is empty")
+        if not (maxLifetime > 0 and math.isfinite(maxLifetime)):
+            raise ValueError("the maximum lifetime is a positive number")
         self._secret = secret
         self._clock = clock
         self._boundClock: IReactorTime | None = None
+        self.maxLifetime = maxLifetime
+        self._replayCache: IReplayCache | None = None
+        self._makeReplayCache: Callable[[IReactorTime], IReplayCache] | None = None
+        if IReplayCache.providedBy(replayCache):
+            self._replayCache = replayCache
+        elif replayCache is not None:
+            self._makeReplayCache = replayCache
+
+    @property
+    def oneTime(self) -> bool:
+        """
+        Whether each ticket is accepted once only (and a ticket without a
+        C{jti} never).
+        """
+        return self._replayCache is not None or self._makeReplayCache is not None
 
     def bindReactor(self, reactor: IReactorTime) -> None:
         """
@@ -658,11 +922,18 @@ class TicketChecker:
         """
         self._boundClock = reactor
 
+    def _replayCacheOn(self, clock: IReactorTime) -> IReplayCache:
+        if self._replayCache is None:
+            assert self._makeReplayCache is not None
+            self._replayCache = self._makeReplayCache(clock)
+        return self._replayCache
+
     def requestAvatarId(self, credentials: IPlayerIdCredentials) -> Deferred[AvatarId]:
         """
         :return: a L{Deferred} that fires with the avatar id of the player
-            the ticket names, or fails with L{UnauthorizedLogin}, or with
-            L{ReactorNotBound} when it has no clock yet.
+            the ticket names, or fails with L{UnauthorizedLogin}, with
+            L{CheckerBusy} when a one-time ticket cannot be remembered now,
+            or with L{ReactorNotBound} when it has no clock yet.
         """
         clock = self._clock if self._clock is not None else self._boundClock
         if clock is None:
@@ -672,11 +943,27 @@ class TicketChecker:
                 )
             )
         try:
-            identity = verifyTicket(self._secret, _idOf(credentials), clock.seconds())
+            ticket = _readTicket(
+                self._secret, _idOf(credentials), clock.seconds(), self.maxLifetime
+            )
+            if self.oneTime and ticket.ticketId is None:
+                raise UnauthorizedLogin("one-time ticket without jti")
         except UnauthorizedLogin as e:
             self._log.info("ticket refused: {reason}", reason=str(e))
             return fail(e)
-        return succeed(encodeAvatarId(identity))
+        if ticket.ticketId is None or not self.oneTime:
+            return succeed(encodeAvatarId(ticket.identity))
+        d = self._replayCacheOn(clock).markUsed(ticket.ticketId, ticket.expires)
+        return d.addCallback(self._used, ticket.identity)
+
+    def _used(self, first: bool, identity: PlayerIdentity) -> AvatarId:
+        if not first:
+            self._log.info(
+                "ticket refused for {playerId}: ticket used already",
+                playerId=safeText(identity.playerId),
+            )
+            raise UnauthorizedLogin("ticket used already")
+        return encodeAvatarId(identity)
 
 
 @implementer(IRealm)
@@ -734,6 +1021,57 @@ def _loggedIn(result: LoginResult) -> PlayerIdentity:
     return PlayerIdentity(player.playerId, player.name, player.attributes)
 
 
+_T = TypeVar("_T")
+
+
+class BoundedAuthenticator:
+    """
+    Bounds the credential checks in flight at once (contract Part 6: 64).
+    Wraps an authenticator, such as C{functools.partial(authenticate,
+    portal)}, and is called the same way; a call beyond the limit fails at
+    once with L{CheckerBusy}, without calling the wrapped authenticator. A
+    check's slot is free again as soon as it ends, however it ends, before
+    the caller's callbacks run.
+
+    :ivar limit: the most checks in flight at once.
+    """
+
+    def __init__(
+        self,
+        authenticator: Callable[[str], Deferred[PlayerIdentity]],
+        limit: int = DEFAULT_CHECKER_LIMIT,
+    ) -> None:
+        if limit < 1:
+            raise ValueError("the limit is at least 1")
+        self._authenticator = authenticator
+        self.limit = limit
+        self._inFlight = 0
+
+    @property
+    def inFlight(self) -> int:
+        """
+        The checks begun and not ended.
+        """
+        return self._inFlight
+
+    def __call__(self, idString: str) -> Deferred[PlayerIdentity]:
+        """
+        Validate an ID, if fewer than L{limit} checks are in flight.
+
+        :return: what the wrapped authenticator returns, or a L{Deferred}
+            failed with L{CheckerBusy}.
+        """
+        if self._inFlight >= self.limit:
+            return fail(CheckerBusy(f"{self.limit} credential checks in flight"))
+        self._inFlight += 1
+        d: Deferred[PlayerIdentity] = maybeDeferred(self._authenticator, idString)
+        return d.addBoth(self._ended)
+
+    def _ended(self, result: _T) -> _T:
+        self._inFlight -= 1
+        return result
+
+
 def readSecretFile(path: str) -> bytes:
     """
     Read a ticket secret at start-up: the file's bytes with surrounding
@@ -762,9 +1100,9 @@ class DevCheckerFactory:
 
     authType = "dev"
     authHelp = (
-        "Development mode: any non-empty ID is accepted and is the player id\n"
-        "and the display name. Never use it where players are real; it is\n"
-        "logged as a warning at start-up."
+        "Development mode: any non-empty ID without control characters is\n"
+        "accepted and is the player id and the display name. Never use it\n"
+        "where players are real; it is logged as a warning at start-up."
     )
     argStringFormat = "No argument."
     credentialInterfaces = (IPlayerIdCredentials,)
@@ -847,20 +1185,74 @@ class SQLiteCheckerFactory:
         return checker
 
 
+_TICKET_OPTIONS: Final = frozenset({"max-lifetime", "one-time", "max-remembered"})
+_OPTION_NAME_CHARACTERS: Final = frozenset(string.ascii_lowercase + "-")
+
+
+def _splitTicketArgument(argstring: str) -> tuple[str, dict[str, str]]:
+    """
+    Split the argument of C{--auth ticket:} into the secret file's path and
+    the options that end it, each after a colon: C{max-lifetime=SECONDS},
+    C{one-time} and C{max-remembered=N}. Options are read from the end, so
+    that a path may hold colons.
+
+    :return: the path and the options, by name (C{""} for C{one-time}).
+    :raises InvalidAuthArgumentString: for an unknown C{name=value} option,
+        an option given twice, C{one-time} with a value or another option
+        without one.
+    """
+    parts = argstring.split(":")
+    options: dict[str, str] = {}
+    while len(parts) > 1:
+        name, equals, value = parts[-1].partition("=")
+        if name not in _TICKET_OPTIONS:
+            if equals and name and set(name) <= _OPTION_NAME_CHARACTERS:
+                raise InvalidAuthArgumentString(
+                    f"unknown --auth ticket option {name!r}; the options are "
+                    "max-lifetime=SECONDS, one-time and max-remembered=N"
+                )
+            break
+        if name in options:
+            raise InvalidAuthArgumentString(f"--auth ticket: {name} given twice")
+        if (name == "one-time") == bool(equals):
+            raise InvalidAuthArgumentString(
+                "--auth ticket: one-time takes no value"
+                if equals
+                else f"--auth ticket: {name} needs a value ({name}=...)"
+            )
+        options[name] = value
+        parts.pop()
+    return ":".join(parts), options
+
+
 @implementer(ICheckerFactory, IPlugin)
 class TicketCheckerFactory:
     """
-    C{--auth ticket:SECRET_FILE}: makes a L{TicketChecker} with the secret
-    read from the file at start-up.
+    C{--auth ticket:SECRET_FILE[:OPTION]...}: makes a L{TicketChecker} with
+    the secret read from the file at start-up. The options: C{max-lifetime=
+    SECONDS} (default L{DEFAULT_MAX_TICKET_LIFETIME}), C{one-time} (each
+    ticket accepted once, its C{jti} remembered in a L{MemoryReplayCache})
+    and, with it, C{max-remembered=N} (default L{DEFAULT_MAX_REMEMBERED}).
     """
 
     authType = "ticket"
     authHelp = (
         "Tickets signed with HMAC-SHA256 by a login website:\n"
-        "v1.<base64url(JSON {sub, name, exp, attrs})>.<base64url(HMAC)>.\n"
-        "The secret is the file's content without surrounding whitespace."
+        "v1.<base64url(JSON {sub, name, exp, iat, jti, attrs})>.<base64url(HMAC)>.\n"
+        "The secret is the file's content without surrounding whitespace.\n"
+        "Options may follow the path, each after a colon:\n"
+        "  max-lifetime=SECONDS  refuse a ticket whose exp is further than\n"
+        "      this from now or from its iat (default 86400: 24 hours)\n"
+        "  one-time  accept each ticket once: its jti is remembered until\n"
+        "      it expires, and a ticket without jti is refused\n"
+        "  max-remembered=N  with one-time, the most jti remembered at once\n"
+        "      (default 100000); beyond, logins are answered busy\n"
+        "Example: ticket:/etc/aphelion/ticket.secret:max-lifetime=3600:one-time"
     )
-    argStringFormat = "The path of the file that holds the shared secret."
+    argStringFormat = (
+        "SECRET_FILE[:max-lifetime=SECONDS][:one-time][:max-remembered=N]: the"
+        " path of the file that holds the shared secret, then options."
+    )
     credentialInterfaces = (IPlayerIdCredentials,)
     _log = Logger()
 
@@ -876,19 +1268,49 @@ class TicketCheckerFactory:
         """
         :return: a L{TicketChecker}.
         :raises InvalidAuthArgumentString: if the secret file is missing,
-            unreadable or empty.
+            unreadable or empty, or an option is wrong.
         """
-        if not argstring:
+        path, options = _splitTicketArgument(argstring)
+        if not path:
             raise InvalidAuthArgumentString("--auth ticket needs a SECRET_FILE")
+        maxLifetime = DEFAULT_MAX_TICKET_LIFETIME
+        if "max-lifetime" in options:
+            try:
+                maxLifetime = float(options["max-lifetime"])
+            except ValueError:
+                maxLifetime = math.nan
+            if not (maxLifetime > 0 and math.isfinite(maxLifetime)):
+                raise InvalidAuthArgumentString(
+                    "--auth ticket: max-lifetime is a positive number of seconds,"
+                    f" not {options['max-lifetime']!r}"
+                )
+        maxRemembered = DEFAULT_MAX_REMEMBERED
+        if "max-remembered" in options:
+            if "one-time" not in options:
+                raise InvalidAuthArgumentString(
+                    "--auth ticket: max-remembered goes with one-time"
+                )
+            text = options["max-remembered"]
+            if not (text.isdigit() and text.isascii() and int(text) >= 1):
+                raise InvalidAuthArgumentString(
+                    f"--auth ticket: max-remembered is a whole number of at least"
+                    f" 1, not {text!r}"
+                )
+            maxRemembered = int(text)
         try:
-            secret = readSecretFile(argstring)
+            secret = readSecretFile(path)
         except ValueError as e:
             raise InvalidAuthArgumentString(str(e)) from None
         if len(secret) < 32:
             self._log.warn(
                 "the ticket secret in {path} is only {length} bytes; "
                 "use at least 32 random ones",
-                path=argstring,
+                path=path,
                 length=len(secret),
             )
-        return TicketChecker(secret, self._clock)
+        replayCache = None
+        if "one-time" in options:
+            replayCache = partial(MemoryReplayCache, maxEntries=maxRemembered)
+        return TicketChecker(
+            secret, self._clock, maxLifetime=maxLifetime, replayCache=replayCache
+        )

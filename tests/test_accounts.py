@@ -6,10 +6,14 @@ C{aphelion ticket}.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import sqlite3
 from io import StringIO
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.cred.error import UnauthorizedLogin
 from twisted.enterprise.adbapi import ConnectionPool
 from twisted.internet.task import Clock
@@ -28,6 +32,7 @@ from aphelion.accounts import (
 from aphelion.auth import (
     MAX_ID_BYTES,
     DatabaseChecker,
+    MemoryReplayCache,
     PlayerIdCredentials,
     PlayerIdentity,
     TicketChecker,
@@ -36,6 +41,13 @@ from aphelion.auth import (
 )
 
 SECRET = b"0123456789abcdef0123456789abcdef"
+
+controlCharacters = st.one_of(
+    st.integers(0x00, 0x1F), st.just(0x7F), st.integers(0x80, 0x9F)
+).map(chr)
+"""
+Every control character of Part 6: C0, DEL and C1.
+"""
 
 
 class Result:
@@ -165,6 +177,18 @@ class AccountsCommandTests(SynchronousTestCase):
             with self.assertRaises(usage.UsageError):
                 self.add(playerId)
 
+    @settings(max_examples=50, deadline=None)
+    @given(st.integers(0, 5), controlCharacters)
+    def test_addControlCharacters(self, position: int, character: str) -> None:
+        """
+        A player id with a control character anywhere is a usage error that
+        says so, and no database is created.
+        """
+        playerId = "alice"[:position] + character + "alice"[position:]
+        error = self.assertRaises(usage.UsageError, self.add, playerId)
+        self.assertEqual(str(error), "a player id may not hold control characters")
+        self.assertFalse(os.path.exists(self.db))
+
     def test_addBadAttribute(self) -> None:
         """
         An attribute that is not C{KEY=VALUE} is a usage error.
@@ -267,6 +291,30 @@ class AccountFunctionTests(SynchronousTestCase):
         with self.assertRaises(ValueError):
             removeAccount(self.connection, "a", paramstyle="numeric")
 
+    @settings(max_examples=100, deadline=None)
+    @given(st.sampled_from(["playerId", "name", "secret"]), controlCharacters)
+    def test_controlCharacters(self, field: str, character: str) -> None:
+        """
+        A player id, name or secret that holds a control character (C0, C1
+        or DEL) is refused with L{ValueError}, and nothing is added: the
+        checkers would refuse the ID, and the name could forge log lines.
+        """
+        values = {"playerId": "alice", "name": "Alice", "secret": "hunter2"}
+        values[field] = values[field][:2] + character + values[field][2:]
+        error = self.assertRaises(
+            ValueError,
+            addAccount,
+            self.connection,
+            values["playerId"],
+            values["name"],
+            values["secret"],
+            0.0,
+            iterations=1,
+        )
+        self.assertIn("control characters", str(error))
+        tables = self.connection.execute("SELECT name FROM sqlite_master")
+        self.assertEqual(tables.fetchall(), [])
+
 
 class AddedAccountLoginTests(TestCase):
     """
@@ -363,12 +411,37 @@ class TicketCommandTests(SynchronousTestCase):
         assert isinstance(avatarId, bytes)
         self.assertEqual(decodeAvatarId(avatarId), PlayerIdentity("bob", "bob"))
 
+    def test_issuedAndTicketId(self) -> None:
+        """
+        The ticket carries C{iat}, the time it was minted, and a random
+        C{jti}, so that a checker of one-time tickets accepts it once; two
+        tickets minted alike differ.
+        """
+        argv = ["--secret-file", self.secretFile, "--player", "bob"]
+        one, two = (self.ticket(*argv, now=1000.5).out.strip() for _ in range(2))
+        self.assertNotEqual(one, two)
+        payload = one.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * 4))
+        self.assertEqual((claims["iat"], claims["exp"]), (1000, 4600))
+        self.assertEqual(len(claims["jti"]), 22)
+        clock = Clock()
+        clock.advance(1001)
+        checker = TicketChecker(SECRET, clock, replayCache=MemoryReplayCache(clock))
+        self.successResultOf(checker.requestAvatarId(PlayerIdCredentials(one)))
+        self.successResultOf(checker.requestAvatarId(PlayerIdCredentials(two)))
+        with capturedLogs():
+            self.failureResultOf(
+                checker.requestAvatarId(PlayerIdCredentials(one)), UnauthorizedLogin
+            )
+
     def test_usage(self) -> None:
         """
-        C{--secret-file} and C{--player} are required and C{--ttl} is
-        positive.
+        C{--secret-file} and C{--player} are required, C{--player} holds no
+        control character and C{--ttl} is positive.
         """
         for argv in [
+            ["--secret-file", self.secretFile, "--player", "bob\nforged"],
+            ["--secret-file", self.secretFile, "--player", "\x9b"],
             ["--player", "bob"],
             ["--secret-file", self.secretFile],
             ["--secret-file", self.secretFile, "--player", "bob", "--ttl", "0"],

@@ -13,9 +13,10 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.cred.checkers import ANONYMOUS, ICredentialsChecker
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
@@ -29,7 +30,7 @@ from twisted.cred.strcred import (
 )
 from twisted.enterprise.adbapi import ConnectionPool
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IReactorCore
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor
@@ -43,13 +44,20 @@ from zope.interface.verify import verifyObject
 
 from aphelion.accounts import addAccount
 from aphelion.auth import (
+    DEFAULT_CHECKER_LIMIT,
+    DEFAULT_MAX_REMEMBERED,
+    DEFAULT_MAX_TICKET_LIFETIME,
     DEV_WARNING,
     MAX_ID_BYTES,
+    BoundedAuthenticator,
+    CheckerBusy,
     DatabaseChecker,
     DevChecker,
     DevCheckerFactory,
     IPlayer,
     IPlayerIdCredentials,
+    IReplayCache,
+    MemoryReplayCache,
     PlayerIdCredentials,
     PlayerIdentity,
     PlayerRealm,
@@ -65,10 +73,23 @@ from aphelion.auth import (
     mintTicket,
     readSecretFile,
     verifySecret,
+    verifyTicket,
 )
+
+if TYPE_CHECKING:
+    _TestCaseBase = SynchronousTestCase
+else:
+    _TestCaseBase = object
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 ITERATIONS = 1000
+
+controlCharacters = st.one_of(
+    st.integers(0x00, 0x1F), st.just(0x7F), st.integers(0x80, 0x9F)
+).map(chr)
+"""
+Every control character of Part 6: C0, DEL and C1.
+"""
 
 
 def idOf(idString: str) -> PlayerIdCredentials:
@@ -134,6 +155,7 @@ class CheckerTestsMixin:
     """
 
     checker: ICredentialsChecker
+    validId: str
 
     def refused(self, idString: str) -> UnauthorizedLogin:
         """
@@ -171,6 +193,28 @@ class CheckerTestsMixin:
         An ID that cannot be encoded in UTF-8 is refused.
         """
         self.refused("a:\udc80")
+
+    # One test for every checker class: what one class's run saves in the
+    # example database (a position, a character) is valid for the others.
+    @settings(
+        max_examples=200,
+        deadline=None,
+        suppress_health_check=[HealthCheck.differing_executors],
+    )
+    @given(st.data())
+    def test_controlCharacters(self, data: st.DataObject) -> None:
+        """
+        A good ID with a control character (C0, C1 or DEL) inserted anywhere
+        is refused, for holding it, and the ID is not logged.
+        """
+        position = data.draw(st.integers(0, len(self.validId)), "position")
+        character = data.draw(controlCharacters, "character")
+        idString = self.validId[:position] + character + self.validId[position:]
+        with capturedLogs() as events:
+            error = self.refused(idString)
+        self.assertEqual(str(error), "the ID holds control characters")  # type: ignore[attr-defined]
+        for event in events:
+            self.assertNotIn(character, formatEvent(event))  # type: ignore[attr-defined]
 
 
 class CredentialsTests(SynchronousTestCase):
@@ -292,6 +336,8 @@ class DevCheckerTests(CheckerTestsMixin, SynchronousTestCase):
     Tests of L{DevChecker}.
     """
 
+    validId = "alice"
+
     def setUp(self) -> None:
         with capturedLogs():
             self.checker = DevChecker()
@@ -339,6 +385,7 @@ class TicketCheckerTests(CheckerTestsMixin, SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         self.checker = TicketChecker(SECRET, self.clock)
+        self.validId = self.mint()
 
     def mint(self, ttl: float = 60, secret: bytes = SECRET, **kw: Any) -> str:
         """
@@ -388,9 +435,11 @@ class TicketCheckerTests(CheckerTestsMixin, SynchronousTestCase):
     def test_format(self) -> None:
         """
         A minted ticket is C{v1.<base64url JSON>.<base64url HMAC-SHA256>},
-        without padding, and its expiry is rounded up to a whole second.
+        without padding; its issue time is rounded down to a whole second,
+        its expiry is that plus the time to live rounded up, and it carries
+        the ticket id given.
         """
-        ticket = mintTicket(SECRET, "alice", "Alice", 0.5, 1000.25)
+        ticket = mintTicket(SECRET, "alice", "Alice", 0.5, 1000.25, ticketId="t-1")
         version, payload, mac = ticket.split(".")
         self.assertEqual(version, "v1")
         self.assertNotIn("=", payload + mac)
@@ -398,7 +447,15 @@ class TicketCheckerTests(CheckerTestsMixin, SynchronousTestCase):
             base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
         )
         self.assertEqual(
-            claims, {"sub": "alice", "name": "Alice", "exp": 1001, "attrs": {}}
+            claims,
+            {
+                "sub": "alice",
+                "name": "Alice",
+                "iat": 1000,
+                "exp": 1001,
+                "jti": "t-1",
+                "attrs": {},
+            },
         )
         expected = hmac.new(SECRET, f"v1.{payload}".encode(), "sha256").digest()
         self.assertEqual(base64.urlsafe_b64decode(mac + "="), expected)
@@ -592,6 +649,7 @@ class DatabaseCheckerTests(CheckerTestsMixin, TestCase):
     """
 
     checker: DatabaseChecker
+    validId = "bob:builder"
 
     def setUp(self) -> None:
         self.path = self.mktemp()
@@ -689,6 +747,27 @@ class DatabaseCheckerTests(CheckerTestsMixin, TestCase):
         self.assertEqual(
             [formatEvent(e) for e in events],
             ["ID refused for bob: wrong secret", "ID refused: unknown player"],
+        )
+
+    async def test_playerIdEscapedInLog(self) -> None:
+        """
+        A player id is logged escaped, and cut to 200 characters.
+        """
+        connection = sqlite3.connect(self.path)
+        try:
+            for playerId in ["back\\slash", "x" * 300]:
+                addAccount(connection, playerId, "X", "s", 0.0, iterations=ITERATIONS)
+        finally:
+            connection.close()
+        with capturedLogs() as events:
+            await self.assertRefused("back\\slash:wrong")
+            await self.assertRefused("x" * 300 + ":wrong")
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                "ID refused for back\\\\slash: wrong secret",
+                "ID refused for " + "x" * 200 + "\N{HORIZONTAL ELLIPSIS}: wrong secret",
+            ],
         )
 
     async def test_databaseError(self) -> None:
@@ -874,6 +953,32 @@ class OtherRealm:
         return IPlayer, OtherPlayer(), logout
 
 
+@implementer(ICredentialsChecker)
+class RecordingChecker:
+    """
+    A checker that accepts any ID and records it.
+
+    :ivar seen: the IDs checked.
+    """
+
+    credentialInterfaces = (IPlayerIdCredentials,)
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def requestAvatarId(
+        self, credentials: IPlayerIdCredentials
+    ) -> Deferred[bytes | tuple[()]]:
+        """
+        :return: a L{Deferred} that has fired with the ID's avatar id.
+        """
+        self.seen.append(credentials.id)
+        avatarId: bytes | tuple[()] = encodeAvatarId(
+            PlayerIdentity(credentials.id, "X")
+        )
+        return succeed(avatarId)
+
+
 class AuthenticateTests(SynchronousTestCase):
     """
     Tests of L{authenticate}.
@@ -904,6 +1009,23 @@ class AuthenticateTests(SynchronousTestCase):
                 authenticate(self.portal, "x" * (MAX_ID_BYTES + 1)), UnauthorizedLogin
             )
         self.assertEqual(len(events), 1)
+
+    def test_controlCharacters(self) -> None:
+        """
+        An ID with a control character is refused before any checker sees
+        it, and nothing is logged.
+        """
+        checker = RecordingChecker()
+        portal = Portal(PlayerRealm(), [checker])
+        with capturedLogs() as events:
+            for idString in ["alice\nforged", "\x00", "bob\x7f", "\x9bcarol"]:
+                error = self.failureResultOf(
+                    authenticate(portal, idString), UnauthorizedLogin
+                ).value
+                self.assertEqual(str(error), "the ID holds control characters")
+        self.assertEqual((checker.seen, list(events)), ([], []))
+        self.successResultOf(authenticate(portal, "alice"))
+        self.assertEqual(checker.seen, ["alice"])
 
     def test_noChecker(self) -> None:
         """
@@ -1198,3 +1320,698 @@ class SQLitePluginTests(TestCase):
         )
         with capturedLogs():
             await self.assertFailure(authenticate(portal, "bob:x"), UnauthorizedLogin)
+
+
+def signedTicket(claims: Mapping[str, object], secret: bytes = SECRET) -> str:
+    """
+    :return: a ticket of C{claims}, correctly signed, made by hand as the
+        module docstring tells a login website to.
+    """
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode()
+    signed = f"v1.{payload.rstrip('=')}"
+    mac = hmac.new(secret, signed.encode(), "sha256").digest()
+    return f"{signed}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+class TicketClaimTests(SynchronousTestCase):
+    """
+    Tests of the claims that L{TicketChecker} checks beyond the MAC: the
+    player id, C{iat}, C{jti}, and the lifetime cap.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.now = int(self.clock.seconds())
+
+    def check(self, ticket: str, **kw: Any) -> Failure | PlayerIdentity:
+        """
+        :return: the identity a L{TicketChecker} on C{self.clock}, made with
+            C{kw}, accepts C{ticket} for, or the failure it refuses it with.
+        """
+        checker = TicketChecker(SECRET, self.clock, **kw)
+        outcome: list[Failure | bytes | tuple[()]] = []
+        with capturedLogs():
+            checker.requestAvatarId(idOf(ticket)).addBoth(outcome.append)
+        [result] = outcome
+        if isinstance(result, Failure):
+            return result
+        assert isinstance(result, bytes)
+        return decodeAvatarId(result)
+
+    def assertRefused(self, ticket: str, reason: str, **kw: Any) -> None:
+        """
+        Assert that C{ticket} is refused with L{UnauthorizedLogin} and
+        C{reason}.
+        """
+        result = self.check(ticket, **kw)
+        assert isinstance(result, Failure), result
+        result.trap(UnauthorizedLogin)
+        self.assertEqual(str(result.value), reason)
+
+    def assertAccepted(self, ticket: str, **kw: Any) -> None:
+        """
+        Assert that C{ticket} is accepted.
+        """
+        self.assertIsInstance(self.check(ticket, **kw), PlayerIdentity)
+
+    def test_defaultMaxLifetime(self) -> None:
+        """
+        By default a ticket lives at most 24 hours: one that expires 24 hours
+        from now is accepted, one that expires later is refused, whatever it
+        says, with or without C{iat}.
+        """
+        self.assertEqual(DEFAULT_MAX_TICKET_LIFETIME, 24 * 3600)
+        day = 86_400
+        self.assertAccepted(signedTicket({"sub": "a", "exp": self.now + day}))
+        self.assertAccepted(mintTicket(SECRET, "a", "A", day, self.now + 0.5))
+        for ticket in [
+            signedTicket({"sub": "a", "exp": self.now + day + 1}),
+            signedTicket({"sub": "a", "exp": self.now + 10 * 365 * day}),
+            signedTicket({"sub": "a", "exp": self.now + day + 1, "iat": self.now}),
+            mintTicket(SECRET, "a", "A", day + 1, self.now),
+        ]:
+            self.assertRefused(ticket, "ticket lifetime too long")
+
+    def test_lifetimeFromIssue(self) -> None:
+        """
+        A ticket whose C{exp - iat} is longer than the maximum lifetime is
+        refused even when it expires soon; one of exactly the maximum is
+        accepted.
+        """
+        day = 86_400
+        self.assertRefused(
+            signedTicket({"sub": "a", "iat": self.now - day, "exp": self.now + 1}),
+            "ticket lifetime too long",
+        )
+        self.assertAccepted(
+            signedTicket({"sub": "a", "iat": self.now - day + 1, "exp": self.now + 1})
+        )
+
+    def test_configuredMaxLifetime(self) -> None:
+        """
+        The maximum lifetime is the checker's C{maxLifetime}. A ticket with
+        an C{iat} and too long a life stays refused as the clock moves on;
+        one without C{iat} is accepted once its expiry is near enough.
+        """
+        self.assertAccepted(self.mint(60), maxLifetime=60)
+        self.assertRefused(self.mint(61), "ticket lifetime too long", maxLifetime=60)
+        long = self.mint(120)
+        noIssue = signedTicket({"sub": "a", "exp": self.now + 120})
+        self.assertRefused(noIssue, "ticket lifetime too long", maxLifetime=60)
+        self.clock.advance(60)
+        self.assertRefused(long, "ticket lifetime too long", maxLifetime=60)
+        self.assertAccepted(noIssue, maxLifetime=60)
+        self.assertAccepted(long, maxLifetime=120)
+
+    def test_badMaxLifetime(self) -> None:
+        """
+        A L{TicketChecker} cannot be made with a maximum lifetime that is not
+        a positive finite number.
+        """
+        for bad in [0, -1, float("nan"), float("inf")]:
+            with self.assertRaises(ValueError):
+                TicketChecker(SECRET, self.clock, maxLifetime=bad)
+
+    def test_verifyTicket(self) -> None:
+        """
+        L{verifyTicket} applies the maximum lifetime too, 24 hours unless
+        given.
+        """
+        ticket = self.mint(3600)
+        identity = verifyTicket(SECRET, ticket, self.now)
+        self.assertEqual(identity, PlayerIdentity("alice", "Alice"))
+        with self.assertRaises(UnauthorizedLogin):
+            verifyTicket(SECRET, ticket, self.now, maxLifetime=60)
+        with self.assertRaises(UnauthorizedLogin):
+            verifyTicket(SECRET, self.mint(86_401), self.now)
+
+    def mint(self, ttl: float) -> str:
+        """
+        :return: a ticket for alice minted now with C{ttl}.
+        """
+        return mintTicket(SECRET, "alice", "Alice", ttl, self.now)
+
+    def test_badTimes(self) -> None:
+        """
+        An C{exp} or C{iat} that is not a finite number is a bad ticket (an
+        infinite C{exp} would otherwise never expire).
+        """
+        exp = self.now + 10
+        for claims in [
+            {"sub": "a", "exp": float("inf")},
+            {"sub": "a", "exp": float("nan")},
+            {"sub": "a", "exp": 10**400},
+            {"sub": "a", "exp": exp, "iat": "now"},
+            {"sub": "a", "exp": exp, "iat": None},
+            {"sub": "a", "exp": exp, "iat": True},
+            {"sub": "a", "exp": exp, "iat": float("-inf")},
+            {"sub": "a", "exp": exp, "iat": float("nan")},
+        ]:
+            self.assertRefused(signedTicket(claims), "bad ticket")
+
+    def test_badTicketId(self) -> None:
+        """
+        A C{jti} that is not a non-empty string is a bad ticket.
+        """
+        for jti in ["", 1, None, ["x"]]:
+            self.assertRefused(
+                signedTicket({"sub": "a", "exp": self.now + 10, "jti": jti}),
+                "bad ticket",
+            )
+
+    @settings(max_examples=100, deadline=None)
+    @given(st.text(max_size=5), controlCharacters, st.text(max_size=5))
+    def test_controlCharactersInPlayerId(
+        self, before: str, character: str, after: str
+    ) -> None:
+        """
+        A correctly signed ticket whose player id holds a control character
+        is refused.
+        """
+        ticket = signedTicket({"sub": before + character + after, "exp": self.now + 10})
+        self.assertRefused(ticket, "control characters in the player id")
+
+    @settings(max_examples=50, deadline=None)
+    @given(st.text(max_size=5), controlCharacters, st.text(max_size=5))
+    def test_mintControlCharacters(
+        self, before: str, character: str, after: str
+    ) -> None:
+        """
+        L{mintTicket} refuses a player id that holds a control character.
+        """
+        with self.assertRaises(ValueError):
+            mintTicket(SECRET, before + character + after, "A", 60, self.now)
+
+    def test_mintTicketId(self) -> None:
+        """
+        L{mintTicket} writes a random C{jti} of 22 characters unless given
+        one, and refuses an empty one.
+        """
+
+        def claimsOf(ticket: str) -> dict[str, Any]:
+            payload = ticket.split(".")[1]
+            loaded: dict[str, Any] = json.loads(
+                base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+            )
+            return loaded
+
+        one, two = (claimsOf(self.mint(60))["jti"] for _ in range(2))
+        self.assertNotEqual(one, two)
+        self.assertEqual(len(one), 22)
+        ticket = mintTicket(SECRET, "a", "A", 60, self.now, ticketId="mine")
+        self.assertEqual(claimsOf(ticket)["jti"], "mine")
+        with self.assertRaises(ValueError):
+            mintTicket(SECRET, "a", "A", 60, self.now, ticketId="")
+
+
+class OneTimeTicketTests(SynchronousTestCase):
+    """
+    Tests of a L{TicketChecker} of one-time tickets.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.cache = MemoryReplayCache(self.clock)
+        self.checker = TicketChecker(SECRET, self.clock, replayCache=self.cache)
+
+    def mint(self, ttl: float = 60, playerId: str = "alice") -> str:
+        """
+        :return: a ticket for C{playerId} minted now.
+        """
+        return mintTicket(SECRET, playerId, "Alice", ttl, self.clock.seconds())
+
+    def test_once(self) -> None:
+        """
+        A ticket is accepted once; its second use is refused, and logged with
+        the player id; another ticket of the same player is accepted.
+        """
+        self.assertTrue(self.checker.oneTime)
+        ticket = self.mint()
+        self.successResultOf(self.checker.requestAvatarId(idOf(ticket)))
+        with noSecretsLogged(self, ticket) as events:
+            error = self.failureResultOf(
+                self.checker.requestAvatarId(idOf(ticket)), UnauthorizedLogin
+            ).value
+        self.assertEqual(str(error), "ticket used already")
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            ["ticket refused for alice: ticket used already"],
+        )
+        self.successResultOf(self.checker.requestAvatarId(idOf(self.mint())))
+
+    def test_rememberedUntilExpiry(self) -> None:
+        """
+        A used ticket is remembered until it expires, and is then refused as
+        expired; the cache has forgotten it by the next use.
+        """
+        ticket = self.mint(ttl=60)
+        self.successResultOf(self.checker.requestAvatarId(idOf(ticket)))
+        self.clock.advance(59.9)
+        with capturedLogs():
+            self.failureResultOf(
+                self.checker.requestAvatarId(idOf(ticket)), UnauthorizedLogin
+            )
+        self.assertEqual(len(self.cache), 1)
+        self.clock.advance(0.1)
+        with capturedLogs():
+            error = self.failureResultOf(
+                self.checker.requestAvatarId(idOf(ticket)), UnauthorizedLogin
+            ).value
+        self.assertEqual(str(error), "ticket expired")
+        self.successResultOf(self.checker.requestAvatarId(idOf(self.mint())))
+        self.assertEqual(len(self.cache), 1)
+
+    def test_noTicketId(self) -> None:
+        """
+        A ticket without C{jti} is refused by a one-time checker, and
+        accepted, as often as it comes, by one that is not.
+        """
+        ticket = signedTicket({"sub": "a", "exp": self.clock.seconds() + 60})
+        with capturedLogs() as events:
+            error = self.failureResultOf(
+                self.checker.requestAvatarId(idOf(ticket)), UnauthorizedLogin
+            ).value
+        self.assertEqual(str(error), "one-time ticket without jti")
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            ["ticket refused: one-time ticket without jti"],
+        )
+        reusable = TicketChecker(SECRET, self.clock)
+        self.assertFalse(reusable.oneTime)
+        for t in [ticket, ticket, self.mint(), self.mint()]:
+            self.successResultOf(reusable.requestAvatarId(idOf(t)))
+
+    def test_busy(self) -> None:
+        """
+        When the cache cannot remember one more ticket, the checker fails
+        with L{CheckerBusy}, not L{UnauthorizedLogin}, through a portal too.
+        """
+        checker = TicketChecker(
+            SECRET, self.clock, replayCache=MemoryReplayCache(self.clock, 1)
+        )
+        self.successResultOf(checker.requestAvatarId(idOf(self.mint())))
+        with capturedLogs():
+            self.failureResultOf(
+                checker.requestAvatarId(idOf(self.mint())), CheckerBusy
+            )
+            portal = Portal(PlayerRealm(), [checker])
+            self.failureResultOf(authenticate(portal, self.mint()), CheckerBusy)
+        self.assertFalse(issubclass(CheckerBusy, UnauthorizedLogin))
+
+    def test_cacheMadeOnBoundClock(self) -> None:
+        """
+        Given a callable, the checker makes its cache with its clock (the
+        one bound by C{bindReactor} when none was given) on the first login
+        of a ticket with a C{jti}.
+        """
+        made: list[MemoryReplayCache] = []
+
+        def makeCache(clock: Any) -> MemoryReplayCache:
+            made.append(MemoryReplayCache(clock, 5))
+            return made[-1]
+
+        checker = TicketChecker(SECRET, replayCache=makeCache)
+        self.assertTrue(checker.oneTime)
+        checker.bindReactor(self.clock)
+        self.assertEqual(made, [])
+        ticket = self.mint()
+        self.successResultOf(checker.requestAvatarId(idOf(ticket)))
+        with capturedLogs():
+            self.failureResultOf(
+                checker.requestAvatarId(idOf(ticket)), UnauthorizedLogin
+            )
+        [cache] = made
+        self.assertIs(cache._clock, self.clock)
+        self.assertEqual(len(cache), 1)
+
+
+class ReplayCacheTestsMixin(_TestCaseBase):
+    """
+    Behaviour of every L{IReplayCache}. Mix into a test case that sets
+    C{self.clock} and C{self.cache}, a cache on that clock that remembers at
+    least 10 ids.
+    """
+
+    clock: Clock
+    cache: IReplayCache
+
+    def used(self, ticketId: str, ttl: float = 60) -> bool:
+        """
+        :return: whether the cache says C{ticketId}, expiring C{ttl} seconds
+            from now, is used for the first time.
+        """
+        d = self.cache.markUsed(ticketId, self.clock.seconds() + ttl)
+        first: bool = self.successResultOf(d)
+        return first
+
+    def test_interface(self) -> None:
+        """
+        The cache provides L{IReplayCache}.
+        """
+        self.assertTrue(verifyObject(IReplayCache, self.cache))
+
+    def test_firstUseOnly(self) -> None:
+        """
+        The first use of an id is C{True}; later ones are C{False}; other ids
+        are not affected.
+        """
+        self.assertTrue(self.used("a"))
+        self.assertFalse(self.used("a"))
+        self.assertFalse(self.used("a"))
+        self.assertTrue(self.used("b"))
+
+    def test_untilExpiry(self) -> None:
+        """
+        An id is remembered until its expiry, and forgotten then.
+        """
+        self.assertTrue(self.used("a", ttl=10))
+        self.clock.advance(9.9)
+        self.assertFalse(self.used("a", ttl=0.2))
+        self.clock.advance(0.1)
+        self.assertTrue(self.used("a", ttl=10))
+
+
+class MemoryReplayCacheTests(ReplayCacheTestsMixin, SynchronousTestCase):
+    """
+    Tests of L{MemoryReplayCache}.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.cache = self.memory = MemoryReplayCache(self.clock, 10)
+
+    def test_default(self) -> None:
+        """
+        By default the cache remembers L{DEFAULT_MAX_REMEMBERED} ids, and it
+        remembers at least one.
+        """
+        self.assertEqual(MemoryReplayCache(self.clock).maxEntries, 100_000)
+        self.assertEqual(DEFAULT_MAX_REMEMBERED, 100_000)
+        with self.assertRaises(ValueError):
+            MemoryReplayCache(self.clock, 0)
+
+    def test_forgetsExpired(self) -> None:
+        """
+        Expired ids are forgotten at the next use, so memory follows the
+        tickets that are still good; an id that expired already is not
+        remembered at all.
+        """
+        for n in range(10):
+            self.assertTrue(self.used(str(n), ttl=n + 1))
+        self.assertEqual(len(self.memory), 10)
+        self.clock.advance(5)
+        self.assertTrue(self.used("x", ttl=100))
+        self.assertEqual(len(self.memory), 6)
+        self.assertTrue(self.used("late", ttl=0))
+        self.assertTrue(self.used("late", ttl=0))
+        self.assertEqual(len(self.memory), 6)
+
+    def test_capped(self) -> None:
+        """
+        When as many unexpired ids as the cap are remembered, a new id fails
+        with L{CheckerBusy}, and a warning is logged once; a known id is
+        still told apart; once one expires there is room again, and the
+        warning is logged again when the cache is next full.
+        """
+        for n in range(10):
+            self.assertTrue(self.used(str(n), ttl=10 + n))
+        with capturedLogs() as events:
+            for _ in range(3):
+                d = self.memory.markUsed("new", self.clock.seconds() + 60)
+                self.failureResultOf(d, CheckerBusy)
+            self.assertFalse(self.used("0"))
+        self.assertEqual(len(self.memory), 10)
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                "10 one-time tickets are remembered, the most allowed: new ones"
+                " are answered busy until some expire"
+            ],
+        )
+        self.assertEqual(events[0]["log_level"].name, "warn")
+        self.clock.advance(10)
+        self.assertTrue(self.used("new"))
+        with capturedLogs() as events:
+            self.failureResultOf(self.memory.markUsed("newer", 1e10), CheckerBusy)
+        self.assertEqual(len(events), 1)
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.integers(0, 14),
+                st.floats(0, 100, allow_nan=False),
+                st.floats(0, 50, allow_nan=False),
+            ),
+            max_size=60,
+        )
+    )
+    def test_neverTwiceNeverBeyondCap(
+        self, uses: list[tuple[int, float, float]]
+    ) -> None:
+        """
+        Whatever the uses and the passing of time, no id is accepted twice
+        before its expiry, and no more than the cap are remembered.
+        """
+        clock = Clock()
+        cache = MemoryReplayCache(clock, 5)
+        accepted: dict[str, float] = {}
+        with capturedLogs():
+            for number, ttl, wait in uses:
+                clock.advance(wait)
+                now, ticketId = clock.seconds(), str(number)
+                outcome: list[object] = []
+                cache.markUsed(ticketId, now + ttl).addBoth(outcome.append)
+                [result] = outcome
+                stillGood = accepted.get(ticketId, now) > now
+                if isinstance(result, Failure):
+                    result.trap(CheckerBusy)
+                    self.assertFalse(stillGood)
+                elif result:
+                    self.assertFalse(stillGood)
+                    accepted[ticketId] = now + ttl
+                else:
+                    self.assertTrue(stillGood)
+                self.assertLessEqual(len(cache), 5)
+
+
+class BoundedAuthenticatorTests(SynchronousTestCase):
+    """
+    Tests of L{BoundedAuthenticator}.
+    """
+
+    def setUp(self) -> None:
+        self.calls: list[tuple[str, Deferred[PlayerIdentity]]] = []
+        self.bounded = BoundedAuthenticator(self.authenticate, limit=2)
+
+    def authenticate(self, idString: str) -> Deferred[PlayerIdentity]:
+        """
+        The wrapped authenticator: records the call and returns a
+        L{Deferred} that the test fires.
+        """
+        d: Deferred[PlayerIdentity] = Deferred()
+        self.calls.append((idString, d))
+        return d
+
+    def test_default(self) -> None:
+        """
+        By default 64 checks may be in flight, and at least one must be.
+        """
+        self.assertEqual(BoundedAuthenticator(self.authenticate).limit, 64)
+        self.assertEqual(DEFAULT_CHECKER_LIMIT, 64)
+        with self.assertRaises(ValueError):
+            BoundedAuthenticator(self.authenticate, 0)
+
+    def test_busyAtLimit(self) -> None:
+        """
+        Beyond the limit, a check fails at once with L{CheckerBusy}, which is
+        not L{UnauthorizedLogin}, without calling the wrapped authenticator.
+        """
+        first, second = self.bounded("a"), self.bounded("b")
+        self.assertEqual(self.bounded.inFlight, 2)
+        failure = self.failureResultOf(self.bounded("c"), CheckerBusy)
+        self.assertNotIsInstance(failure.value, UnauthorizedLogin)
+        self.assertEqual([idString for idString, _ in self.calls], ["a", "b"])
+        self.assertEqual(self.bounded.inFlight, 2)
+        self.assertNoResult(first)
+        self.assertNoResult(second)
+
+    def test_freedOnSuccess(self) -> None:
+        """
+        A check that succeeds frees its slot before the caller's callbacks
+        run, and its result reaches the caller.
+        """
+        identity = PlayerIdentity("a", "A")
+        results: list[tuple[PlayerIdentity, int]] = []
+        self.bounded("a").addCallback(
+            lambda i: results.append((i, self.bounded.inFlight))
+        )
+        self.bounded("b")
+        self.calls[0][1].callback(identity)
+        self.assertEqual(results, [(identity, 1)])
+        self.assertNoResult(self.bounded("c"))
+        self.assertEqual(self.bounded.inFlight, 2)
+
+    def test_freedOnFailure(self) -> None:
+        """
+        A check that fails (a refused ID, a checker that broke) frees its
+        slot, and its failure reaches the caller.
+        """
+        refused, broken = self.bounded("a"), self.bounded("b")
+        self.calls[0][1].errback(UnauthorizedLogin("no"))
+        self.failureResultOf(refused, UnauthorizedLogin)
+        self.assertEqual(self.bounded.inFlight, 1)
+        self.calls[1][1].errback(RuntimeError("database down"))
+        self.failureResultOf(broken, RuntimeError)
+        self.assertEqual(self.bounded.inFlight, 0)
+
+    def test_freedOnCancel(self) -> None:
+        """
+        A check that the caller cancels frees its slot.
+        """
+        d = self.bounded("a")
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        self.assertEqual(self.bounded.inFlight, 0)
+
+    def test_synchronousError(self) -> None:
+        """
+        A wrapped authenticator that raises instead of returning a
+        L{Deferred} gives a failed one, and frees the slot.
+        """
+
+        def broken(idString: str) -> Deferred[PlayerIdentity]:
+            raise RuntimeError("bug")
+
+        bounded = BoundedAuthenticator(broken, 1)
+        self.failureResultOf(bounded("a"), RuntimeError)
+        self.assertEqual(bounded.inFlight, 0)
+
+    def test_aroundAuthenticate(self) -> None:
+        """
+        Wrapped around L{authenticate}, it gives the identity, and refuses an
+        ID with control characters, like L{authenticate} itself.
+        """
+        with capturedLogs():
+            portal = Portal(PlayerRealm(), [DevChecker()])
+        bounded = BoundedAuthenticator(partial(authenticate, portal))
+        self.assertEqual(
+            self.successResultOf(bounded("alice")), PlayerIdentity("alice", "alice")
+        )
+        self.failureResultOf(bounded("alice\nforged line"), UnauthorizedLogin)
+        self.assertEqual(bounded.inFlight, 0)
+
+
+class TicketPluginOptionTests(SynchronousTestCase):
+    """
+    Tests of the options of C{--auth ticket:SECRET_FILE[:OPTION]...}.
+    """
+
+    def setUp(self) -> None:
+        self.path = writeFile(self, SECRET)
+
+    def make(self, options: str = "", path: str | None = None) -> TicketChecker:
+        """
+        :return: the checker C{--auth ticket:PATH:OPTIONS} makes.
+        """
+        argument = self.path if path is None else path
+        checker = makeChecker(f"ticket:{argument}{options}")
+        assert isinstance(checker, TicketChecker)
+        return checker
+
+    def refused(self, options: str) -> str:
+        """
+        :return: the message C{--auth ticket:PATH:OPTIONS} is refused with.
+        """
+        error = self.assertRaises(
+            InvalidAuthArgumentString, makeChecker, f"ticket:{self.path}{options}"
+        )
+        return str(error)
+
+    def test_defaults(self) -> None:
+        """
+        Without options, tickets live at most 24 hours and may be used again
+        until they expire.
+        """
+        checker = self.make()
+        self.assertEqual(checker.maxLifetime, 86_400)
+        self.assertFalse(checker.oneTime)
+
+    def test_options(self) -> None:
+        """
+        C{max-lifetime=SECONDS}, C{one-time} and C{max-remembered=N} follow
+        the path in any order; the checker's cache is made on the bound
+        clock with that cap.
+        """
+        checker = self.make(":max-lifetime=3600:one-time")
+        self.assertEqual(checker.maxLifetime, 3600)
+        self.assertTrue(checker.oneTime)
+        checker = self.make(":one-time:max-remembered=2:max-lifetime=90.5")
+        self.assertEqual(checker.maxLifetime, 90.5)
+        clock = Clock()
+        checker.bindReactor(clock)
+        with capturedLogs():
+            self.failureResultOf(
+                checker.requestAvatarId(idOf(mintTicket(SECRET, "a", "A", 91, 0))),
+                UnauthorizedLogin,
+            )
+        ticket = mintTicket(SECRET, "alice", "Alice", 90, 0)
+        self.successResultOf(checker.requestAvatarId(idOf(ticket)))
+        cache = checker._replayCache
+        assert isinstance(cache, MemoryReplayCache)
+        self.assertEqual(cache.maxEntries, 2)
+        self.assertIs(cache._clock, clock)
+        with capturedLogs():
+            self.failureResultOf(
+                checker.requestAvatarId(idOf(ticket)), UnauthorizedLogin
+            )
+
+    def test_pathWithColons(self) -> None:
+        """
+        A path that holds colons still names the secret file, with or
+        without options after it.
+        """
+        path = self.mktemp() + ":with:colons"
+        with open(path, "wb") as f:
+            f.write(SECRET)
+        self.assertFalse(self.make(path=path).oneTime)
+        self.assertTrue(self.make(":one-time", path=path).oneTime)
+
+    def test_badOptions(self) -> None:
+        """
+        Unknown, repeated and malformed options are refused with a message
+        that names them.
+        """
+        self.assertIn(
+            "unknown --auth ticket option 'max-life'", self.refused(":max-life=5")
+        )
+        for value in ["0", "-1", "soon", "nan", "inf", ""]:
+            self.assertIn(
+                "max-lifetime is a positive number",
+                self.refused(f":max-lifetime={value}"),
+            )
+        self.assertIn("needs a value", self.refused(":max-lifetime"))
+        self.assertIn("takes no value", self.refused(":one-time=yes"))
+        self.assertIn("given twice", self.refused(":one-time:one-time"))
+        self.assertIn("goes with one-time", self.refused(":max-remembered=5"))
+        for value in ["0", "-1", "many", "1.5", "\N{DEVANAGARI DIGIT ONE}"]:
+            self.assertIn(
+                "max-remembered is a whole number",
+                self.refused(f":one-time:max-remembered={value}"),
+            )
+        error = self.assertRaises(
+            InvalidAuthArgumentString, makeChecker, "ticket::one-time"
+        )
+        self.assertEqual(str(error), "--auth ticket needs a SECRET_FILE")
+
+    def test_help(self) -> None:
+        """
+        The plugin's help documents every option and its default.
+        """
+        factory = findCheckerFactory("ticket")
+        for text in ["max-lifetime=SECONDS", "86400", "one-time", "max-remembered=N"]:
+            self.assertIn(text, factory.authHelp)
+        for text in ["SECRET_FILE", "max-lifetime=", "one-time", "max-remembered="]:
+            self.assertIn(text, factory.argStringFormat)

@@ -6,20 +6,32 @@ real server on loopback.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from io import StringIO
 from typing import Any, cast
 
+from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
+from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
+from aphelion.auth import (
+    MemoryReplayCache,
+    PlayerIdCredentials,
+    PlayerIdentity,
+    TicketChecker,
+    decodeAvatarId,
+)
 from aphelion.cli import COMMANDS, Options, PingOptions, run
 from aphelion.config import Config
-from aphelion.service import AphelionSite, build
-from aphelion.websocket import AphelionServerFactory, buildResource
+from aphelion.service import build
+from aphelion.web import makeSite
+from aphelion.websocket import AphelionServerFactory
 
 LINE = re.compile(
     r"^ws://127\.0\.0\.1:\d+/aphelion: rtt \d+\.\d\d ms, 0 players, 0 playing$"
@@ -56,10 +68,11 @@ class PingCommandTests(TestCase):
         self.reactor: Any = cast(Any, reactor)
         # A session timeout of 0 expires each session in the turn after its
         # last connection closed, so that none outlives a test.
-        service: Any = build(Config(listen=(), sessionTimeout=0.0), reactor)
+        config = Config(listen=(), sessionTimeout=0.0)
+        service: Any = build(config, reactor)
         self.factory: AphelionServerFactory = service.factory
         self.registry: Any = self.factory.registry
-        site = AphelionSite(buildResource(self.factory, "/aphelion"))
+        site = makeSite(self.factory, config, self.reactor)
         port = self.reactor.listenTCP(0, site, interface="127.0.0.1")
         self.addCleanup(self.serverConnectionsGone)
         self.addCleanup(port.stopListening)
@@ -239,3 +252,79 @@ class UsageTests(TestCase):
         self.assertIs(
             dict((c[0], c[2]) for c in Options.subCommands)["ping"], PingOptions
         )
+
+
+class TicketCommandTests(TestCase):
+    """
+    C{aphelion ticket}, run as the console runs it.
+    """
+
+    def setUp(self) -> None:
+        self.secret = b"0123456789abcdef0123456789abcdef"
+        self.secretFile = self.mktemp()
+        with open(self.secretFile, "wb") as f:
+            f.write(self.secret + b"\n")
+
+    async def aphelion(self, *argv: str) -> tuple[int, str, str]:
+        """
+        Run C{aphelion argv}.
+
+        :return: the exit status, the standard output and the standard error.
+        """
+        out, err = StringIO(), StringIO()
+        status = await run(None, argv, out, err)
+        return status, out.getvalue(), err.getvalue()
+
+    async def test_output(self) -> None:
+        """
+        C{aphelion ticket} prints one line, the ticket, as the operations
+        page shows it: it carries the player, C{iat}, an C{exp} C{--ttl}
+        seconds later and a random C{jti}, and a checker of one-time tickets
+        accepts it once.
+        """
+        status, out, err = await self.aphelion(
+            "ticket",
+            "--secret-file",
+            self.secretFile,
+            "--player",
+            "alice",
+            "--name",
+            "Alice",
+            "--ttl",
+            "600",
+            "--attribute",
+            "team=red",
+        )
+        self.assertEqual((status, err), (0, ""))
+        self.assertRegex(out, r"^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}\n$")
+        ticket = out.strip()
+        payload = ticket.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * 4))
+        self.assertEqual(sorted(claims), ["attrs", "exp", "iat", "jti", "name", "sub"])
+        self.assertEqual(claims["exp"] - claims["iat"], 600)
+        self.assertRegex(claims["jti"], r"^[A-Za-z0-9_-]{22}$")
+        clock = Clock()
+        clock.advance(claims["iat"])
+        checker = TicketChecker(
+            self.secret, clock, replayCache=MemoryReplayCache(clock)
+        )
+        avatarId = await checker.requestAvatarId(PlayerIdCredentials(ticket))
+        assert isinstance(avatarId, bytes)
+        self.assertEqual(
+            decodeAvatarId(avatarId), PlayerIdentity("alice", "Alice", {"team": "red"})
+        )
+        with capturedLogs():
+            self.failureResultOf(
+                checker.requestAvatarId(PlayerIdCredentials(ticket)), UnauthorizedLogin
+            )
+
+    async def test_controlCharacters(self) -> None:
+        """
+        A player id with a control character is a usage error: exit 2, no
+        ticket.
+        """
+        status, out, err = await self.aphelion(
+            "ticket", "--secret-file", self.secretFile, "--player", "bob\nforged"
+        )
+        self.assertEqual((status, out), (2, ""))
+        self.assertIn("--player may not hold control characters", err)

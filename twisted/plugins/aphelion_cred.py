@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_auth -*-
 """
-C{--auth} plugins of aphelion: C{dev}, C{sqlite:PATH} and C{ticket:SECRET_FILE}.
+C{--auth} plugins of aphelion: C{dev}, C{sqlite:PATH} and
+C{ticket:SECRET_FILE[:max-lifetime=SECONDS][:one-time][:max-remembered=N]}.
 """
 
 from aphelion.auth import DevCheckerFactory, SQLiteCheckerFactory, TicketCheckerFactory
