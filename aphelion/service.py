@@ -13,7 +13,7 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.cred.portal import Portal
 from twisted.logger import Logger
 
-from aphelion.auth import PlayerRealm, authenticate
+from aphelion.auth import BoundedAuthenticator, PlayerRealm, authenticate
 from aphelion.codes import CloseCode
 from aphelion.config import Config
 from aphelion.control.proxy import LinkConnector, controlFactoryMaker
@@ -110,7 +110,10 @@ def build(config: Config, reactor: Any) -> MultiService:
             if bindReactor is not None:
                 bindReactor(reactor)
         portal = Portal(PlayerRealm(), config.checkers)
-        authenticator = partial(authenticate, portal)
+        # At most --checker-queue checks wait for the checker (Part 6).
+        authenticator = BoundedAuthenticator(
+            partial(authenticate, portal), config.checkerQueue
+        )
     else:
         _log.warn(
             "no --auth given: every authenticate is answered AUTH_METHOD_UNSUPPORTED"

@@ -4,15 +4,14 @@ The client side of the AuthProxy: Autobahn adapters for Part 1.
 
 L{AphelionServerProtocol} feeds the sans-IO cores (L{aphelion.handshake},
 L{aphelion.ack}) and the session registry, and calls hooks that subclasses may
-override. L{AphelionServerFactory} holds the collaborators; L{buildResource}
-mounts it in a C{twisted.web} resource tree at the configured path.
+override. L{AphelionServerFactory} holds the collaborators;
+L{aphelion.web.makeSite} serves it at the configured path.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
@@ -21,7 +20,6 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.resource import IResource, Resource
 from zope.interface import implementer
 
 from aphelion.ack import AckState, AckViolation
@@ -37,7 +35,7 @@ from aphelion.session import Session, SessionFull
 if TYPE_CHECKING:
     from aphelion.gateway import Gateway
 
-__all__ = ["AphelionServerFactory", "AphelionServerProtocol", "buildResource"]
+__all__ = ["AphelionServerFactory", "AphelionServerProtocol"]
 
 _OPEN = WebSocketProtocol.STATE_OPEN
 _MAX_REASON = 123  # a close frame's payload is at most 125 bytes, 2 are the code
@@ -528,51 +526,3 @@ class AphelionServerFactory(WebSocketServerFactory):
         """
         for connection in list(self.connections):
             connection.closeWith(code, reason)
-
-
-@implementer(IResource)
-class _Root(Resource):
-    """
-    A root resource that is also the WebSocket endpoint, for the path C{/}.
-    """
-
-    def __init__(self, ws: WebSocketResource) -> None:
-        super().__init__()
-        self._ws = ws
-
-    def getChild(self, path: bytes, request: Any) -> Any:
-        """
-        Called for a child path: the empty one is the endpoint itself.
-        """
-        if path == b"":
-            return self._ws
-        return super().getChild(path, request)
-
-    def render(self, request: Any) -> Any:
-        """
-        Called for a request of the root: the WebSocket upgrade.
-        """
-        return self._ws.render(request)
-
-
-def buildResource(factory: AphelionServerFactory, path: str) -> Resource:
-    """
-    Make the root of a C{twisted.web} resource tree that serves the
-    WebSocket endpoint at C{path}, so that other resources (health, metrics)
-    can join the same C{Site}.
-
-    :param path: an absolute URL path such as C{/aphelion}, or C{/}.
-    :return: the root resource.
-    """
-    ws = WebSocketResource(factory)
-    segments = [s.encode("utf-8") for s in path.strip("/").split("/") if s]
-    if not segments:
-        return _Root(ws)
-    root = Resource()
-    parent = root
-    for segment in segments[:-1]:
-        child = Resource()
-        parent.putChild(segment, child)
-        parent = child
-    parent.putChild(segments[-1], ws)
-    return root

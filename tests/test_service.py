@@ -8,6 +8,7 @@ from __future__ import annotations
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
+from aphelion.auth import BoundedAuthenticator, DevChecker
 from aphelion.config import Config
 from aphelion.service import build
 from aphelion.web import AphelionSite
@@ -45,3 +46,17 @@ class BuildTests(SynchronousTestCase):
         service.factory.connections.add(Conn())  # type: ignore[attr-defined]
         service.stopService()
         self.assertEqual(closed, [(1001, "server shutting down")])
+
+    def test_checkerQueue(self) -> None:
+        """
+        The gateway's checks go through a L{BoundedAuthenticator} of
+        C{--checker-queue} places (Part 6).
+        """
+        reactor = MemoryReactorClock()
+        service = build(
+            Config(listen=(), gameServers=0, checkers=(DevChecker(),), checkerQueue=5),
+            reactor,
+        )
+        authenticator = service.gateway._authenticate  # type: ignore[attr-defined]
+        self.assertIsInstance(authenticator, BoundedAuthenticator)
+        self.assertEqual(authenticator.limit, 5)

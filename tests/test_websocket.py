@@ -16,8 +16,6 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.resource import getChildForRequest
-from twisted.web.test.requesthelper import DummyRequest
 from txaio.testutil import replace_loop
 
 from aphelion import websocket
@@ -29,7 +27,7 @@ from aphelion.proto.game_pb2 import C2S, S2C, Authenticate, AuthenticateResponse
 from aphelion.proto.ping_pb2 import PingRequest, PingResponse
 from aphelion.session import MemorySessionRegistry
 from aphelion.testing import RecordingClientProtocol, connectedToServer
-from aphelion.websocket import AphelionServerFactory, buildResource
+from aphelion.websocket import AphelionServerFactory
 
 txaio.use_twisted()
 
@@ -726,44 +724,6 @@ class SessionTransportTests(ServerTestsMixin, SynchronousTestCase):
             pump.flush(advanceClock=False)
         self.assertIn(server, self.factory.connections)
         self.assertIsNone(client.closed)
-
-
-class ResourceTests(SynchronousTestCase):
-    """
-    Tests of L{buildResource}.
-    """
-
-    def setUp(self) -> None:
-        clock = Clock()
-        self.factory = AphelionServerFactory(
-            clock=clock,
-            registry=MemorySessionRegistry(clock=clock),
-            config=Config(),
-            gateway=Gateway(registry=MemorySessionRegistry(clock=clock)),
-        )
-
-    def test_path(self) -> None:
-        """
-        The WebSocket resource sits at the configured path; elsewhere is 404.
-        """
-        from autobahn.twisted.resource import WebSocketResource
-
-        root = buildResource(self.factory, "/games/aphelion")
-        found = getChildForRequest(root, DummyRequest([b"games", b"aphelion"]))
-        self.assertIsInstance(found, WebSocketResource)
-        other = getChildForRequest(root, DummyRequest([b"other"]))
-        self.assertNotIsInstance(other, WebSocketResource)
-
-    def test_rootPath(self) -> None:
-        """
-        The path C{/} makes the root itself the endpoint, as the Aphelion Java
-        client expects.
-        """
-        root = buildResource(self.factory, "/")
-        self.assertNotIsInstance(
-            getChildForRequest(root, DummyRequest([b"x"])), type(None)
-        )
-        self.assertIs(root._ws._factory, self.factory)  # type: ignore[attr-defined]
 
 
 class FuzzTests(ServerTestsMixin, SynchronousTestCase):
