@@ -10,6 +10,10 @@ plain Twisted TCP connection whose buffer is empty, and hands anything the
 kernel does not take (or any error) to the ordinary C{write}, so ordering,
 back-pressure and error handling stay Twisted's.
 
+L{bufferedBytes} says how many bytes a transport really holds unsent: the
+figure a limit on a slow reader must be based on (Part 6). Twisted only tells
+a producer "pause" (on every write while its buffer is full) and "resume".
+
 L{FastSendMixin} puts it under an Autobahn protocol's C{sendData}, and adds
 L{FastSendMixin.sendBinary}: one unmasked, unfragmented, uncompressed binary
 frame (all a server sends) built in two lines instead of Autobahn's general
@@ -22,8 +26,10 @@ from typing import Any
 
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet import tcp
+from twisted.internet.abstract import FileDescriptor
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 
-__all__ = ["FastSendMixin", "binaryFrame", "writeNow"]
+__all__ = ["FastSendMixin", "binaryFrame", "bufferedBytes", "writeNow"]
 
 _PLAIN_TCP = (tcp.Server, tcp.Client)
 _OPEN = WebSocketProtocol.STATE_OPEN
@@ -69,6 +75,65 @@ def writeNow(transport: Any, data: bytes) -> None:
             return
         data = data[sent:]
     transport.write(data)
+
+
+def bufferedBytes(transport: object) -> int | None:
+    """
+    The bytes written to C{transport} that it still holds, not yet handed to
+    the kernel.
+
+    These are Twisted's private attributes (checked by
+    C{tests.test_fastwrite.BufferedBytesGuardTests}, which names the one that
+    moved if an upgrade breaks this):
+
+    - a L{FileDescriptor} (a TCP connection, on the select-style reactors):
+      C{len(dataBuffer) - offset + _tempDataLen};
+    - a L{TLSMemoryBIOProtocol}: the cleartext it buffers (C{_appSendBuffer},
+      before the handshake ends), plus what its own transport holds;
+    - a TCP connection that runs TLS itself (C{startTLS}, C{listenSSL}):
+      both, its C{protocol} being the L{TLSMemoryBIOProtocol}.
+
+    :param transport: any transport.
+    :return: the count, or L{None} when the transport is of another kind (a
+        L{twisted.internet.testing.StringTransport}, the IOCP reactor's) or
+        does not have the attributes this reads.
+    """
+    if isinstance(transport, TLSMemoryBIOProtocol):
+        below = bufferedBytes(transport.transport)
+        tls = _tlsBuffered(transport)
+        if below is None or tls is None:
+            return None
+        return below + tls
+    if not isinstance(transport, FileDescriptor):
+        return None
+    data = getattr(transport, "dataBuffer", None)
+    offset = getattr(transport, "offset", None)
+    temp = getattr(transport, "_tempDataLen", None)
+    if (
+        not isinstance(data, (bytes, bytearray, memoryview))
+        or not isinstance(offset, int)
+        or not isinstance(temp, int)
+    ):
+        return None
+    queued = len(data) - offset + temp
+    if getattr(transport, "TLS", False):
+        tls = getattr(transport, "protocol", None)
+        extra = _tlsBuffered(tls) if isinstance(tls, TLSMemoryBIOProtocol) else None
+        if extra is None:
+            return None
+        queued += extra
+    return queued
+
+
+def _tlsBuffered(tls: TLSMemoryBIOProtocol) -> int | None:
+    """
+    The cleartext a TLS layer holds until its handshake is done, or L{None}
+    if it does not keep it where we look.
+    """
+    pending = getattr(tls, "_appSendBuffer", None)
+    if not isinstance(pending, list):
+        return None
+    return sum(len(chunk) for chunk in pending)
 
 
 class FastSendMixin:

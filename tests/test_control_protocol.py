@@ -11,10 +11,12 @@ from typing import Any
 from google.protobuf.message import Message
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.internet.abstract import FileDescriptor
+from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
-from twisted.logger import LogLevel, capturedLogs
+from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -147,6 +149,63 @@ class NoDelayTransport(StringTransport):
         """
         self.writes += 1
         super().write(data)
+
+
+class QueueTransport(FileDescriptor):
+    """
+    A transport with Twisted's own write buffer (a L{FileDescriptor} on a
+    L{MemoryReactor}) and no socket: what the peer reads is set by the test
+    with L{drain}. So it pauses its producer as a TCP connection does: on
+    every write while more than C{bufferSize} bytes are queued.
+
+    :ivar sent: the bytes the peer has read.
+    :ivar aborted: whether C{abortConnection} was called.
+    """
+
+    bufferSize = 100
+
+    def __init__(self) -> None:
+        super().__init__(reactor=MemoryReactor())
+        self.connected = 1
+        self.sent = bytearray()
+        self.aborted = False
+        self._room = 0
+
+    def writeSomeData(self, data: bytes) -> int:
+        """
+        Hand the peer as much as L{drain} allowed.
+        """
+        n = min(self._room, len(data))
+        self._room -= n
+        self.sent += bytes(data[:n])
+        return n
+
+    def drain(self, n: int) -> None:
+        """
+        Let the peer read C{n} bytes now.
+        """
+        self._room = n
+        self.doWrite()
+        self._room = 0
+
+    def abortConnection(self) -> None:
+        """
+        Record the abort.
+        """
+        self.aborted = True
+        self.disconnecting = True
+
+    def getPeer(self) -> IPv4Address:
+        """
+        A fixed peer address, for logs.
+        """
+        return IPv4Address("TCP", "192.0.2.7", 4321)
+
+    def getHost(self) -> IPv4Address:
+        """
+        A fixed local address.
+        """
+        return IPv4Address("TCP", "127.0.0.1", 1234)
 
 
 class ProtocolTestsMixin:
@@ -648,6 +707,8 @@ class TimerTests(ProtocolTestsMixin, SynchronousTestCase):
         [(kind, message)] = sent(transport)
         self.assertEqual((kind, message.code), (T.Error, ErrorCode.TIMEOUT))
         self.assertTrue(transport.disconnecting)
+        # What is left is the throttled log's summary, the factory's to stop.
+        self.factory.stopFactory()
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_anythingKeepsAlive(self) -> None:
@@ -764,6 +825,228 @@ class FlowControlTests(ProtocolTestsMixin, SynchronousTestCase):
         protocol.pauseProducing()
         protocol.sendGameData(b"x" * 65535)
         self.assertFalse(transport.disconnecting)
+
+    def test_repeatedPauseKeepsCount(self) -> None:
+        """
+        On a transport whose queue cannot be measured, a Twisted transport's
+        C{pauseProducing} on every write while its buffer is full does not
+        start the count over: the bytes written since the first pause reach
+        the limit.
+        """
+        protocol, transport = self.connect()
+        protocol.writeBufferLimit = 10
+        for _ in range(2):
+            protocol.pauseProducing()
+            protocol.sendGameData(b"x" * 2)  # 6 bytes with the header
+            protocol.pauseProducing()
+        self.assertTrue(transport.disconnected)  # aborted
+        self.assertTrue(protocol.closing)
+
+    def connectQueued(self, limit: int) -> tuple[Recorder, QueueTransport]:
+        """
+        A protocol on a L{QueueTransport}, with C{writeBufferLimit} C{limit}.
+        """
+        protocol = self.factory.buildProtocol(None)  # type: ignore[attr-defined]
+        assert isinstance(protocol, Recorder)
+        protocol.writeBufferLimit = limit
+        transport = QueueTransport()
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def test_transportPausesOnEveryWrite(self) -> None:
+        """
+        Twisted's own write buffer calls C{pauseProducing} on every write
+        while more than its C{bufferSize} is queued; the limit still holds:
+        the connection is aborted once the queue passes it.
+        """
+        pauses: list[int] = []
+        protocol, transport = self.connectQueued(1000)
+        original = protocol.pauseProducing
+
+        def pauseProducing() -> None:
+            pauses.append(1)
+            original()
+
+        protocol.pauseProducing = pauseProducing  # type: ignore[method-assign]
+        with capturedLogs() as events:
+            for _ in range(30):
+                protocol.sendGameData(b"x" * 46)  # 50 bytes with the header
+                if transport.aborted:
+                    break
+        self.assertGreater(len(pauses), 5)
+        self.assertTrue(transport.aborted)
+        self.assertTrue(protocol.closing)
+        # 21 envelopes: the first that leaves more than 1000 bytes queued.
+        self.assertEqual(len(transport.dataBuffer) + transport._tempDataLen, 1050)
+        [warning] = [e for e in events if e["log_level"] is LogLevel.warn]
+        self.assertIn("reads too slowly", formatEvent(warning))
+
+    def test_limitOnQueuedBytes(self) -> None:
+        """
+        The limit is on the bytes the transport really holds: what the peer
+        read meanwhile does not count, however much was written since the
+        pause.
+        """
+        protocol, transport = self.connectQueued(1000)
+        for _ in range(18):
+            protocol.sendGameData(b"x" * 46)
+        self.assertTrue(protocol.writePaused)
+        transport.drain(800)  # 100 left: still paused, not drained
+        self.assertTrue(protocol.writePaused)
+        for _ in range(18):
+            protocol.sendGameData(b"x" * 46)
+        self.assertFalse(transport.aborted)  # 1000 queued, 1800 since pause
+        protocol.sendGameData(b"")
+        self.assertTrue(transport.aborted)
+
+    def test_drainedResumes(self) -> None:
+        """
+        When the transport's buffer drains it resumes the protocol, and the
+        pause is over.
+        """
+        protocol, transport = self.connectQueued(1000)
+        for _ in range(3):
+            protocol.sendGameData(b"x" * 46)
+        self.assertTrue(protocol.writePaused)
+        transport.drain(150)
+        self.assertFalse(protocol.writePaused)
+        self.assertEqual(len(transport.sent), 150)
+
+
+class ThrottledLogTests(ProtocolTestsMixin, SynchronousTestCase):
+    """
+    The warnings that peers cause go through the factory's L{ThrottledLog}:
+    from many connections, the first line of each cause, then a count.
+    """
+
+    def test_manyTimeouts(self) -> None:
+        """
+        A hundred connections that send nothing each get C{Error{7}}, but the
+        log has one line with the first peer, then after the interval (10 s
+        by default) one summary line with the count of the others.
+        """
+        with capturedLogs() as events:
+            connections = [self.connect() for _ in range(100)]
+            self.clock.advance(10.0)
+        for _, transport in connections:
+            self.assertError(transport, ErrorCode.TIMEOUT)
+        [first] = events
+        self.assertEqual(first["cause"], "Error TIMEOUT sent")
+        self.assertEqual(first["code"], ErrorCode.TIMEOUT)
+        self.assertIn("sending Error 7 (TIMEOUT)", formatEvent(first))
+        with capturedLogs() as events:
+            self.clock.advance(10.0)
+        [summary] = events
+        self.assertEqual(summary["log_level"], LogLevel.warn)
+        self.assertEqual(summary["count"], 99)
+        self.assertEqual(
+            formatEvent(summary), "99 more: Error TIMEOUT sent in the last 10 s"
+        )
+
+    def test_causeHasNoAddress(self) -> None:
+        """
+        The cause of a throttled line names only the kind of event; the
+        peer's address is a field of the first line.
+        """
+        protocol, _ = self.connect()
+        protocol.transport = QueueTransport()
+        with capturedLogs() as events:
+            protocol.dataReceived(envelope(40))
+        [event] = events
+        self.assertEqual(event["cause"], "Error UNKNOWN_TYPE sent")
+        self.assertEqual(event["peer"], "192.0.2.7:4321")
+        self.assertNotIn("192.0.2.7", event["cause"])
+
+    def test_causesCountedApart(self) -> None:
+        """
+        Each cause has its own first line: a bad token, an unknown type and an
+        C{Error} received are three lines, the second of each is counted.
+        """
+        with capturedLogs() as events:
+            for _ in range(2):
+                protocol, _ = self.connect()
+                protocol.dataReceived(
+                    envelope(T.Type, control_pb2.Type(kind=2, token=b"wrong token"))
+                )
+                protocol, _ = self.connect()
+                protocol.dataReceived(envelope(40))
+                protocol, _ = self.connect()
+                protocol.dataReceived(
+                    envelope(T.Error, control_pb2.Error(code=6, message="no"))
+                )
+        self.assertEqual(
+            [e["cause"] for e in events],
+            [
+                "Error BAD_TOKEN sent",
+                "Error UNKNOWN_TYPE sent",
+                "Error BAD_TOKEN received",
+            ],
+        )
+        with capturedLogs() as events:
+            self.clock.advance(10.0)
+        self.assertEqual(sorted(e["count"] for e in events), [1, 1, 1])
+
+    def test_unknownCodeReceived(self) -> None:
+        """
+        An C{Error} with a code the contract does not have is one cause, so a
+        peer cannot make a cause per number; its control characters are
+        escaped in the line.
+        """
+        with capturedLogs() as events:
+            for code in (1000, 1001):
+                protocol, _ = self.connect()
+                protocol.dataReceived(
+                    envelope(T.Error, control_pb2.Error(code=code, message="a\x1b[2Jb"))
+                )
+        [event] = events
+        self.assertEqual(event["cause"], "Error unknown code received")
+        self.assertNotIn("\x1b", formatEvent(event))
+
+    def test_interval(self) -> None:
+        """
+        The factory's C{logInterval} sets the summary interval.
+        """
+        self.factory = RecorderFactory(clock=self.clock, logInterval=2.5)
+        self.factory.protocol = self.protocolClass
+        self.assertEqual(self.factory.throttle.interval, 2.5)
+        with capturedLogs() as events:
+            for _ in range(3):
+                protocol, _ = self.connect()
+                protocol.dataReceived(envelope(40))
+            self.clock.advance(2.5)
+        self.assertEqual([e.get("count") for e in events], [None, 2])
+
+    def test_stopFactory(self) -> None:
+        """
+        Stopping the factory cancels the summary timer (which runs once a
+        second line of a cause is counted).
+        """
+        for _ in range(2):
+            protocol, _ = self.connect()
+            protocol.dataReceived(envelope(40))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.factory.doStart()
+        self.factory.doStop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_sharedThrottle(self) -> None:
+        """
+        Factories given one throttle count together, and stopping one of
+        them leaves the shared throttle alone.
+        """
+        first = RecorderFactory(clock=self.clock)
+        second = RecorderFactory(clock=self.clock, throttle=first.throttle)
+        self.assertIs(second.throttle, first.throttle)
+        with capturedLogs() as events:
+            for factory in (first, second):
+                factory.protocol = self.protocolClass
+                protocol = factory.buildProtocol(None)
+                protocol.makeConnection(StringTransport())
+                protocol.dataReceived(envelope(40))
+        self.assertEqual(len(events), 1)
+        second.doStart()
+        second.doStop()
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
 
 
 class ArbitraryBytesTests(ProtocolTestsMixin, SynchronousTestCase):

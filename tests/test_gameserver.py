@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -31,7 +32,7 @@ from aphelion.envelope import HEADER, PAYLOAD_TYPES, EnvelopeDecoder, decodePayl
 from aphelion.games.chat import ChatGame
 from aphelion.proto import control_pb2
 from aphelion.proto.game_pb2 import GameConfig, GameDetails
-from tests.test_control_protocol import envelope
+from tests.test_control_protocol import QueueTransport, envelope
 
 T = EnvelopeType
 TOKEN = b"\x07" * 32
@@ -817,14 +818,27 @@ class PlayingTests(GameServerTestsMixin, SynchronousTestCase):
     def test_relayTooSlow(self) -> None:
         """
         When the AuthProxy stops reading a player's connection and too much
-        is queued, the player leaves and the connection is aborted.
+        is queued, the player gets C{Disconnect{KICKED, "reads too slowly"}},
+        leaves and the connection is aborted; the other player stays.
         """
         protocol, transport = self.server.seat("alice")
+        _bob, bobTransport = self.server.seat("bob")
         protocol.writeBufferLimit = 100
         protocol.pauseProducing()
         protocol.send(b"x" * 101)
-        self.assertTrue(transport.disconnected)
-        self.assertEqual(self.game.left, [("alice", "the relay reads too slowly")])
+        self.assertTrue(transport.disconnected)  # aborted
+        self.assertEqual(
+            received(transport)[-1],
+            (
+                T.Disconnect,
+                control_pb2.Disconnect(
+                    code=DisconnectCode.KICKED, reason="reads too slowly"
+                ),
+            ),
+        )
+        self.assertEqual(self.game.left, [("alice", "reads too slowly")])
+        self.assertEqual(list(self.factory.players), ["bob"])
+        self.assertFalse(bobTransport.disconnecting)
 
     def test_controlNotInPlayers(self) -> None:
         """
@@ -833,6 +847,208 @@ class PlayingTests(GameServerTestsMixin, SynchronousTestCase):
         protocol, transport = self.server.seat("alice")
         protocol.dataReceived(envelope(T.Heartbeat, control_pb2.Heartbeat(nonce=1)))
         self.assertError(transport, ErrorCode.NOT_ALLOWED_NOW)
+
+
+def queued(transport: QueueTransport) -> list[tuple[int, Any]]:
+    """
+    Decode what a L{QueueTransport} still holds unsent.
+    """
+    data = bytes(transport.dataBuffer[transport.offset :]) + b"".join(
+        transport._tempDataBuffer
+    )
+    stand = StringTransport()
+    stand.write(data)
+    return received(stand)
+
+
+class SlowPlayerTests(GameServerTestsMixin, SynchronousTestCase):
+    """
+    A player connection on which more than C{playerWriteLimit} bytes wait
+    unsent (Part 6: "bytes a game server buffers toward one player
+    connection") is disconnected, that one only.
+    """
+
+    def seatQueued(self, playerId: str) -> tuple[GameServerProtocol, QueueTransport]:
+        """
+        Seat a player on a L{QueueTransport}; what the game server answered
+        is read by the peer.
+        """
+        protocol = self.factory.buildProtocol(None)
+        assert isinstance(protocol, GameServerProtocol)
+        transport = QueueTransport()
+        transport.bufferSize = 64
+        protocol.makeConnection(transport)
+        protocol.dataReceived(
+            envelope(
+                T.Type, control_pb2.Type(kind=control_pb2.Type.CLIENT, token=TOKEN)
+            )
+            + envelope(T.ClientAuth, control_pb2.ClientAuth(player_id=playerId))
+        )
+        transport.drain(10000)
+        self.assertTrue(protocol.seated)
+        return protocol, transport
+
+    def test_default(self) -> None:
+        """
+        By default a player connection may hold 4 MiB unsent; the factory's
+        C{playerWriteLimit} sets it (L{None}: no limit) for player
+        connections only.
+        """
+        self.assertEqual(self.factory.playerWriteLimit, 4 * 1024 * 1024)
+        protocol, _ = self.server.seat("alice")
+        self.assertEqual(protocol.writeBufferLimit, 4 * 1024 * 1024)
+        factory = GameServerFactory(
+            clock=self.clock, token=TOKEN, game=self.game, playerWriteLimit=None
+        )
+        self.server.factory = factory
+        protocol, _ = self.server.seat("bob")
+        self.assertIsNone(protocol.writeBufferLimit)
+        control, _ = self.server.control()
+        self.assertEqual(control.writeBufferLimit, 4 * 1024 * 1024)
+
+    def test_onlyTheSlowPlayer(self) -> None:
+        """
+        Broadcasts to two players, one of which does not read: once more
+        than the limit waits on its connection, it gets C{Disconnect}, is
+        aborted and leaves (C{playerLeft}); the other gets every message.
+        """
+        self.factory.playerWriteLimit = 1000
+        alice, aliceTransport = self.seatQueued("alice")
+        bob, bobTransport = self.seatQueued("bob")
+        bobTransport.sent.clear()
+        with capturedLogs() as events:
+            for i in range(40):
+                self.factory.broadcast(b"%02d" % i + b"x" * 44)
+                bobTransport.drain(10000)
+        self.assertTrue(aliceTransport.aborted)
+        self.assertFalse(bobTransport.aborted)
+        self.assertEqual(self.game.left, [("alice", "reads too slowly")])
+        self.assertEqual(list(self.factory.players), ["bob"])
+        self.assertTrue(bob.seated)
+        stand = StringTransport()
+        stand.write(bytes(bobTransport.sent))
+        self.assertEqual(
+            [payload[:2] for _, payload in received(stand)],
+            [b"%02d" % i for i in range(40)],
+        )
+        # The queue passed the limit with the 21st message (50 bytes each),
+        # and the Disconnect joined it.
+        kinds = [kind for kind, _ in queued(aliceTransport)]
+        self.assertEqual(kinds, [T.GameData] * 21 + [T.Disconnect])
+        [warning] = [e for e in events if e["log_level"] is LogLevel.warn]
+        self.assertEqual(warning["cause"], "player reads too slowly")
+        self.assertEqual(warning["playerId"], "alice")
+        self.assertFalse(alice.seated)
+
+    def test_pausesDoNotReset(self) -> None:
+        """
+        The transport pauses the protocol on every write while its buffer is
+        full; that does not postpone the limit.
+        """
+        self.factory.playerWriteLimit = 500
+        alice, transport = self.seatQueued("alice")
+        for _ in range(20):
+            alice.send(b"x" * 46)
+            alice.pauseProducing()
+        self.assertTrue(transport.aborted)
+        self.assertEqual(self.game.left, [("alice", "reads too slowly")])
+
+    def test_drainingPlayerStays(self) -> None:
+        """
+        A player whose connection drains in time stays, however much it is
+        sent in all.
+        """
+        self.factory.playerWriteLimit = 500
+        alice, transport = self.seatQueued("alice")
+        for _ in range(200):
+            alice.send(b"x" * 46)
+            transport.drain(50)
+        self.assertFalse(transport.aborted)
+        self.assertTrue(alice.seated)
+
+    def test_controlConnectionOverflow(self) -> None:
+        """
+        A control connection over its limit is aborted without a
+        C{Disconnect}, as any envelope connection.
+        """
+        control, transport = self.server.control()
+        control.writeBufferLimit = 10
+        control.pauseProducing()
+        with capturedLogs() as events:
+            self.clock.advance(5)  # a Heartbeat
+        self.assertTrue(transport.disconnected)
+        self.assertEqual([kind for kind, _ in received(transport)], [T.Heartbeat])
+        self.assertEqual(events[0]["cause"], "peer reads too slowly")
+
+    def test_factoryKeyword(self) -> None:
+        """
+        C{playerWriteLimit} and C{logInterval} are keyword arguments of the
+        factory.
+        """
+        factory = GameServerFactory(
+            clock=self.clock,
+            token=TOKEN,
+            game=self.game,
+            playerWriteLimit=1234,
+            logInterval=3.0,
+        )
+        self.assertEqual(factory.playerWriteLimit, 1234)
+        self.assertEqual(factory.throttle.interval, 3.0)
+
+
+class ThrottledLogTests(GameServerTestsMixin, SynchronousTestCase):
+    """
+    Outsiders on a game port cause one log line per cause, then a count
+    (Part 6), not one line per connection.
+    """
+
+    def test_silentSockets(self) -> None:
+        """
+        A hundred connections that send nothing are each closed with
+        C{Error{7}} after 10 s, with one log line, and 10 s later a summary
+        line counts the others.
+        """
+        with capturedLogs() as events:
+            transports = [self.server.connect()[1] for _ in range(100)]
+            self.clock.advance(10)
+            for transport in transports:
+                self.assertError(transport, ErrorCode.TIMEOUT)
+            self.clock.advance(10)
+        self.assertEqual(
+            [formatEvent(e) for e in events][1:],
+            ["99 more: Error TIMEOUT sent in the last 10 s"],
+        )
+
+    def test_badTokens(self) -> None:
+        """
+        Wrong client tokens from many connections: one line, then a count.
+        """
+        with capturedLogs() as events:
+            for _ in range(5):
+                protocol, transport = self.server.connect()
+                protocol.dataReceived(
+                    envelope(
+                        T.Type,
+                        control_pb2.Type(kind=control_pb2.Type.CLIENT, token=b"x"),
+                    )
+                )
+                self.assertError(transport, ErrorCode.BAD_TOKEN)
+            self.clock.advance(10)
+        self.assertEqual([e.get("count") for e in events], [None, 4])
+
+    def test_stopFactoryStopsThrottle(self) -> None:
+        """
+        When the game server stops listening, the summary timer is
+        cancelled, and the game is stopped.
+        """
+        for _ in range(2):
+            protocol, _ = self.server.connect()
+            protocol.dataReceived(envelope(T.Ready, control_pb2.Ready()))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.factory.doStart()
+        self.factory.doStop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.game.events, ["start", "stop"])
 
 
 class StatusTests(GameServerTestsMixin, SynchronousTestCase):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.message import Message
@@ -17,10 +18,13 @@ from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol, Protocol, connectionDone
+from twisted.internet.task import deferLater
+from twisted.python import usage
 from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from aphelion.codes import Encoding, EnvelopeType
+from aphelion.control.child import Options
 from aphelion.envelope import (
     PAYLOAD_TYPES,
     Envelope,
@@ -29,6 +33,7 @@ from aphelion.envelope import (
     encodeEnvelope,
 )
 from aphelion.proto import chat_pb2, control_pb2
+from tests.test_integration_flow import FloodingPlayer
 
 T = EnvelopeType
 TIMEOUT = 15.0  # seconds any one step may take
@@ -175,10 +180,18 @@ class ChildTests(TestCase):
 
     token = bytes(range(100, 132))
 
-    async def spawn(self, tokenLine: bytes | None = None) -> ChildProcess:
+    async def spawn(
+        self,
+        tokenLine: bytes | None = None,
+        game: str = "aphelion.games.chat",
+        extra: tuple[str, ...] = (),
+    ) -> ChildProcess:
         """
         Start the process and give it its token (or C{tokenLine}); it is
         killed and awaited on cleanup.
+
+        :param game: the game module.
+        :param extra: more command-line arguments.
         """
         reactor = theReactor()
         child = ChildProcess()
@@ -190,9 +203,10 @@ class ChildTests(TestCase):
                 "-m",
                 "aphelion.control.child",
                 "--game",
-                "aphelion.games.chat",
+                game,
                 "--server-id",
                 "it-1",
+                *extra,
             ],
             env=dict(os.environ),
         )
@@ -289,6 +303,76 @@ class ChildTests(TestCase):
         await control.lost.addTimeout(TIMEOUT, theReactor())
         self.assertEqual(await self.exitStatus(child), 0)
 
+    async def waitForLog(
+        self, child: ChildProcess, test: Callable[[str], bool], what: str
+    ) -> None:
+        """
+        Wait until what the child logged passes C{test}.
+
+        :param what: what is awaited, for the failure message.
+        """
+        reactor = theReactor()
+        deadline = reactor.seconds() + TIMEOUT
+        while not test(child.stderr.decode("utf-8", "replace")):
+            if reactor.seconds() > deadline:
+                self.fail(f"not logged: {what}; stderr:\n{child.stderr.decode()}")
+            await deferLater(reactor, 0.05)
+
+    async def test_badTokensThrottled(self) -> None:
+        """
+        Twenty connections with a wrong client token each get C{Error{6}},
+        but the child logs one line for the first and then, every
+        C{--log-interval}, one line with the count of the others: the
+        AuthProxy's log, which takes the child's, does not grow by a line a
+        connection.
+        """
+        child = await self.spawn(extra=("--log-interval", "2"))
+        port = await child.port.addTimeout(TIMEOUT, theReactor())
+        for _ in range(20):
+            client = await self.connect(port)
+            client.send(
+                T.Type, control_pb2.Type(kind=control_pb2.Type.CLIENT, token=b"no")
+            )
+            error = await client.next(T.Error)
+            self.assertEqual(error.code, 6)
+            await client.lost.addTimeout(TIMEOUT, theReactor())
+
+        def counted(text: str) -> int:
+            # "[namespace#warn] 19 more: Error BAD_TOKEN sent in the last 2 s"
+            return sum(
+                int(line.split("] ", 1)[1].split(" ", 1)[0])
+                for line in text.splitlines()
+                if "more: Error BAD_TOKEN sent" in line
+            )
+
+        # The twenty may straddle two intervals: wait for all 19 counted.
+        await self.waitForLog(
+            child, lambda text: counted(text) >= 19, "summaries counting 19"
+        )
+        text = child.stderr.decode()
+        self.assertEqual(counted(text), 19)
+        self.assertEqual(text.count("sending Error"), 1)
+
+    async def test_playerWriteLimit(self) -> None:
+        """
+        C{--player-write-limit} is the game server's limit on the bytes
+        waiting for one player connection: a player that floods the echo
+        game and never reads is disconnected, and the log names that limit.
+        """
+        child = await self.spawn(
+            game="aphelion.games.echo", extra=("--player-write-limit", "262144")
+        )
+        port = await child.port.addTimeout(TIMEOUT, theReactor())
+        flooder = FloodingPlayer(self.token)
+        endpoint = TCP4ClientEndpoint(theReactor(), "127.0.0.1", port)
+        await connectProtocol(endpoint, flooder).addTimeout(TIMEOUT, theReactor())
+        await flooder.whenEnded().addTimeout(TIMEOUT, theReactor())
+        await self.waitForLog(
+            child,
+            lambda text: "player flooder reads too slowly: more than 262144" in text,
+            "the slow player with the limit",
+        )
+
     async def test_stdinClosed(self) -> None:
         """
         When its standard input closes (the parent is gone), the child exits
@@ -311,3 +395,45 @@ class ChildTests(TestCase):
         self.assertEqual(child.stdout, b"")
         self.assertIn(b"no control token", child.stderr)
         self.failureResultOf(child.port)
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    The child's command line.
+    """
+
+    def parse(self, *args: str) -> Options:
+        """
+        Parse C{--game echo} and C{args}.
+        """
+        options = Options()
+        options.parseOptions(["--game", "aphelion.games.echo", *args])
+        return options
+
+    def test_defaults(self) -> None:
+        """
+        By default a player connection may hold 4 MiB unsent, and the
+        summary log lines come every 10 s.
+        """
+        options = self.parse()
+        self.assertEqual(options["player-write-limit"], 4 * 1024 * 1024)
+        self.assertEqual(options["log-interval"], 10.0)
+
+    def test_values(self) -> None:
+        """
+        C{--player-write-limit} takes bytes, C{--log-interval} seconds.
+        """
+        options = self.parse("--player-write-limit", "65536", "--log-interval", "2.5")
+        self.assertEqual(options["player-write-limit"], 65536)
+        self.assertEqual(options["log-interval"], 2.5)
+
+    def test_badValues(self) -> None:
+        """
+        A limit or interval that is not positive is a usage error.
+        """
+        for args in (
+            ("--player-write-limit", "0"),
+            ("--player-write-limit", "-5"),
+            ("--log-interval", "0"),
+        ):
+            self.assertRaises(usage.UsageError, self.parse, *args)

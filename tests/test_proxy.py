@@ -43,6 +43,7 @@ from aphelion.gateway import Gateway, Seat, SessionState
 from aphelion.proto import control_pb2, game_pb2
 from aphelion.session import MemorySessionRegistry, Session
 from aphelion.testing import RecordingConnection
+from tests.test_control_protocol import QueueTransport
 from tests.test_spawn import FakeProcessReactor
 
 T = EnvelopeType
@@ -951,17 +952,91 @@ class PlayerLinkProtocolTests(PlayerLinkTestCase):
     def test_slowGameServerPausesPlayer(self) -> None:
         """
         When the game server reads too slowly (the link's transport pauses
-        it), reading from the player's connections pauses until it catches
-        up.
+        it), reading from the player's connections pauses, with the cause
+        C{"link"}, until it catches up.
         """
         protocol, _transport = self.connected()
-        playerTransport = self.connection.transport  # type: ignore[attr-defined]
         protocol.pauseProducing()
         self.assertTrue(protocol.writePaused)
-        self.assertEqual(playerTransport.producerState, "paused")
+        self.assertEqual(self.connection.pauses, {"link"})
         protocol.resumeProducing()
         self.assertFalse(protocol.writePaused)
-        self.assertEqual(playerTransport.producerState, "producing")
+        self.assertEqual(self.connection.pauses, set())
+
+    def test_pauseOncePerPause(self) -> None:
+        """
+        The transport pauses the link again on every write while the game
+        server reads too slowly; the player's connections are paused once.
+        """
+        calls: list[str] = []
+        original = self.connection.pauseReading
+
+        def pauseReading(cause: str) -> None:
+            calls.append(cause)
+            original(cause)
+
+        self.connection.pauseReading = pauseReading  # type: ignore[method-assign]
+        protocol, _transport = self.connected()
+        for _ in range(3):
+            protocol.pauseProducing()
+            protocol.sendGameData(b"x")
+        self.assertEqual(calls, ["link"])
+
+    def test_otherCausesStay(self) -> None:
+        """
+        The link takes back only its own pause: a connection paused for
+        another cause stays paused.
+        """
+        protocol, _transport = self.connected()
+        self.connection.pauseReading("ping")
+        protocol.pauseProducing()
+        self.assertEqual(self.connection.pauses, {"ping", "link"})
+        protocol.resumeProducing()
+        self.assertEqual(self.connection.pauses, {"ping"})
+
+    def test_lostWhilePausedResumes(self) -> None:
+        """
+        A link that goes away while it pauses the player's connections takes
+        its pause back.
+        """
+        protocol, _transport = self.connected()
+        protocol.pauseProducing()
+        protocol.connectionLost(Failure(ConnectionLost()))
+        self.assertEqual(self.connection.pauses, set())
+
+    def test_disconnectWhilePausedResumes(self) -> None:
+        """
+        A link the seat disconnects while it pauses the player's connections
+        takes its pause back.
+        """
+        protocol, _transport = self.connected()
+        protocol.pauseProducing()
+        protocol.disconnect(0, "bye")
+        self.assertEqual(self.connection.pauses, set())
+
+    def test_slowGameServerOverflow(self) -> None:
+        """
+        A game server that does not read while the link keeps writing: once
+        more than the link's C{writeBufferLimit} waits, the link is aborted,
+        the seat is told it is lost and the player's connections read again.
+        """
+        LinkConnector(self.reactor)(self.server, self.seat)  # type: ignore[arg-type]
+        factory = self.reactor.tcpClients[-1][2]
+        protocol = factory.buildProtocol(None)
+        protocol.writeBufferLimit = 1000
+        queue = QueueTransport()
+        protocol.makeConnection(queue)
+        protocol.dataReceived(
+            envelope(T.Connected, game_pb2.GameDetails(server_id="gs1"))
+        )
+        for _ in range(30):
+            protocol.sendGameData(b"x" * 46)
+        self.assertTrue(queue.aborted)
+        self.assertTrue(protocol.closing)
+        self.assertEqual(self.connection.pauses, {"link"})
+        protocol.connectionLost(Failure(ConnectionLost("aborted")))
+        self.assertEqual(self.connection.pauses, set())
+        self.assertEqual(self.reports()[-1][0], "lost")
 
     def test_connectionFailed(self) -> None:
         """

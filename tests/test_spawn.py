@@ -202,6 +202,14 @@ def crash(process: FakeProcess) -> None:
     process.exit(ProcessTerminated(exitCode=1))
 
 
+def serverIdOf(process: Any) -> str:
+    """
+    The C{--server-id} of a spawned process's command line.
+    """
+    args: list[str] = process.args
+    return args[args.index("--server-id") + 1]
+
+
 def messages(events: Sequence[LogEvent]) -> list[str]:
     """
     The formatted text of each log event.
@@ -334,6 +342,33 @@ class SpawnTests(MonitorTestCase):
             self.assertEqual(
                 process.args[process.args.index("--server-id") + 1], serverId
             )
+
+    def test_playerWriteLimitPassed(self) -> None:
+        """
+        The monitor's C{playerWriteLimit} and C{logInterval} reach each child
+        as C{--player-write-limit} and C{--log-interval}; by default 4 MiB
+        and 10 s.
+        """
+        self.startMonitor(count=1)
+        args = self.reactor.processes[0].args
+        self.assertEqual(args[args.index("--player-write-limit") + 1], "4194304")
+        self.assertEqual(args[args.index("--log-interval") + 1], "10.0")
+        self.startMonitor(count=1, playerWriteLimit=262144, logInterval=2.5)
+        args = self.reactor.processes[-1].args
+        self.assertEqual(args[args.index("--player-write-limit") + 1], "262144")
+        self.assertEqual(args[args.index("--log-interval") + 1], "2.5")
+        self.assertEqual(
+            args,
+            childCommand(GAME, "gs1", PYTHON, playerWriteLimit=262144, logInterval=2.5),
+        )
+
+    def test_badPlayerWriteLimit(self) -> None:
+        """
+        A player write limit or log interval that is not positive is refused
+        when the monitor is made.
+        """
+        self.assertRaises(ValueError, self.makeMonitor, playerWriteLimit=0)
+        self.assertRaises(ValueError, self.makeMonitor, logInterval=0)
 
     def test_spawnsWithCurrentPython(self) -> None:
         """
@@ -700,9 +735,9 @@ class CrashTests(MonitorTestCase):
         self.assertEqual(monitor.servers["gs1"].failures, 2)
         self.assertEqual(monitor.servers["gs2"].failures, 1)
         self.assertRestartsAfter(1)
-        self.assertEqual(self.reactor.processes[-1].args[-3], "gs2")
+        self.assertEqual(serverIdOf(self.reactor.processes[-1]), "gs2")
         self.assertRestartsAfter(1)
-        self.assertEqual(self.reactor.processes[-1].args[-3], "gs1")
+        self.assertEqual(serverIdOf(self.reactor.processes[-1]), "gs1")
 
     def test_lostObserverFailure(self) -> None:
         """

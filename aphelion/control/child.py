@@ -3,7 +3,8 @@
 The game-server process (Part 2.3, step 1)::
 
     python -m aphelion.control.child --game aphelion.games.chat \\
-        [--port 0] [--interface 127.0.0.1] [--server-id ID] [--log-json]
+        [--port 0] [--interface 127.0.0.1] [--server-id ID] [--log-json] \\
+        [--player-write-limit BYTES] [--log-interval SECONDS]
 
 The protocol with the parent process that spawns it:
 
@@ -51,7 +52,12 @@ from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from aphelion.control.gameserver import Game, GameServerFactory, loadGame
+from aphelion.control.gameserver import (
+    PLAYER_WRITE_LIMIT,
+    Game,
+    GameServerFactory,
+    loadGame,
+)
 from aphelion.session import tokenHint
 
 __all__ = [
@@ -103,6 +109,22 @@ class Options(usage.Options):
             "standard input, and do not stop when standard input closes: for "
             "a game server started by the operator.",
         ],
+        [
+            "player-write-limit",
+            None,
+            PLAYER_WRITE_LIMIT,
+            "Bytes that may wait unsent on one player connection before that "
+            "player is disconnected (reads too slowly).",
+            int,
+        ],
+        [
+            "log-interval",
+            None,
+            10.0,
+            "Seconds between the summary lines of a log line that connections "
+            "cause (a bad token, a timeout): the first is logged, then a count.",
+            float,
+        ],
     ]
     optFlags = [
         ["log-json", None, "Log JSON events to standard error instead of text."],
@@ -118,6 +140,10 @@ class Options(usage.Options):
             raise usage.UsageError("--game is required")
         if not 0 <= self["port"] <= 65535:
             raise usage.UsageError("--port must be in 0-65535")
+        if self["player-write-limit"] <= 0:
+            raise usage.UsageError("--player-write-limit must be positive")
+        if self["log-interval"] <= 0:
+            raise usage.UsageError("--log-interval must be positive")
 
 
 class ParentPipe(LineOnlyReceiver):
@@ -228,7 +254,12 @@ async def main(reactor: Any, options: Options, game: Game) -> None:
     parentGone: Deferred[None] = Deferred() if tokenFile is not None else pipe.closed
 
     factory = GameServerFactory(
-        clock=reactor, token=token, game=game, serverId=options["server-id"]
+        clock=reactor,
+        token=token,
+        game=game,
+        serverId=options["server-id"],
+        playerWriteLimit=options["player-write-limit"],
+        logInterval=options["log-interval"],
     )
     try:
         port = reactor.listenTCP(

@@ -60,6 +60,13 @@ Where the contract is silent:
   C{Disconnect{SHUTTING_DOWN, reason}} to every player at once, closes the
   control connection once every other connection is closed, and finishes then
   or at the deadline (aborting whatever is still open), whichever is first.
+- A player connection on which more than
+  L{GameServerFactory.playerWriteLimit} bytes wait unsent (the AuthProxy
+  stopped reading it: its player reads too slowly) gets
+  C{Disconnect{KICKED, "reads too slowly"}} and is aborted, that one only;
+  the player leaves (L{GameServerProtocol.playerLeft}). The C{Disconnect}
+  joins the queue that is dropped, so the AuthProxy mostly sees the
+  connection reset.
 - An exception from a hook is logged with its traceback; from
   L{GameServerProtocol.playerJoined} the player gets
   C{Rejected{INTERNAL_ERROR}}, from L{GameServerProtocol.messageReceived} it
@@ -70,7 +77,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -85,10 +92,13 @@ from aphelion.control.protocol import (
     gameDataEnvelope,
     tokensMatch,
 )
+from aphelion.envelope import encodeEnvelope
+from aphelion.limits import safeText
 from aphelion.proto import control_pb2
 from aphelion.proto.game_pb2 import GameConfig, GameDetails
 
 __all__ = [
+    "PLAYER_WRITE_LIMIT",
     "DisconnectCode",
     "Game",
     "GameServerFactory",
@@ -102,6 +112,11 @@ _CONTROL = frozenset({EnvelopeType.Heartbeat, EnvelopeType.Shutdown})
 _AUTH = frozenset({EnvelopeType.ClientAuth, EnvelopeType.Disconnect})
 _PLAYING = frozenset({EnvelopeType.GameData, EnvelopeType.Disconnect})
 _NOTHING: frozenset[EnvelopeType] = frozenset()
+
+PLAYER_WRITE_LIMIT = 4 * 1024 * 1024
+"""
+The default of L{GameServerFactory.playerWriteLimit}, bytes (Part 6).
+"""
 
 
 class GameServerProtocol(EnvelopeProtocol):
@@ -273,11 +288,37 @@ class GameServerProtocol(EnvelopeProtocol):
 
     def writeBufferOverflowed(self) -> None:
         """
-        The AuthProxy does not read this player's messages: the player leaves,
-        and the connection is aborted.
+        Called when more than L{writeBufferLimit} bytes wait unsent. On a
+        seated player's connection (the AuthProxy stopped reading it because
+        the player reads too slowly): C{Disconnect{KICKED, "reads too
+        slowly"}}, the player leaves and this connection alone is aborted (the
+        C{Disconnect} may never get through). On any other connection, as
+        L{EnvelopeProtocol.writeBufferOverflowed}.
         """
-        self._leave("the relay reads too slowly")
-        super().writeBufferOverflowed()
+        if not self._seated:
+            super().writeBufferOverflowed()
+            return
+        reason = "reads too slowly"
+        self.factory.throttle.warn(
+            "player reads too slowly",
+            "player {playerId} reads too slowly: more than {limit} bytes "
+            "waiting; disconnecting it",
+            playerId=safeText(self.playerId),
+            limit=self.writeBufferLimit,
+        )
+        # Straight to the transport: through writeEnvelopes this write would
+        # find the buffer over the limit again.
+        transport: Any = self.transport
+        transport.write(
+            encodeEnvelope(
+                EnvelopeType.Disconnect,
+                control_pb2.Disconnect(
+                    code=DisconnectCode.KICKED, reason=reason
+                ).SerializeToString(),
+            )
+        )
+        self.abortConnection()
+        self._leave(reason)
 
     # -- envelopes -------------------------------------------------------------
 
@@ -315,6 +356,7 @@ class GameServerProtocol(EnvelopeProtocol):
             self.sendError(ErrorCode.BAD_TOKEN, "bad client token")
             return
         self.allowedTypes = _AUTH
+        self.writeBufferLimit = self.factory.playerWriteLimit
         self.setEnvelopeTimeout(self.clientAuthTimeout)
 
     def envelope_ClientAuth(self, message: control_pb2.ClientAuth) -> None:
@@ -559,6 +601,9 @@ class GameServerFactory(EnvelopeFactory, ServerFactory):
     :cvar defaultShutdownDeadline: seconds a drain takes at most when
         C{Shutdown} names no deadline.
     :ivar token: the control token, required of C{Control} and C{Type}.
+    :ivar playerWriteLimit: bytes that may wait unsent on one player
+        connection before its player is disconnected ("reads too slowly");
+        L{None} for no limit.
     :ivar game: the L{Game}.
     :ivar serverId: this game server's id; from C{Control} when not given.
     :ivar players: the seated players by player ID. Read it; do not change it.
@@ -574,16 +619,27 @@ class GameServerFactory(EnvelopeFactory, ServerFactory):
     noisy = False  # its one factory starts once; the port's own log line says so
 
     def __init__(
-        self, *, clock: IReactorTime, token: bytes, game: Game, serverId: str = ""
+        self,
+        *,
+        clock: IReactorTime,
+        token: bytes,
+        game: Game,
+        serverId: str = "",
+        playerWriteLimit: int | None = PLAYER_WRITE_LIMIT,
+        logInterval: float = 10.0,
     ) -> None:
         """
         :param clock: the clock of every timer (required).
         :param token: the control token (required).
         :param game: the game (required); its C{server} is set to this factory.
         :param serverId: the server's id, or empty to take it from C{Control}.
+        :param playerWriteLimit: bytes that may wait unsent on one player
+            connection (L{playerWriteLimit}).
+        :param logInterval: seconds between the summary lines of one cause of
+            the log lines connections cause.
         :raises TypeError: if the game has no C{protocol}.
         """
-        super().__init__(clock=clock)
+        super().__init__(clock=clock, logInterval=logInterval)
         protocol = getattr(game, "protocol", None)
         if not (
             isinstance(protocol, type) and issubclass(protocol, GameServerProtocol)
@@ -593,6 +649,7 @@ class GameServerFactory(EnvelopeFactory, ServerFactory):
         self.token = token
         self.game = game
         self.serverId = serverId
+        self.playerWriteLimit = playerWriteLimit
         game.server = self
         self.players: dict[str, GameServerProtocol] = {}
         self.control: GameServerProtocol | None = None
@@ -621,10 +678,11 @@ class GameServerFactory(EnvelopeFactory, ServerFactory):
 
     def stopFactory(self) -> None:
         """
-        Stop the game (L{Game.stop}).
+        Stop the game (L{Game.stop}) and the throttled log's timers.
         """
         with self._log.failuresHandled("stopping the game failed"):
             self.game.stop()
+        super().stopFactory()
 
     def broadcast(
         self, payload: bytes, exclude: GameServerProtocol | None = None

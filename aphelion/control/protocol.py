@@ -26,6 +26,17 @@ ignored. An C{Error} received is logged and the connection closed. Nothing
 raises out of C{dataReceived}: an exception from a handler is logged with its
 traceback and the connection is closed.
 
+A peer chooses those log lines (an C{Error} it provokes or sends, a slow
+read), and a thousand peers would write a thousand of them: they go through
+the factory's L{ThrottledLog}: one line for the first of each cause, then a
+count per interval (C{logInterval} of L{EnvelopeFactory}, 10 s by default)
+while more come (Part 6). The cause is a constant (C{"Error TIMEOUT sent"});
+the peer's address is only in the fields of the first line.
+
+A peer that does not read is found by the bytes really queued in the
+transport (L{bufferedBytes}), not by Twisted's C{pauseProducing}, which a
+transport calls again on every write while its buffer is full.
+
 Always close through L{EnvelopeProtocol.loseConnection} rather than the
 transport's: the protocol is registered as the transport's streaming producer
 (to see a slow peer), and a transport with a registered producer never
@@ -57,7 +68,9 @@ from aphelion.envelope import (
     encodeEnvelope,
     gameDataEnvelope,
 )
-from aphelion.fastwrite import writeNow
+from aphelion.fastwrite import bufferedBytes, writeNow
+from aphelion.limits import safeText
+from aphelion.logthrottle import ThrottledLog
 from aphelion.proto import control_pb2
 
 if TYPE_CHECKING:
@@ -102,18 +115,48 @@ def tokensMatch(given: bytes, expected: bytes) -> bool:
 class EnvelopeFactory(Factory):
     """
     The base of the factories of L{EnvelopeProtocol}s: it holds the clock that
-    every timer of its protocols runs on.
+    every timer of its protocols runs on, and the rate-limited log of the
+    lines their peers cause.
 
     A client factory mixes it in: C{class F(EnvelopeFactory, ClientFactory)}.
+    A subclass that overrides C{stopFactory} calls C{super()}.
 
     :ivar clock: the clock of the envelope timeout and the heartbeats.
+    :ivar throttle: the log of the lines a peer causes (an C{Error} sent or
+        received, a peer that reads too slowly): the first of each cause,
+        then one summary line per interval.
     """
 
-    def __init__(self, *, clock: IReactorTime) -> None:
+    def __init__(
+        self,
+        *,
+        clock: IReactorTime,
+        logInterval: float = 10.0,
+        throttle: ThrottledLog | None = None,
+    ) -> None:
         """
         :param clock: the clock of every timer of the protocols (required).
+        :param logInterval: seconds between the summary lines of one cause.
+        :param throttle: a log to share with other factories (say, one per
+            connection that should count together); by default one of its
+            own on C{clock}, stopped with the factory.
         """
         self.clock = clock
+        self._ownThrottle = throttle is None
+        self.throttle = (
+            ThrottledLog(EnvelopeProtocol._log, clock=clock, interval=logInterval)
+            if throttle is None
+            else throttle
+        )
+
+    def stopFactory(self) -> None:
+        """
+        Called when the factory stops: cancel the summary timer of its own
+        throttled log (a shared one is its owner's to stop).
+        """
+        if self._ownThrottle:
+            self.throttle.stop()
+        super().stopFactory()
 
 
 @implementer(IPushProducer)
@@ -133,9 +176,11 @@ class EnvelopeProtocol(Protocol):
     :cvar heartbeatInterval: seconds between the C{Heartbeat}s sent.
     :cvar deadAfter: seconds without receiving anything at all after which a
         connection with heartbeats is dead: C{Error{7}} and close.
-    :cvar writeBufferLimit: bytes this end may write while the transport has
-        paused it (its write buffer is full: the peer reads too slowly) before
-        L{writeBufferOverflowed} is called; L{None} for no limit.
+    :cvar writeBufferLimit: bytes the transport may hold unsent while it has
+        paused this end (its write buffer is full: the peer reads too slowly)
+        before L{writeBufferOverflowed} is called; L{None} for no limit.
+        Measured with L{bufferedBytes} after each write while paused; for a
+        transport it cannot measure, the bytes written since the pause.
     :ivar allowedTypes: the types allowed now, or L{None} for all of them.
         C{Error} is always allowed.
     :ivar writePaused: whether the transport's write buffer is full. Writes
@@ -237,15 +282,17 @@ class EnvelopeProtocol(Protocol):
     def pauseProducing(self) -> None:
         """
         Called when the transport's write buffer is full: the peer reads more
-        slowly than we write. Subclasses that override it call C{super()}.
+        slowly than we write. A Twisted transport calls it again on every
+        write while the buffer stays full, so it resets nothing. Subclasses
+        that override it call C{super()}.
         """
         self.writePaused = True
-        self._pausedBytes = 0
 
     def resumeProducing(self) -> None:
         """
-        Called when the transport's write buffer has drained. Subclasses that
-        override it call C{super()}.
+        Called when the transport's write buffer has drained: the count of
+        bytes written while paused starts over. Subclasses that override it
+        call C{super()}.
         """
         self.writePaused = False
         self._pausedBytes = 0
@@ -282,14 +329,20 @@ class EnvelopeProtocol(Protocol):
 
     def envelope_Error(self, message: control_pb2.Error) -> None:
         """
-        Called when the peer sends C{Error}: it is about to close. Logs it and
-        closes.
+        Called when the peer sends C{Error}: it is about to close. Logs it
+        (throttled: the cause is the code's name) and closes.
         """
-        self._log.warn(
+        code = message.code
+        try:
+            name = ErrorCode(code).name
+        except ValueError:
+            name = "unknown code"
+        self.factory.throttle.warn(
+            f"Error {name} received",
             "{peer} sent Error {code}: {text}",
             peer=self._peer(),
-            code=message.code,
-            text=message.message,
+            code=code,
+            text=safeText(message.message, _MAX_ERROR_TEXT),
         )
         self.loseConnection()
 
@@ -305,11 +358,12 @@ class EnvelopeProtocol(Protocol):
 
     def writeBufferOverflowed(self) -> None:
         """
-        Called when more than L{writeBufferLimit} bytes were written while the
-        transport was paused: the peer is far behind. Logs it and aborts the
+        Called when the transport holds more than L{writeBufferLimit} bytes
+        unsent: the peer is far behind. Logs it (throttled) and aborts the
         connection (an C{Error} would only join the queue).
         """
-        self._log.warn(
+        self.factory.throttle.warn(
+            "peer reads too slowly",
             "{peer} reads too slowly: more than {limit} bytes waiting; aborting",
             peer=self._peer(),
             limit=self.writeBufferLimit,
@@ -359,23 +413,32 @@ class EnvelopeProtocol(Protocol):
         """
         if self._closing:
             return
-        writeNow(self.transport, data)
-        if self.writePaused and self.writeBufferLimit is not None:
-            self._pausedBytes += len(data)
-            if self._pausedBytes > self.writeBufferLimit:
+        transport = self.transport
+        writeNow(transport, data)
+        # The transport pauses us from inside that write once its buffer is
+        # full; only then is the buffer worth measuring.
+        limit = self.writeBufferLimit
+        if self.writePaused and limit is not None:
+            queued = bufferedBytes(transport)
+            if queued is None:
+                self._pausedBytes += len(data)
+                queued = self._pausedBytes
+            if queued > limit:
                 self.writeBufferOverflowed()
 
     def sendError(self, code: ErrorCode, message: str) -> None:
         """
-        Send C{Error{code, message}}, log it at C{warn} with the code, and
-        close. Does nothing once the connection is closing.
+        Send C{Error{code, message}}, log it at C{warn} with the code (through
+        the factory's throttle: the cause is the code's name), and close.
+        Does nothing once the connection is closing.
 
         :param code: the contract's code.
         :param message: a short text for the peer's log.
         """
         if self._closing:
             return
-        self._log.warn(
+        self.factory.throttle.warn(
+            f"Error {code.name} sent",
             "sending Error {code} ({codeName}) to {peer}: {text}",
             code=int(code),
             codeName=code.name,

@@ -32,6 +32,8 @@ __all__ = [
 
 T = EnvelopeType
 
+_LINK = "link"  # the cause of our pauses of the player's connections
+
 
 class ControlClientProtocol(EnvelopeProtocol):
     """
@@ -255,14 +257,16 @@ class PlayerLinkProtocol(EnvelopeProtocol):
 
     def pauseProducing(self) -> None:
         """
-        Called when the game server reads too slowly: stop reading from the
-        player's WebSocket connections.
+        Called when the game server reads too slowly (and again on every write
+        while it does): stop reading from the player's connections, with
+        the cause C{"link"}.
         """
+        wasPaused = self.writePaused
         super().pauseProducing()
+        if wasPaused:
+            return
         for connection in self.seat.session.connections:
-            transport = getattr(connection, "transport", None)
-            if transport is not None:
-                transport.pauseProducing()
+            connection.pauseReading(_LINK)
 
     def resumeProducing(self) -> None:
         """
@@ -273,16 +277,14 @@ class PlayerLinkProtocol(EnvelopeProtocol):
 
     def _readClients(self, force: bool = False) -> None:
         """
-        Read from the player's connections again, if this link paused them
-        (or C{force}): a link that goes away must not leave them paused.
+        Take back this link's pause of the player's connections, if it paused
+        them (or C{force}): a link that goes away must not leave them paused.
         """
         if not (force or self.writePaused):
             return
         self.writePaused = False
         for connection in self.seat.session.connections:
-            transport = getattr(connection, "transport", None)
-            if transport is not None:
-                transport.resumeProducing()
+            connection.resumeReading(_LINK)
 
 
 class PlayerLinkFactory(EnvelopeFactory, ClientFactory):

@@ -26,6 +26,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from aphelion.control.gameserver import PLAYER_WRITE_LIMIT
 from aphelion.session import newToken, tokenHint
 
 if TYPE_CHECKING:
@@ -136,10 +137,25 @@ class GameServer:
         return max(self.players, len(self.links)) + self.pending
 
 
-def childCommand(game: str, serverId: str, python: str = sys.executable) -> list[str]:
+def childCommand(
+    game: str,
+    serverId: str,
+    python: str = sys.executable,
+    *,
+    playerWriteLimit: int = PLAYER_WRITE_LIMIT,
+    logInterval: float = 10.0,
+) -> list[str]:
     """
     The command line of a local game-server process. It carries no secret:
     the control token goes over the child's standard input.
+
+    :param game: the game module.
+    :param serverId: the server's id.
+    :param python: the Python that runs it.
+    :param playerWriteLimit: bytes that may wait unsent on one of its player
+        connections (C{--player-write-limit}).
+    :param logInterval: seconds between its summary log lines
+        (C{--log-interval}).
     """
     return [
         python,
@@ -151,6 +167,10 @@ def childCommand(game: str, serverId: str, python: str = sys.executable) -> list
         serverId,
         "--interface",
         "127.0.0.1",
+        "--player-write-limit",
+        str(playerWriteLimit),
+        "--log-interval",
+        repr(float(logInterval)),
     ]
 
 
@@ -242,6 +262,11 @@ class GameServerMonitor(Service):
         L{None}.
     :ivar seating: C{"spread"} seats a player on the server with the fewest
         players; C{"fill"} on the one with the most that still has room.
+    :ivar playerWriteLimit: bytes a spawned game server lets wait unsent on
+        one player connection before it disconnects that player ("reads too
+        slowly"); passed on its command line.
+    :ivar logInterval: seconds between the summary lines of a spawned game
+        server's rate-limited log lines; passed on its command line.
     """
 
     _log = Logger()
@@ -263,9 +288,17 @@ class GameServerMonitor(Service):
         options: dict[str, str] | None = None,
         seating: str = "spread",
         gameConfig: Any = None,
+        playerWriteLimit: int = PLAYER_WRITE_LIMIT,
+        logInterval: float = 10.0,
     ) -> None:
         if seating not in ("spread", "fill"):
             raise ValueError(f"seating is spread or fill, not {seating!r}")
+        if playerWriteLimit <= 0:
+            raise ValueError(f"playerWriteLimit must be positive: {playerWriteLimit}")
+        if logInterval <= 0:
+            raise ValueError(f"logInterval must be positive: {logInterval}")
+        self.playerWriteLimit = playerWriteLimit
+        self.logInterval = logInterval
         self.seating = seating
         self._reactor = reactor
         self.clock = reactor
@@ -350,7 +383,13 @@ class GameServerMonitor(Service):
         server.process = self._reactor.spawnProcess(
             _ChildProtocol(self, server),
             self._python,
-            childCommand(self.game, server.serverId, self._python),
+            childCommand(
+                self.game,
+                server.serverId,
+                self._python,
+                playerWriteLimit=self.playerWriteLimit,
+                logInterval=self.logInterval,
+            ),
             env=dict(os.environ),
         )
         # A child that never says its port (a game that hangs while loading)
