@@ -201,6 +201,8 @@ class Seat:
         """
         if self.current:
             self.session.send(S2C(game_config=config).SerializeToString())
+            # The seating's replies are complete (Part 1.4).
+            self.session.pinned = False
 
     def rejected(self, code: int, reason: str) -> None:
         """
@@ -214,8 +216,10 @@ class Seat:
         verbatim to the client. A link the session has moved away from is
         not listened to.
         """
-        if self.session.seat is self:
-            self.session.send(payload)
+        session = self.session
+        if session.seat is self:
+            session.pinned = False  # no game_config came: the game has begun
+            session.send(payload)
 
     def disconnected(self, code: int, reason: str) -> None:
         """
@@ -652,6 +656,9 @@ class Gateway:
         response = S2C(connected=details)
         if not seat.reseat:
             response.authenticate_response.result = AuthenticateResponse.OK
+        # connected and the game_config that follows in a later read go on
+        # one connection, in order (Part 1.4).
+        session.pinned = True
         session.send(response.SerializeToString())
         held, session.held = session.held, None
         if held is not None and seat.link is not None:
@@ -742,6 +749,9 @@ class Gateway:
             return
         if seated:
             self._noted(self._registry.seat(session, None), "seat")
+            # disconnect, then the new seat's connected and game_config,
+            # on one connection (Part 1.4).
+            session.pinned = True
             session.send(
                 S2C(
                     disconnect=Disconnect(code=CloseCode.TRY_AGAIN_LATER, reason=reason)

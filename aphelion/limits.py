@@ -20,6 +20,7 @@ __all__ = [
     "KeyedRateLimiter",
     "TokenBucket",
     "hasControlCharacters",
+    "normalAddress",
     "safeText",
 ]
 
@@ -190,6 +191,21 @@ class Exemptions:
         if len(self._cache) < 4096:
             self._cache[address] = exempt
         return exempt
+
+
+def normalAddress(text: str) -> str:
+    """
+    :return: C{text} as one spelling of its IP address (an IPv4-mapped IPv6
+        address as IPv4, brackets removed), or cut to a bounded length if it
+        is none: the key of every per-address limit.
+    """
+    text = text.strip()
+    try:
+        ip = ipaddress.ip_address(text.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return text[:64]
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped if mapped is not None else ip)
 
 
 def hasControlCharacters(text: str) -> bool:

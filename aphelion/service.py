@@ -90,6 +90,8 @@ def build(config: Config, reactor: Any) -> MultiService:
             deadAfter=config.deadAfter,
         ),
         restartInitial=config.restartInitial,
+        playerWriteLimit=config.playerWriteLimit,
+        logInterval=config.logInterval,
         restartMax=config.restartMax,
         drainDeadline=config.drainDeadline,
         connectTimeout=config.controlTimeout,

@@ -82,6 +82,10 @@ class Session:
     :ivar ended: whether the session is over.
     :ivar hadGame: whether a game connection ever joined it.
     :ivar address: the client address of the connection that made it.
+    :ivar pinned: while set, the session's packets keep going on the
+        connection of its last send, from one reactor turn to the next (the
+        gateway pins a seating's replies, which come from the game server in
+        several reads: Part 1.4).
     """
 
     __slots__ = (
@@ -102,6 +106,7 @@ class Session:
         "held",
         "hint",
         "identity",
+        "pinned",
         "playerId",
         "queue",
         "seat",
@@ -134,6 +139,7 @@ class Session:
         self._queueBytes = queueBytes
         self._turn = -1
         self._turnConnection: IConnection | None = None
+        self.pinned = False
         self._lingerCall: IDelayedCall | None = None
         self._endObservers: list[EndObserver] = []
         self._tick = 0
@@ -197,7 +203,11 @@ class Session:
             return
         registry = self._registry
         conn = self._turnConnection
-        if self._turn != registry.turn or conn is None or not conn.isOpen:
+        if (
+            (self._turn != registry.turn and not self.pinned)
+            or conn is None
+            or not conn.isOpen
+        ):
             conn = self.gameConnection()
             if conn is None:
                 self._enqueue(payload)

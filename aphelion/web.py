@@ -16,7 +16,6 @@ L{raiseFileLimit} raises the open-files limit at start-up.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any, Protocol, cast
 from urllib.parse import unquote_to_bytes
 
@@ -34,7 +33,13 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
 from aphelion.config import Config
-from aphelion.limits import AddressCounter, Exemptions, KeyedRateLimiter, safeText
+from aphelion.limits import (
+    AddressCounter,
+    Exemptions,
+    KeyedRateLimiter,
+    normalAddress,
+    safeText,
+)
 from aphelion.logthrottle import ThrottledLog
 
 __all__ = [
@@ -73,20 +78,6 @@ def _hostOf(address: IAddress | None) -> str | None:
     """
     host = getattr(address, "host", None)
     return host if isinstance(host, str) else None
-
-
-def _normalAddress(text: str) -> str:
-    """
-    :return: C{text} as one spelling of its IP address (an IPv4-mapped IPv6
-        address as IPv4), or cut to a bounded length if it is none.
-    """
-    text = text.strip()
-    try:
-        ip = ipaddress.ip_address(text.removeprefix("[").removesuffix("]"))
-    except ValueError:
-        return text[:64]
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return str(mapped if mapped is not None else ip)
 
 
 class ConnectionGate:
@@ -146,7 +137,7 @@ class ConnectionGate:
         :return: the open connections counted for C{address}, as a client
             or as a trusted proxy.
         """
-        address = _normalAddress(address)
+        address = normalAddress(address)
         return self._counts[address] + self._proxies[address]
 
     @property
@@ -168,7 +159,7 @@ class ConnectionGate:
         host = _hostOf(peer)
         counter: AddressCounter[str] | None = None
         if host is not None:
-            host = _normalAddress(host)
+            host = normalAddress(host)
             if self.trustForwardedFor:
                 counter = self._proxies
                 counter.acquire(host)
@@ -327,7 +318,7 @@ class Admission:
         if self.isClosed or not gate.trustForwardedFor:
             self._forwarded = not self.isClosed
             return self._forwarded
-        address = _normalAddress(address)
+        address = normalAddress(address)
         self._release()
         claimed, self._counter = gate._claim(address, self.peer)
         self.address = self._key = address

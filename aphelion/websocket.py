@@ -28,6 +28,7 @@ from aphelion.config import Config
 from aphelion.fastwrite import FastSendMixin, bufferedBytes
 from aphelion.handshake import HandshakeError, checkInit
 from aphelion.interfaces import IConnection, ISessionRegistry
+from aphelion.limits import normalAddress
 from aphelion.logthrottle import ThrottledLog
 from aphelion.ping import MalformedPing, encodePingResponse, readPingRequest
 from aphelion.session import Session, SessionFull
@@ -226,11 +227,15 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         trusted front proxy it is the forwarded one, and the per-address
         limits apply to it now: over them, the upgrade is refused with 503.
         """
-        address = request.peer
+        # The host alone: Autobahn's request.peer is "tcp4:HOST:PORT", and
+        # the per-address limits count hosts.
+        host = getattr(cast(Any, self.transport).getPeer(), "host", None)
+        address = normalAddress(host) if isinstance(host, str) else str(request.peer)
         if self.factory.config.trustForwardedFor:
             forwarded = request.headers.get("x-forwarded-for", "")
+            forwarded = forwarded.split(",")[-1].strip()
             if forwarded:
-                address = forwarded.split(",")[-1].strip() or address
+                address = normalAddress(forwarded)
             admission = self.admission
             if admission is not None and not admission.forwardedFrom(address):
                 raise ConnectionDeny(503, "too many connections from this address")

@@ -790,3 +790,69 @@ class LegacyResultTests(SynchronousTestCase):
             (response.result, response.description),
             (R.OTHER, "NOT_AUTHENTICATED: authenticate first"),
         )
+
+
+class SeatingOrderTests(GatewayFixture):
+    """
+    The seating replies of a session with several connections arrive on one
+    connection, in order, though the game server's C{Connected} and
+    C{GameConfig} come in different reactor turns (Part 1.4).
+    """
+
+    def twoConnections(
+        self,
+    ) -> tuple[Session, RecordingConnection, RecordingConnection]:
+        """
+        A session with two game connections.
+        """
+        session, first = self.session()
+        second = RecordingConnection()
+        self.successResultOf(self.registry.open(session.token, second))
+        return session, first, second
+
+    def test_connectedThenConfigOnOneConnection(self) -> None:
+        """
+        C{game_config} follows C{connected} on its connection even in a
+        later turn when that connection has more unacknowledged packets; the
+        packets after it are spread again.
+        """
+        session, first, second = self.twoConnections()
+        self.gateway.payloadReceived(session, first, auth("alice"))
+        link = self.links[-1]
+        link.seat.accepted(GameDetails(server_id="gs1", player_id="alice"))
+        used = first if first.sent else second
+        self.reactor.advance(0)
+        link.seat.gameConfig(GameConfig(content_type="text/plain", content=b"c"))
+        self.assertEqual(len(used.sent), 2)
+        self.assertTrue(s2c(used.sent[0]).HasField("connected"))
+        self.assertTrue(s2c(used.sent[1]).HasField("game_config"))
+        self.reactor.advance(0)
+        link.seat.gameData(b"\x08\x01")
+        other = second if used is first else first
+        self.assertEqual(other.sent, [b"\x08\x01"])
+
+    def test_reseatRepliesOnOneConnection(self) -> None:
+        """
+        A reseat's C{disconnect}, C{connected} and C{game_config} go on one
+        connection, in order.
+        """
+        session, first, second = self.twoConnections()
+        self.gateway.payloadReceived(session, first, auth("alice"))
+        link = self.links[-1]
+        link.seat.accepted(GameDetails(server_id="gs1", player_id="alice"))
+        link.seat.gameConfig(GameConfig(content_type="text/plain", content=b"c"))
+        self.reactor.advance(0)
+        for conn in (first, second):
+            conn.sent.clear()
+        link.seat.lost("game server went away")
+        self.reactor.advance(0)
+        moved = self.links[-1]
+        moved.seat.accepted(GameDetails(server_id="gs2", player_id="alice"))
+        self.reactor.advance(0)
+        moved.seat.gameConfig(GameConfig(content_type="text/plain", content=b"d"))
+        used = first if first.sent else second
+        kinds = [s2c(p) for p in used.sent]
+        self.assertEqual(len(used.sent), 3)
+        self.assertTrue(kinds[0].HasField("disconnect"))
+        self.assertTrue(kinds[1].HasField("connected"))
+        self.assertTrue(kinds[2].HasField("game_config"))
