@@ -81,6 +81,9 @@ class Config:
         address, and per player ID (token buckets of that size).
     :ivar checkerQueue: credential checks waiting for the checker at once;
         more are answered C{OTHER} "busy, try again later".
+    :ivar checksPerAddress: credential checks of one client address running
+        at once, so that one address cannot fill the checker's pool; more
+        are answered C{OTHER} "busy, try again later". 0 is no limit.
     :ivar maxSessions: sessions in all (1013); 0 is no limit.
     :ivar sessionsPerAddress: sessions made from one client address (1013);
         0 is no limit.
@@ -139,6 +142,7 @@ class Config:
     authTimeout: float = 30.0
     loginsPerMinute: float = 10.0
     checkerQueue: int = 64
+    checksPerAddress: int = 2
     maxSessions: int = 100_000
     sessionsPerAddress: int = 256
     writePause: int = 1024 * 1024

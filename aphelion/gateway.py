@@ -25,7 +25,13 @@ from aphelion.auth import CheckerBusy
 from aphelion.codes import CloseCode, DisconnectCode, RejectCode
 from aphelion.control.spawn import ServerState
 from aphelion.interfaces import IConnection, ISessionRegistry
-from aphelion.limits import Exemptions, KeyedRateLimiter, hasControlCharacters, safeText
+from aphelion.limits import (
+    AddressCounter,
+    Exemptions,
+    KeyedRateLimiter,
+    hasControlCharacters,
+    safeText,
+)
 from aphelion.logthrottle import ThrottledLog
 from aphelion.proto.game_pb2 import (
     C2S,
@@ -283,6 +289,7 @@ class Gateway:
         refuseNewcomer: bool = False,
         clock: IReactorTime | None = None,
         loginsPerMinute: float = 10.0,
+        checksPerAddress: int = 2,
         exempt: Exemptions | None = None,
         legacy: bool = False,
         seatingBuffer: int = 64,
@@ -294,6 +301,9 @@ class Gateway:
             log lines; without one, logins are not throttled.
         :param loginsPerMinute: authentication tries per minute per client
             address (outside C{exempt}) and per account.
+        :param checksPerAddress: credential checks of one client address
+            (outside C{exempt}) running at once; one more is answered
+            C{OTHER} "busy, try again later". 0 is no limit.
         """
         self._registry = registry
         self._authenticate = authenticator
@@ -306,6 +316,7 @@ class Gateway:
         self.seatingBufferBytes = seatingBufferBytes
         self._clock = clock
         self._exempt = exempt or Exemptions()
+        self._checking: AddressCounter[str] = AddressCounter(checksPerAddress)
         rate = loginsPerMinute / 60.0
         self._addressLogins: KeyedRateLimiter[str] = KeyedRateLimiter(
             rate, loginsPerMinute
@@ -432,7 +443,18 @@ class Gateway:
         self, session: Session, connection: IConnection, playerId: str
     ) -> None:
         assert self._authenticate is not None
+        address = str(connection.remoteAddress)
+        counted = address not in self._exempt
+        if counted and not self._checking.acquire(address):
+            # Its earlier checks still run: one address must not fill the
+            # checker's pool and make everyone else wait (Part 6).
+            connection.sendPayload(
+                self.response(AuthenticateResponse.OTHER, "busy, try again later")
+            )
+            return
         if not self._loginAllowed(session, connection, playerId):
+            if counted:
+                self._checking.release(address)
             connection.sendPayload(
                 self.response(
                     AuthenticateResponse.TOO_MANY_ATTEMPTS,
@@ -454,6 +476,8 @@ class Gateway:
             )
         else:
             d = self._authenticate(playerId)
+        if counted:
+            d.addBoth(self._checked, address)
         # A failure of the checker is the player's (or the database's); one
         # raised while seating is ours, and closes with 1011.
         d.addCallbacks(
@@ -463,6 +487,13 @@ class Gateway:
             errbackArgs=(session, connection),
         )
         d.addErrback(self._internalError, session, connection)
+
+    def _checked(self, result: object, address: str) -> object:
+        """
+        A check of C{address} ended: free its place.
+        """
+        self._checking.release(address)
+        return result
 
     def _loginAllowed(
         self, session: Session, connection: IConnection, playerId: str

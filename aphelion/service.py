@@ -129,6 +129,7 @@ def build(config: Config, reactor: Any) -> MultiService:
         refuseNewcomer=config.refuseNewcomer,
         clock=reactor,
         loginsPerMinute=config.loginsPerMinute,
+        checksPerAddress=config.checksPerAddress,
         exempt=exempt,
         legacy=config.legacy,
         seatingBuffer=config.seatingBuffer,

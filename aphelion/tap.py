@@ -289,6 +289,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             int,
         ],
         [
+            "checks-per-address",
+            None,
+            _DEFAULTS.checksPerAddress,
+            "Credential checks of one client address running at once; more "
+            "are answered OTHER busy. 0 is no limit.",
+            int,
+        ],
+        [
             "max-sessions",
             None,
             _DEFAULTS.maxSessions,
@@ -475,6 +483,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self._atLeast("auth-timeout", 0)
         self._atLeast("logins-per-minute", 0, strictly=True)
         self._atLeast("checker-queue", 1)
+        self._atLeast("checks-per-address", 0)
         self._atLeast("max-sessions", 0)
         self._atLeast("sessions-per-address", 0)
         self._atLeast("write-pause", 65536)
@@ -552,6 +561,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             authTimeout=self["auth-timeout"],
             loginsPerMinute=self["logins-per-minute"],
             checkerQueue=self["checker-queue"],
+            checksPerAddress=self["checks-per-address"],
             maxSessions=self["max-sessions"],
             sessionsPerAddress=self["sessions-per-address"],
             writePause=self["write-pause"],

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["AphelionServerFactory", "AphelionServerProtocol"]
 
 _OPEN = WebSocketProtocol.STATE_OPEN
+_CLOSED = WebSocketProtocol.STATE_CLOSED
 _MAX_REASON = 123  # a close frame's payload is at most 125 bytes, 2 are the code
 
 
@@ -313,6 +314,27 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
 
     # -- the handshake -----------------------------------------------------
 
+    def dropConnection(self, abort: bool = False) -> None:
+        """
+        Called to drop the TCP connection. A drop that the peer caused (a
+        close handshake or a ping that timed out) is logged through the
+        factory's throttle (Part 6), not with Autobahn's line per connection.
+        """
+        wasClean = self.wasClean
+        if self.state != _CLOSED and not wasClean:
+            self.factory.throttle.info(
+                "connection dropped",
+                "dropping connection from {peer} (session {hint}): {reason}",
+                peer=self.remoteAddress,
+                hint=self.session.hint if self.session else "-",
+                reason=self.wasNotCleanReason,
+            )
+            self.wasClean = True  # Autobahn logs a clean drop at debug only
+        try:
+            super().dropConnection(abort)
+        finally:
+            self.wasClean = wasClean
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         Called when the transport is gone: release what the site counted
@@ -358,14 +380,8 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         else:
             self._receive = self._receiveGame
         if self.protocol is AphelionProtocol.GAME:
-            # Anyone can open sessions by the thousand: logged at info once
-            # they authenticate, by the gateway.
-            self._log.debug(
-                "{peer} {joined} session {hint}",
-                peer=self.remoteAddress,
-                joined="opened" if len(session.connections) == 1 else "joined",
-                hint=session.hint,
-            )
+            # Anyone can open sessions by the thousand: not logged until they
+            # authenticate (the gateway logs that).
             authTimeout = self.factory.config.authTimeout
             if session.playerId is None and authTimeout > 0:
                 self._authCall = self.factory.clock.callLater(

@@ -671,6 +671,41 @@ class GatewayLimitTests(GatewayFixture):
         self.assertEqual(len(throttled), 2)
         self.assertEqual(throttled[1]["count"], 19)
 
+    def test_checksPerAddress(self) -> None:
+        """
+        While two checks of one address run, a third from it is answered
+        OTHER "busy, try again later" without reaching the checker or
+        taking a login try; another address is not held up, and a finished
+        check frees its place.
+        """
+        pending: list[Deferred[Identity]] = []
+
+        def slow(playerId: str) -> Deferred[Identity]:
+            self.checks += 1
+            d: Deferred[Identity] = Deferred()
+            pending.append(d)
+            return d
+
+        self.gateway = self.limited(authenticator=slow, loginsPerMinute=3)
+        for _ in range(2):
+            session, conn = self.session()
+            self.gateway.payloadReceived(session, conn, auth("mallory"))
+        session, conn = self.session()
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        response = s2c(conn.sent[0]).authenticate_response
+        self.assertEqual(
+            (response.result, response.description),
+            (R.OTHER, "busy, try again later"),
+        )
+        self.assertEqual(self.checks, 2)
+        elsewhere = RecordingConnection(remoteAddress="10.1.1.1")
+        other = self.successResultOf(self.registry.open(None, elsewhere))
+        self.gateway.payloadReceived(other, elsewhere, auth("bob"))
+        self.assertEqual(self.checks, 3)
+        pending[0].errback(UnauthorizedLogin())
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        self.assertEqual(self.checks, 4)
+
     def test_checkerBusy(self) -> None:
         """
         A check refused because the checker is busy is answered OTHER

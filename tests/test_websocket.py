@@ -1010,3 +1010,31 @@ class LimitTests(ServerTestsMixin, SynchronousTestCase):
         client.send(encodeInit(GAME, 1, None), True)
         pump.flush()
         self.assertEqual(client.closed, (1013, "too many sessions from this address"))
+
+    def test_dropsThrottled(self) -> None:
+        """
+        Connections dropped because their peers stopped answering pings are
+        logged once through the throttle, then counted, instead of with a
+        warning per connection.
+        """
+        clients = [self.handshake(PING) for _ in range(3)]
+        for client, _, _, _ in clients:
+            client.onPing = lambda payload: None
+        with capturedLogs() as events:
+            self.clock.advance(10.5)
+            for _, _, pump, _ in clients:
+                pump.flush(advanceClock=False)
+            self.clock.advance(20.5)
+            for _, _, pump, _ in clients:
+                pump.flush(advanceClock=False)
+            self.clock.advance(10)
+        self.assertEqual(self.factory.connections, set())
+        dropped = [e for e in events if e.get("cause") == "connection dropped"]
+        self.assertEqual([e.get("count") for e in dropped], [None, 2])
+        warnings = [
+            e
+            for e in events
+            if "dropping connection" in str(e.get("log_format"))
+            and e.get("cause") is None
+        ]
+        self.assertEqual(warnings, [])
