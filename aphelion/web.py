@@ -16,6 +16,7 @@ L{raiseFileLimit} raises the open-files limit at start-up.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Protocol, cast
 from urllib.parse import unquote_to_bytes
 
@@ -631,10 +632,15 @@ class _PlayersChannel(HTTPChannel):
 
 def _normalPath(path: bytes) -> bytes:
     """
-    :return: C{path} with percent escapes decoded and no leading or trailing
-        slashes, to compare paths.
+    :return: C{path} with its percent escapes decoded, except an escaped
+        slash (C{%2F} is reserved: RFC 3986 6.2.2), and one trailing slash
+        removed, to compare paths: C{/aphelion/} is C{/aphelion}, but
+        C{//aphelion}, C{/aphelion//} and C{/aphelion%2F} are other paths.
     """
-    return unquote_to_bytes(path).strip(b"/")
+    decoded = b"%2F".join(unquote_to_bytes(part) for part in re.split(rb"%2[fF]", path))
+    if decoded.endswith(b"/") and not decoded.endswith(b"//"):
+        decoded = decoded[:-1]
+    return decoded
 
 
 class AphelionSite(Site):
