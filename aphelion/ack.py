@@ -9,9 +9,12 @@ to put in the next outgoing packet's ack byte.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
 from aphelion.codes import CloseCode
 
-__all__ = ["RESERVED_ACK", "AckState", "AckViolation"]
+__all__ = ["RESERVED_ACK", "AckState", "AckViolation", "pickConnection"]
 
 #: The ack value 255 is reserved (Part 1.3).
 RESERVED_ACK = 255
@@ -113,3 +116,23 @@ class AckState:
                     "too many packets left unacknowledged",
                 )
         return packet
+
+
+C = TypeVar("C")
+
+
+def _load(conn: Any) -> tuple[int, int]:
+    return (conn.unacknowledged, conn.lastUsed)
+
+
+def pickConnection(candidates: Iterable[C]) -> C | None:
+    """
+    Choose the connection for the next outbound packet of a session (Part
+    1.4): the one with the fewest C{unacknowledged} packets; on a tie, the
+    one used least recently (the smallest C{lastUsed}); on a tie again, the
+    first.
+
+    :param candidates: the open connections that may carry the packet.
+    :return: the chosen one, or L{None} when there is none.
+    """
+    return min(candidates, key=_load, default=None)

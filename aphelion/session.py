@@ -16,6 +16,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from aphelion.ack import pickConnection
 from aphelion.codes import AphelionProtocol, CloseCode
 from aphelion.handshake import TOKEN_LENGTH
 from aphelion.interfaces import IConnection, ISessionRegistry
@@ -176,16 +177,11 @@ class Session:
 
         :return: the connection, or L{None} when no game connection is open.
         """
-        best: IConnection | None = None
-        for conn in self.connections:
-            if conn.protocol is not AphelionProtocol.GAME or not conn.isOpen:
-                continue
-            if best is None or (conn.unacknowledged, conn.lastUsed) < (
-                best.unacknowledged,
-                best.lastUsed,
-            ):
-                best = conn
-        return best
+        return pickConnection(
+            conn
+            for conn in self.connections
+            if conn.protocol is AphelionProtocol.GAME and conn.isOpen
+        )
 
     def send(self, payload: bytes) -> None:
         """

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from aphelion.ack import AckState, AckViolation
+from aphelion.ack import AckState, AckViolation, pickConnection
 from aphelion.codes import CloseCode
 
 
@@ -178,3 +178,24 @@ class AckStateTests(SynchronousTestCase):
         else:
             self.assertEqual(payload, packet[1:])
         self.assertGreaterEqual(acks.unacknowledged, 0)
+
+
+class PickConnectionTests(SynchronousTestCase):
+    """
+    Tests of L{pickConnection}.
+    """
+
+    def test_fewestUnacknowledgedThenLeastRecent(self) -> None:
+        """
+        The fewest unacknowledged packets win; on a tie the least recently
+        used; on a tie again the first; none gives L{None}.
+        """
+
+        class Conn:
+            def __init__(self, unacknowledged: int, lastUsed: int) -> None:
+                self.unacknowledged, self.lastUsed = unacknowledged, lastUsed
+
+        a, b, c, d = Conn(2, 0), Conn(1, 5), Conn(1, 3), Conn(1, 3)
+        self.assertIs(pickConnection([a, b, c, d]), c)
+        self.assertIs(pickConnection([a]), a)
+        self.assertIsNone(pickConnection([]))
