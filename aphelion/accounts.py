@@ -4,9 +4,12 @@ The console commands C{aphelion accounts add|remove|list} and C{aphelion
 ticket}, as L{usage.Options} subclasses with a C{run(stdout, stderr)} method
 that returns the exit status.
 
-These run in a console command, not in a reactor, so they use DB-API (sqlite3)
-directly and may block. L{addAccount}, L{removeAccount} and L{listAccounts}
-take any DB-API connection, so they serve PostgreSQL as well.
+These run in a console command, not in a reactor, so they use DB-API
+directly and may block: sqlite3 for C{--db PATH}, psycopg 3 for C{--db
+postgresql://...}. L{addAccount}, L{removeAccount} and L{listAccounts} take a
+connection of either. Every command makes or upgrades the schema first
+(L{upgradeSchema<aphelion.auth.upgradeSchema>}), and refuses a database
+whose schema is newer than this code.
 """
 
 from __future__ import annotations
@@ -20,18 +23,23 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import IO, Any, Protocol
 
 from twisted.python import usage
 
 from aphelion.auth import (
-    ACCOUNTS_SCHEMA,
     DEFAULT_ITERATIONS,
     MAX_ID_BYTES,
+    SchemaTooNew,
     checkPlayerId,
     hashSecret,
     mintTicket,
+    postgresqlConnectArguments,
     readSecretFile,
+    redactDsn,
+    sqlPlaceholder,
+    upgradeSchema,
 )
 from aphelion.limits import hasControlCharacters
 
@@ -47,7 +55,7 @@ __all__ = [
     "removeAccount",
 ]
 
-_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+_POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
 
 
 class DBAPIConnection(Protocol):
@@ -63,6 +71,11 @@ class DBAPIConnection(Protocol):
     def commit(self) -> None:
         """
         Commit the current transaction.
+        """
+
+    def close(self) -> None:
+        """
+        Close the connection.
         """
 
 
@@ -83,13 +96,6 @@ class Account:
     created: float
 
 
-def _placeholder(paramstyle: str) -> str:
-    try:
-        return _PLACEHOLDERS[paramstyle]
-    except KeyError:
-        raise ValueError(f"unsupported DB-API paramstyle {paramstyle!r}") from None
-
-
 def addAccount(
     connection: DBAPIConnection,
     playerId: str,
@@ -97,15 +103,19 @@ def addAccount(
     secret: str,
     now: float,
     attributes: Mapping[str, str] | None = None,
-    paramstyle: str = "qmark",
+    dbapi: ModuleType = sqlite3,
     iterations: int = DEFAULT_ITERATIONS,
 ) -> None:
     """
-    Add an account, creating the C{accounts} table if need be, and commit.
+    Add an account, making or upgrading the schema if need be, and commit.
 
     :param now: the time of creation, in Unix seconds.
+    :param dbapi: the DB-API module of C{connection}: C{sqlite3} or
+        C{psycopg}.
     :raises ValueError: if the player id, name or secret is not acceptable
-        (see L{checkPlayerId}; none of them may hold a control character).
+        (see L{checkPlayerId}; none of them may hold a control character),
+        or C{dbapi} is another module.
+    :raises SchemaTooNew: if the database's schema is newer than this code.
     :raises Exception: the DB-API module's C{IntegrityError} if the player id
         is taken.
     """
@@ -121,9 +131,9 @@ def addAccount(
         raise ValueError("the secret may not hold control characters")
     if len(f"{playerId}:{secret}".encode()) > MAX_ID_BYTES:
         raise ValueError(f"PLAYERID:SECRET is longer than {MAX_ID_BYTES} bytes")
-    mark = _placeholder(paramstyle)
+    mark = sqlPlaceholder(dbapi.paramstyle)
     cursor = connection.cursor()
-    cursor.execute(ACCOUNTS_SCHEMA)
+    upgradeSchema(cursor, dbapi)
     cursor.execute(
         "INSERT INTO accounts (player_id, name, secret_hash, attributes, created)"
         f" VALUES ({mark}, {mark}, {mark}, {mark}, {mark})",
@@ -139,16 +149,17 @@ def addAccount(
 
 
 def removeAccount(
-    connection: DBAPIConnection, playerId: str, paramstyle: str = "qmark"
+    connection: DBAPIConnection, playerId: str, dbapi: ModuleType = sqlite3
 ) -> bool:
     """
     Remove an account and commit.
 
+    :param dbapi: the DB-API module of C{connection}.
     :return: whether there was one.
     """
     cursor = connection.cursor()
     cursor.execute(
-        f"DELETE FROM accounts WHERE player_id = {_placeholder(paramstyle)}",
+        f"DELETE FROM accounts WHERE player_id = {sqlPlaceholder(dbapi.paramstyle)}",
         (playerId,),
     )
     removed: bool = cursor.rowcount > 0
@@ -238,28 +249,74 @@ class _AttributeOptions(usage.Options):
 
 class _DatabaseOptions(_CommandOptions):
     """
-    A command on the SQLite accounts database named by C{--db}.
+    A command on the accounts database named by C{--db}: the path of an
+    SQLite file, or a PostgreSQL URL.
+
+    :ivar dbapi: the DB-API module of the database, once C{--db} is parsed.
     """
 
     optParameters: list[list[Any]] = [
-        ["db", None, None, "Path of the SQLite accounts database."],
+        [
+            "db",
+            None,
+            None,
+            "The accounts database: the path of an SQLite file, or a PostgreSQL"
+            " URL, postgresql://USER@HOST:PORT/DBNAME.",
+        ],
+        [
+            "password-file",
+            None,
+            None,
+            "With a PostgreSQL URL: the file that holds the password (else"
+            " PGPASSWORD or ~/.pgpass).",
+        ],
     ]
     createDatabase = False
+    dbapi: ModuleType = sqlite3
 
     def postOptions(self) -> None:
         """
-        Require C{--db}.
+        Require C{--db}; take C{--password-file} with a PostgreSQL URL only.
         """
         if not self["db"]:
-            raise usage.UsageError("--db PATH is required")
+            raise usage.UsageError("--db PATH or --db postgresql://... is required")
+        if self["password-file"] and not self.isPostgreSQL():
+            raise usage.UsageError("--password-file goes with --db postgresql://...")
 
-    def connect(self) -> sqlite3.Connection:
+    def isPostgreSQL(self) -> bool:
         """
+        :return: whether C{--db} is a PostgreSQL URL.
+        """
+        db: str = self["db"]
+        return db.startswith(_POSTGRESQL_SCHEMES)
+
+    def connect(self) -> DBAPIConnection:
+        """
+        Connect, and make or upgrade the schema; sets L{dbapi}.
+
         :return: a connection to the database.
-        :raises _CommandFailed: if it does not exist and the command does not
-            create it.
+        :raises _CommandFailed: if the database cannot be reached, an SQLite
+            one does not exist and the command does not create it, or its
+            schema is newer than this code.
         """
+        if self.isPostgreSQL():
+            connection, shown = self._connectPostgreSQL(), redactDsn(self["db"])
+        else:
+            connection, shown = self._connectSQLite(), repr(self["db"])
+        try:
+            upgradeSchema(connection.cursor(), self.dbapi)
+            connection.commit()
+        except SchemaTooNew as e:
+            connection.close()
+            raise _CommandFailed(str(e)) from None
+        except self.dbapi.Error as e:
+            connection.close()
+            raise _CommandFailed(f"cannot use {shown}: {e}") from None
+        return connection
+
+    def _connectSQLite(self) -> DBAPIConnection:
         path = self["db"]
+        self.dbapi = sqlite3
         try:
             if not os.path.isfile(path):
                 if not self.createDatabase:
@@ -270,6 +327,21 @@ class _DatabaseOptions(_CommandOptions):
         except (OSError, sqlite3.Error) as e:
             raise _CommandFailed(f"cannot open {path!r}: {e}") from None
 
+    def _connectPostgreSQL(self) -> DBAPIConnection:
+        dsn = self["db"]
+        try:
+            arguments = postgresqlConnectArguments(dsn, self["password-file"])
+        except ValueError as e:
+            raise _CommandFailed(str(e)) from None
+        import psycopg
+        from psycopg.conninfo import make_conninfo
+
+        self.dbapi = psycopg
+        try:
+            return psycopg.connect(make_conninfo(dsn, **arguments))
+        except psycopg.Error as e:
+            raise _CommandFailed(f"cannot connect to {redactDsn(dsn)}: {e}") from None
+
 
 class AddAccountOptions(_AttributeOptions, _DatabaseOptions):
     """
@@ -278,7 +350,7 @@ class AddAccountOptions(_AttributeOptions, _DatabaseOptions):
     """
 
     synopsis = (
-        "--db PATH [--name NAME] [--secret-file FILE] [--attribute KEY=VALUE]..."
+        "--db PATH|URL [--name NAME] [--secret-file FILE] [--attribute KEY=VALUE]..."
         " PLAYERID"
     )
     optParameters: list[list[Any]] = [
@@ -326,7 +398,7 @@ class AddAccountOptions(_AttributeOptions, _DatabaseOptions):
         playerId = self["playerId"]
         if self["secret-file"]:
             try:
-                secret = readSecretFile(self["secret-file"]).decode("utf-8")
+                secret = readSecretFile(self["secret-file"], "secret").decode("utf-8")
             except (ValueError, UnicodeDecodeError) as e:
                 raise _CommandFailed(str(e)) from None
             generated = False
@@ -341,13 +413,14 @@ class AddAccountOptions(_AttributeOptions, _DatabaseOptions):
                 secret,
                 self.seconds(),
                 self["attributes"],
+                dbapi=self.dbapi,
                 iterations=self["iterations"],
             )
-        except ValueError as e:
+        except (ValueError, SchemaTooNew) as e:
             raise _CommandFailed(str(e)) from None
-        except sqlite3.IntegrityError:
+        except self.dbapi.IntegrityError:
             raise _CommandFailed(f"player {playerId!r} already exists") from None
-        except sqlite3.Error as e:
+        except self.dbapi.Error as e:
             raise _CommandFailed(f"cannot add {playerId!r}: {e}") from None
         finally:
             connection.close()
@@ -362,7 +435,7 @@ class RemoveAccountOptions(_DatabaseOptions):
     C{aphelion accounts remove}: remove an account.
     """
 
-    synopsis = "--db PATH PLAYERID"
+    synopsis = "--db PATH|URL PLAYERID"
 
     def parseArgs(self, playerId: str) -> None:  # type: ignore[override]
         """
@@ -377,8 +450,8 @@ class RemoveAccountOptions(_DatabaseOptions):
         playerId = self["playerId"]
         connection = self.connect()
         try:
-            removed = removeAccount(connection, playerId)
-        except sqlite3.Error as e:
+            removed = removeAccount(connection, playerId, self.dbapi)
+        except self.dbapi.Error as e:
             raise _CommandFailed(f"cannot remove {playerId!r}: {e}") from None
         finally:
             connection.close()
@@ -393,7 +466,7 @@ class ListAccountsOptions(_DatabaseOptions):
     id, name, creation time (UTC, ISO 8601), attributes (JSON).
     """
 
-    synopsis = "--db PATH"
+    synopsis = "--db PATH|URL"
 
     def execute(self, stdout: IO[str]) -> None:
         """
@@ -402,7 +475,7 @@ class ListAccountsOptions(_DatabaseOptions):
         connection = self.connect()
         try:
             accounts = listAccounts(connection)
-        except (sqlite3.Error, ValueError) as e:
+        except (self.dbapi.Error, ValueError) as e:
             raise _CommandFailed(f"cannot list accounts: {e}") from None
         finally:
             connection.close()
@@ -420,10 +493,10 @@ class ListAccountsOptions(_DatabaseOptions):
 class AccountsOptions(usage.Options):
     """
     C{aphelion accounts add|remove|list}: manage the accounts of
-    C{--auth sqlite:PATH}.
+    C{--auth sqlite:PATH} or C{--auth postgresql:DSN}.
     """
 
-    synopsis = "add|remove|list --db PATH ..."
+    synopsis = "add|remove|list --db PATH|URL ..."
     subCommands = [
         ["add", None, AddAccountOptions, "Add an account."],
         ["remove", None, RemoveAccountOptions, "Remove an account."],

@@ -16,8 +16,12 @@ operator chooses one with C{--auth}:
     - C{sqlite:PATH} (L{DatabaseChecker}): accounts in a database reached
       through an L{adbapi.ConnectionPool<twisted.enterprise.adbapi.ConnectionPool>}.
       The ID is C{PLAYERID:SECRET}, split at the first colon (so player ids
-      hold no colon, and secrets may): C{"alice:hunter2"}. The same checker
-      serves PostgreSQL through a pool of another DB-API module.
+      hold no colon, and secrets may): C{"alice:hunter2"}.
+    - C{postgresql:DSN[:password-file=PATH]} (the same L{DatabaseChecker},
+      through psycopg 3): accounts in PostgreSQL, which several AuthProxies
+      can share. DSN is a libpq connection string, such as
+      C{postgresql://aphelion@db.example:5432/aphelion}; the password comes
+      from C{PGPASSWORD}, C{~/.pgpass} or the file of C{password-file=}.
     - C{ticket:SECRET_FILE[:OPTION]...} (L{TicketChecker}): the ID is a
       ticket signed with HMAC-SHA256 under a secret shared with a login
       website (format below). Options: C{max-lifetime=SECONDS}, C{one-time},
@@ -71,6 +75,31 @@ mints one with::
                       .digest("base64url");
     const ticket = `v1.${payload}.${mac}`;
 
+Schema versions
+===============
+
+Both backends keep their tables in one schema, made and upgraded by
+L{upgradeSchema} from one list of steps, L{SCHEMA_MIGRATIONS}: step I{n}
+takes a database from version I{n} to I{n+1}. The table
+C{accounts_schema_version} holds a row for every version applied (a database
+from before versions were kept has only C{accounts}: it is version 0, and
+step 0 leaves its accounts as they are). A database whose version is newer
+than L{SCHEMA_VERSION} is refused with L{SchemaTooNew}: this code cannot
+know what the newer one changed. The C{--auth} plugins upgrade the schema at
+start-up, and so does each C{aphelion accounts} command.
+
+A database that fails mid-run
+=============================
+
+When the database cannot answer (PostgreSQL restarting or out of reach), a
+login fails with L{DatabaseUnavailable}, a L{CheckerBusy}: the client is told
+to try again later, and it does not count as a try. L{DatabaseChecker} logs
+one line when the database stops answering and one when it answers again,
+not one per login. The plugins' pools are L{AccountsPool}s: a connection
+that broke is discarded quietly, and the next login connects anew, so the
+AuthProxy needs no restart; a login whose pooled connection died while it
+waited (the server restarted) is tried once more on a new connection.
+
 Stored secrets
 ==============
 
@@ -91,28 +120,36 @@ import hmac
 import json
 import math
 import os
+import re
 import secrets
 import sqlite3
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any, Final, TypeVar
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ICredentials
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.cred.strcred import ICheckerFactory, InvalidAuthArgumentString
-from twisted.enterprise.adbapi import ConnectionPool, Transaction
+from twisted.enterprise.adbapi import (
+    Connection,
+    ConnectionLost,
+    ConnectionPool,
+    Transaction,
+)
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.logger import Logger
 from twisted.plugin import IPlugin
+from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
+from aphelion import __version__
 from aphelion.limits import hasControlCharacters, safeText
 
 __all__ = [
@@ -123,9 +160,13 @@ __all__ = [
     "DEFAULT_MAX_TICKET_LIFETIME",
     "DEV_WARNING",
     "MAX_ID_BYTES",
+    "SCHEMA_MIGRATIONS",
+    "SCHEMA_VERSION",
+    "AccountsPool",
     "BoundedAuthenticator",
     "CheckerBusy",
     "DatabaseChecker",
+    "DatabaseUnavailable",
     "DevChecker",
     "DevCheckerFactory",
     "IPlayer",
@@ -135,8 +176,10 @@ __all__ = [
     "PlayerIdCredentials",
     "PlayerIdentity",
     "PlayerRealm",
+    "PostgreSQLCheckerFactory",
     "ReactorNotBound",
     "SQLiteCheckerFactory",
+    "SchemaTooNew",
     "TicketChecker",
     "TicketCheckerFactory",
     "authenticate",
@@ -146,7 +189,12 @@ __all__ = [
     "ensureSchema",
     "hashSecret",
     "mintTicket",
+    "postgresqlConnectArguments",
     "readSecretFile",
+    "redactDsn",
+    "schemaVersion",
+    "sqlPlaceholder",
+    "upgradeSchema",
     "verifySecret",
     "verifyTicket",
 ]
@@ -193,6 +241,27 @@ The accounts table, in SQL that SQLite and PostgreSQL both accept.
 C{attributes} is a JSON object of strings; C{created} is in Unix seconds.
 """
 
+SCHEMA_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    # 0 -> 1: the accounts table. A database made before versions were kept
+    # has it already, and keeps its rows.
+    (ACCOUNTS_SCHEMA,),
+)
+"""
+The steps of the accounts schema: C{SCHEMA_MIGRATIONS[n]} holds the SQL
+statements, in SQL that SQLite and PostgreSQL both accept, that take a
+database from version C{n} to C{n + 1}. A change of schema is a new step at
+the end; a step that has shipped never changes.
+"""
+
+SCHEMA_VERSION: Final = len(SCHEMA_MIGRATIONS)
+"""
+The version of the accounts schema that this code reads and writes.
+"""
+
+_VERSION_TABLE: Final = (
+    "CREATE TABLE IF NOT EXISTS accounts_schema_version (version INTEGER PRIMARY KEY)"
+)
+
 _HASH_ALGORITHM: Final = "pbkdf2_sha256"
 _MAX_ITERATIONS: Final = 10_000_000
 _SALT_ALPHABET: Final = string.ascii_letters + string.digits
@@ -201,6 +270,7 @@ _PLACEHOLDERS: Final = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 AvatarId = bytes | tuple[()]
 LoginResult = tuple[type[Interface], object, Callable[[], None]]
+_T = TypeVar("_T")
 
 
 class ReactorNotBound(RuntimeError):
@@ -217,6 +287,32 @@ class CheckerBusy(Exception):
     or because a one-time ticket cannot be remembered now. Not a refused ID:
     the client is told to try again later, and it does not count as a try.
     """
+
+
+class DatabaseUnavailable(CheckerBusy):
+    """
+    The accounts database could not answer (it is restarting, out of reach,
+    or its tables are gone); the database's error is the C{__cause__}. A
+    L{CheckerBusy}, so the client is told to try again later and the try is
+    not counted.
+    """
+
+
+class SchemaTooNew(Exception):
+    """
+    The accounts database has a schema newer than this code knows: a newer
+    aphelion upgraded it. This code would misread it, so it refuses it.
+
+    :ivar version: the database's schema version.
+    """
+
+    def __init__(self, version: int) -> None:
+        super().__init__(
+            f"the accounts database has schema version {version}, but aphelion"
+            f" {__version__} knows versions up to {SCHEMA_VERSION}: run a newer"
+            " aphelion, or give it a database of its own version"
+        )
+        self.version = version
 
 
 class IPlayerIdCredentials(ICredentials):
@@ -429,6 +525,137 @@ class DevChecker:
         return succeed(encodeAvatarId(PlayerIdentity(idString, idString)))
 
 
+def sqlPlaceholder(paramstyle: str) -> str:
+    """
+    :return: the placeholder of a query parameter for a DB-API module of
+        C{paramstyle}: C{?} for C{qmark} (sqlite3), C{%s} for C{format} and
+        C{pyformat} (psycopg).
+    :raises ValueError: for another paramstyle.
+    """
+    try:
+        return _PLACEHOLDERS[paramstyle]
+    except KeyError:
+        raise ValueError(f"unsupported DB-API paramstyle {paramstyle!r}") from None
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    """
+    What the schema's upgrade says differently to each database.
+
+    :ivar begin: the statement that starts an upgrade: it serializes
+        upgrades by several processes at once.
+    :ivar end: the statement that ends it, if any.
+    :ivar tableExists: a query of one parameter, a table's name, whose first
+        row's first column is not L{None} when the table exists.
+    """
+
+    begin: str
+    end: str | None
+    tableExists: str
+
+
+_SQLITE: Final = _Dialect(
+    # A savepoint outside a transaction opens one, even before DDL (which
+    # sqlite3 would otherwise run in autocommit): the upgrade is atomic.
+    "SAVEPOINT aphelion_schema",
+    "RELEASE aphelion_schema",
+    "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?",
+)
+_POSTGRESQL: Final = _Dialect(
+    # Several AuthProxies may start at once against a new database;
+    # CREATE TABLE IF NOT EXISTS is not safe against a concurrent one. The
+    # lock (its key spells "aphelion" in ASCII) ends with the transaction.
+    "SELECT pg_advisory_xact_lock(7021206570636876910)",
+    None,
+    # Found through the search_path, as the queries find it.
+    "SELECT to_regclass(%s)",
+)
+_DIALECTS: Final = {"sqlite3": _SQLITE, "psycopg": _POSTGRESQL, "psycopg2": _POSTGRESQL}
+
+
+def _dialectOf(dbapi: ModuleType) -> _Dialect:
+    try:
+        return _DIALECTS[dbapi.__name__]
+    except KeyError:
+        raise ValueError(
+            f"no accounts schema for the DB-API module {dbapi.__name__!r};"
+            " use sqlite3 or psycopg"
+        ) from None
+
+
+def _tableExists(cursor: Any, dialect: _Dialect, table: str) -> bool:
+    cursor.execute(dialect.tableExists, (table,))
+    row = cursor.fetchone()
+    return row is not None and row[0] is not None
+
+
+def schemaVersion(cursor: Any, dbapi: ModuleType) -> int:
+    """
+    Read the schema version of an accounts database; changes nothing.
+
+    :param cursor: a DB-API cursor of the database (or an
+        L{adbapi.Transaction<Transaction>}).
+    :param dbapi: the DB-API module of the connection: C{sqlite3} or
+        C{psycopg}.
+    :return: the version; 0 for a database without a version table, new or
+        made before versions were kept.
+    """
+    dialect = _dialectOf(dbapi)
+    if not _tableExists(cursor, dialect, "accounts_schema_version"):
+        return 0
+    cursor.execute("SELECT MAX(version) FROM accounts_schema_version")
+    row = cursor.fetchone()
+    return 0 if row is None or row[0] is None else int(row[0])
+
+
+def upgradeSchema(cursor: Any, dbapi: ModuleType) -> int:
+    """
+    Make the accounts tables, or bring them up to L{SCHEMA_VERSION}, by the
+    steps of L{SCHEMA_MIGRATIONS} the database lacks; a database of the
+    current version is only read. The caller commits (an L{adbapi} pool's
+    C{runInteraction} does), or rolls back if this raises.
+
+    :param cursor: a DB-API cursor of the database (or an
+        L{adbapi.Transaction<Transaction>}).
+    :param dbapi: the DB-API module of the connection: C{sqlite3} or
+        C{psycopg}.
+    :return: L{SCHEMA_VERSION}.
+    :raises SchemaTooNew: if the database's version is newer.
+    :raises ValueError: for another DB-API module.
+    """
+    dialect = _dialectOf(dbapi)
+    mark = sqlPlaceholder(dbapi.paramstyle)
+    cursor.execute(dialect.begin)
+    current = schemaVersion(cursor, dbapi)
+    if current > SCHEMA_VERSION:
+        raise SchemaTooNew(current)
+    if current < SCHEMA_VERSION:
+        cursor.execute(_VERSION_TABLE)
+    for version in range(current, SCHEMA_VERSION):
+        for statement in SCHEMA_MIGRATIONS[version]:
+            cursor.execute(statement)
+        cursor.execute(
+            f"INSERT INTO accounts_schema_version (version) VALUES ({mark})",
+            (version + 1,),
+        )
+    if dialect.end is not None:
+        cursor.execute(dialect.end)
+    return SCHEMA_VERSION
+
+
+def ensureSchema(pool: ConnectionPool) -> Deferred[int]:
+    """
+    Make or upgrade the accounts tables of C{pool}'s database (see
+    L{upgradeSchema}), in the pool's thread.
+
+    :return: a L{Deferred} that fires with L{SCHEMA_VERSION}, or fails with
+        L{SchemaTooNew} or the database's error.
+    """
+    d: Deferred[int] = pool.runInteraction(upgradeSchema, pool.dbapi)
+    return d
+
+
 _Verdict = tuple[PlayerIdentity | None, str]
 
 
@@ -466,6 +693,92 @@ def _checkAccount(
         return None, "unreadable account record"
 
 
+def _retriedOnce(
+    transaction: Transaction,
+    retryOn: tuple[type[BaseException], ...],
+    interaction: Callable[..., _T],
+    *args: object,
+) -> _T:
+    """
+    Run C{interaction}; if it fails with one of C{retryOn}, run it once more
+    on a new connection. Runs in the pool's thread.
+
+    A pooled connection may have died while it waited (the server restarted
+    since): the first query on it fails, and a new connection answers. When
+    the database is down, making the new connection fails, and that error is
+    the answer.
+    """
+    try:
+        return interaction(transaction, *args)
+    except retryOn:
+        transaction.reconnect()
+        transaction.reopen()
+        return interaction(transaction, *args)
+
+
+class _DiscardingConnection(Connection):
+    """
+    A pooled connection whose check after a failed interaction (rollback,
+    then the pool's C{good_sql}) discards it quietly when it fails: the next
+    interaction in its thread connects anew. adbapi's own logs an error for
+    each failure, so a database that is down would log one per login.
+    """
+
+    def rollback(self) -> None:
+        """
+        Roll back and check the connection; discard it if either fails.
+        """
+        connection = self._connection
+        assert connection is not None
+        try:
+            connection.rollback()
+            cursor = connection.cursor()
+            cursor.execute(self._pool.good_sql)
+            cursor.close()
+            connection.commit()
+        except Exception:
+            # Not swallowed: the interaction's own error, which led here, is
+            # what the pool raises. This one only says the connection broke.
+            pool = self._pool
+            if pool.connections.get(pool.threadID()) is connection:
+                pool.disconnect(connection)
+
+
+class _ReconnectingTransaction(Transaction):
+    """
+    A transaction that connects anew, quietly, when its pooled connection
+    cannot make a cursor (it was closed since its last use).
+    """
+
+    def reopen(self) -> None:
+        """
+        Open a cursor, on a new connection if the pooled one is closed.
+        """
+        if self._cursor is not None:
+            self.close()
+        try:
+            self._cursor = self._connection.cursor()
+        except Exception:
+            # Closed: the database's error says only that. A new connection
+            # works, or fails with the error worth reporting.
+            self.reconnect()
+            self._cursor = self._connection.cursor()
+
+
+class AccountsPool(ConnectionPool):
+    """
+    An L{adbapi.ConnectionPool<ConnectionPool>} that survives its database's
+    restarts: C{cp_reconnect} is on, and a connection that fails the check
+    after a failed interaction, or is found closed, is discarded without a
+    log line and replaced on its thread's next use. The C{--auth} plugins
+    make their L{DatabaseChecker}s on one; it takes the same arguments.
+    """
+
+    connectionFactory = _DiscardingConnection
+    transactionFactory = _ReconnectingTransaction
+    reconnect = True
+
+
 @implementer(ICredentialsChecker)
 class DatabaseChecker:
     """
@@ -474,23 +787,29 @@ class DatabaseChecker:
     C{PLAYERID:SECRET}, split at the first colon. The lookup and the slow hash
     run in the pool's thread.
 
-    For PostgreSQL, give it a pool of C{psycopg2} (paramstyle C{pyformat}),
-    after creating the table with L{ensureSchema} or L{ACCOUNTS_SCHEMA}::
+    The C{--auth} plugins make one on an L{AccountsPool}: C{sqlite:PATH}
+    with sqlite3 (paramstyle C{qmark}), C{postgresql:DSN} with psycopg 3
+    (C{pyformat}); both are tested against real databases. Made by hand::
 
-        pool = ConnectionPool("psycopg2", "dbname=aphelion", cp_reactor=reactor)
-        checker = DatabaseChecker(pool)
+        pool = AccountsPool("psycopg", "dbname=aphelion", cp_reactor=reactor)
+        await ensureSchema(pool)
+        checker = DatabaseChecker(pool, name="dbname=aphelion")
 
-    sqlite3 (C{qmark}) and DB-API modules of paramstyle C{format} work too.
-    (Only SQLite is tested.) For SQLite, make the pool with
-    C{check_same_thread=False}: the pool closes its connections from the
-    reactor thread at shutdown.
+    For SQLite, make the pool with C{check_same_thread=False}: the pool
+    closes its connections from the reactor thread at shutdown.
 
     Given a callable rather than a pool, the checker makes the pool on the
     first login, on the reactor that L{bindReactor} gave it.
 
+    When the database cannot answer, a login fails with
+    L{DatabaseUnavailable}; the first such failure is logged, and so is the
+    first answer after it.
+
     :ivar unknownHash: the hash that a secret is checked against when the
         player is unknown, so that refusals take the same time either way.
         Its iteration count should match that of the stored hashes.
+    :ivar name: how the logs name the database: a path, or a DSN without
+        its password.
     """
 
     credentialInterfaces = (IPlayerIdCredentials,)
@@ -501,6 +820,7 @@ class DatabaseChecker:
         self,
         pool: ConnectionPool | Callable[[IReactorCore], ConnectionPool],
         paramstyle: str | None = None,
+        name: str = "",
     ) -> None:
         """
         :param pool: the pool, or a callable that makes it on the first
@@ -508,12 +828,15 @@ class DatabaseChecker:
             touches a reactor before it runs).
         :param paramstyle: the DB-API module's paramstyle; read from the
             pool's module when L{None}.
+        :param name: how the logs name the database; never give a password.
         """
         self._pool: ConnectionPool | None = None
         self._makePool: Callable[[IReactorCore], ConnectionPool] | None = None
         self._reactor: IReactorCore | None = None
         self._ownsPool = False
         self._query: str | None = None
+        self._answering = True
+        self.name = name or "(unnamed)"
         if isinstance(pool, ConnectionPool):
             self._pool = pool
         else:
@@ -523,13 +846,9 @@ class DatabaseChecker:
 
     @staticmethod
     def _queryFor(paramstyle: str) -> str:
-        try:
-            placeholder = _PLACEHOLDERS[paramstyle]
-        except KeyError:
-            raise ValueError(f"unsupported DB-API paramstyle {paramstyle!r}") from None
         return (
             "SELECT name, secret_hash, attributes FROM accounts"
-            f" WHERE player_id = {placeholder}"
+            f" WHERE player_id = {sqlPlaceholder(paramstyle)}"
         )
 
     def bindReactor(self, reactor: IReactorCore) -> None:
@@ -572,8 +891,8 @@ class DatabaseChecker:
     def requestAvatarId(self, credentials: IPlayerIdCredentials) -> Deferred[AvatarId]:
         """
         :return: a L{Deferred} that fires with the account's avatar id, or
-            fails with L{UnauthorizedLogin} for a bad ID, with the
-            database's error when the database cannot answer, or with
+            fails with L{UnauthorizedLogin} for a bad ID, with
+            L{DatabaseUnavailable} when the database cannot answer, or with
             L{ReactorNotBound} when the pool cannot be made yet.
         """
         try:
@@ -583,12 +902,47 @@ class DatabaseChecker:
             pool = self.pool
         except (UnauthorizedLogin, ReactorNotBound) as e:
             return fail(e)
+        dbapi = pool.dbapi
         d: Deferred[_Verdict] = pool.runInteraction(
-            _checkAccount, self._query, playerId, secret, self.unknownHash
+            _retriedOnce,
+            (dbapi.OperationalError, dbapi.InterfaceError),
+            _checkAccount,
+            self._query,
+            playerId,
+            secret,
+            self.unknownHash,
         )
-        return d.addCallback(self._verdictReached, playerId)
+        return d.addCallbacks(
+            self._verdictReached,
+            self._databaseFailed,
+            callbackArgs=(playerId,),
+            errbackArgs=(dbapi.Error,),
+        )
+
+    def _databaseFailed(
+        self, failure: Failure, databaseError: type[Exception]
+    ) -> Failure:
+        error = failure.value
+        if not isinstance(error, databaseError | ConnectionLost):
+            return failure
+        if self._answering:
+            self._answering = False
+            self._log.warn(
+                "accounts database {database} unreachable: {error}; logins are"
+                " answered OTHER 'try again later' until it answers",
+                database=self.name,
+                error=safeText(str(error) or type(error).__name__),
+            )
+        unavailable = DatabaseUnavailable("the accounts database cannot answer")
+        unavailable.__cause__ = error
+        return Failure(unavailable)
 
     def _verdictReached(self, verdict: _Verdict, playerId: str) -> AvatarId:
+        if not self._answering:
+            self._answering = True
+            self._log.info(
+                "accounts database {database} reachable again", database=self.name
+            )
         identity, reason = verdict
         if identity is not None:
             return encodeAvatarId(identity)
@@ -609,14 +963,31 @@ class DatabaseChecker:
         raise UnauthorizedLogin("unknown player or wrong secret")
 
 
-def ensureSchema(pool: ConnectionPool) -> Deferred[None]:
-    """
-    Create the C{accounts} table if it does not exist.
+_URL_SCHEMES: Final = ("postgresql://", "postgres://")
+_KEYWORD_PASSWORD: Final = re.compile(
+    r"""(?:^|(?<=\s))password\s*=\s*(?:'(?:[^'\\]|\\.)*'|\S*)\s*"""
+)
 
-    :return: a L{Deferred} that fires with L{None} when it exists.
+
+def redactDsn(dsn: str) -> str:
     """
-    d: Deferred[None] = pool.runOperation(ACCOUNTS_SCHEMA)
-    return d
+    :return: the libpq connection string C{dsn} without its password, for
+        logs and messages: C{postgresql://aphelion:pw@db/aphelion} becomes
+        C{postgresql://aphelion@db/aphelion}, and a C{password} parameter of
+        the URL's query or of a C{keyword=value} string is left out.
+    """
+    if not dsn.startswith(_URL_SCHEMES):
+        return _KEYWORD_PASSWORD.sub("", dsn).strip()
+    parts = urlsplit(dsn)
+    netloc = parts.netloc
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}@{hosts}"
+    query = parts.query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(key == "password" for key, _ in pairs):
+        query = urlencode([(k, v) for k, v in pairs if k != "password"])
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _b64encode(data: bytes) -> str:
@@ -1021,9 +1392,6 @@ def _loggedIn(result: LoginResult) -> PlayerIdentity:
     return PlayerIdentity(player.playerId, player.name, player.attributes)
 
 
-_T = TypeVar("_T")
-
-
 class BoundedAuthenticator:
     """
     Bounds the credential checks in flight at once (contract Part 6: 64).
@@ -1072,11 +1440,12 @@ class BoundedAuthenticator:
         return result
 
 
-def readSecretFile(path: str) -> bytes:
+def readSecretFile(path: str, kind: str = "ticket secret") -> bytes:
     """
-    Read a ticket secret at start-up: the file's bytes with surrounding
-    whitespace removed.
+    Read a secret at start-up: the file's bytes with surrounding whitespace
+    removed.
 
+    :param kind: what the secret is, for the messages.
     :raises ValueError: with a message for the operator, if the file cannot
         be read or holds only whitespace.
     """
@@ -1085,10 +1454,10 @@ def readSecretFile(path: str) -> bytes:
             secret = f.read().strip()
     except OSError as e:
         raise ValueError(
-            f"cannot read the ticket secret file {path!r}: {e.strerror}"
+            f"cannot read the {kind} file {path!r}: {e.strerror}"
         ) from None
     if not secret:
-        raise ValueError(f"the ticket secret file {path!r} is empty")
+        raise ValueError(f"the {kind} file {path!r} is empty")
     return secret
 
 
@@ -1120,7 +1489,8 @@ class DevCheckerFactory:
 class SQLiteCheckerFactory:
     """
     C{--auth sqlite:PATH}: makes a L{DatabaseChecker} on an existing SQLite
-    accounts database. The pool is made on the first login, on the reactor
+    accounts database, after upgrading its schema (L{upgradeSchema}). The
+    pool, an L{AccountsPool}, is made on the first login, on the reactor
     given to the checker's C{bindReactor}.
     """
 
@@ -1128,11 +1498,13 @@ class SQLiteCheckerFactory:
     authHelp = (
         "Accounts in an SQLite database, managed with 'aphelion accounts'.\n"
         "Clients send PLAYERID:SECRET as their ID. The database must exist\n"
-        "(create it with 'aphelion accounts add --db PATH PLAYERID')."
+        "(create it with 'aphelion accounts add --db PATH PLAYERID'); its\n"
+        "tables are upgraded at start-up."
     )
     argStringFormat = "The path of the SQLite accounts database."
     credentialInterfaces = (IPlayerIdCredentials,)
     poolSize = 3
+    _log = Logger()
 
     def __init__(self, reactor: IReactorCore | None = None) -> None:
         """
@@ -1143,11 +1515,12 @@ class SQLiteCheckerFactory:
 
     def generateChecker(self, argstring: str = "") -> DatabaseChecker:
         """
-        Check at start-up that C{argstring} names an SQLite database with an
-        C{accounts} table.
+        Check at start-up that C{argstring} names an SQLite accounts
+        database, and bring its schema up to date.
 
         :return: a L{DatabaseChecker} that makes its pool on first use.
-        :raises InvalidAuthArgumentString: if it does not.
+        :raises InvalidAuthArgumentString: if it does not, or if its schema
+            is newer than this code.
         """
         if not argstring:
             raise InvalidAuthArgumentString("--auth sqlite needs a PATH")
@@ -1158,28 +1531,218 @@ class SQLiteCheckerFactory:
                 f"'aphelion accounts add --db {argstring} PLAYERID'"
             )
         try:
-            connection = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+            # Read-only when the file is; then only a current schema passes.
+            connection = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True)
             try:
-                connection.execute("SELECT player_id FROM accounts LIMIT 1")
+                cursor = connection.cursor()
+                if not any(
+                    _tableExists(cursor, _SQLITE, table)
+                    for table in ("accounts", "accounts_schema_version")
+                ):
+                    raise sqlite3.DatabaseError("it has no accounts table")
+                version = upgradeSchema(cursor, sqlite3)
+                connection.commit()
             finally:
                 connection.close()
+        except SchemaTooNew as e:
+            raise InvalidAuthArgumentString(f"{path!r}: {e}") from None
         except sqlite3.Error as e:
             raise InvalidAuthArgumentString(
                 f"{path!r} is not an accounts database: {e}"
             ) from None
+        self._log.info(
+            "accounts in SQLite at {path}, schema version {version}",
+            path=path,
+            version=version,
+        )
         poolSize = self.poolSize
 
         def makePool(reactor: IReactorCore) -> ConnectionPool:
-            return ConnectionPool(
+            return AccountsPool(
                 "sqlite3",
                 path,
                 check_same_thread=False,
                 cp_min=1,
                 cp_max=poolSize,
+                cp_reconnect=True,
                 cp_reactor=reactor,
             )
 
-        checker = DatabaseChecker(makePool, "qmark")
+        checker = DatabaseChecker(makePool, "qmark", name=path)
+        if self._reactor is not None:
+            checker.bindReactor(self._reactor)
+        return checker
+
+
+_PASSWORD_FILE_OPTION: Final = ":password-file="
+
+
+def _splitPostgreSQLArgument(argstring: str) -> tuple[str, str | None]:
+    """
+    Split the argument of C{--auth postgresql:} into the DSN and the path of
+    the option C{:password-file=PATH} that may end it.
+
+    :raises InvalidAuthArgumentString: for an empty DSN or path.
+    """
+    dsn, option, path = argstring.rpartition(_PASSWORD_FILE_OPTION)
+    if not option:
+        dsn, path = argstring, ""
+    elif not path:
+        raise InvalidAuthArgumentString(
+            "--auth postgresql: password-file= needs a PATH"
+        )
+    if not dsn.strip():
+        raise InvalidAuthArgumentString(
+            "--auth postgresql needs a DSN, such as"
+            " postgresql://aphelion@localhost/aphelion"
+        )
+    return dsn, path or None
+
+
+def postgresqlConnectArguments(
+    dsn: str, passwordFile: str | None = None
+) -> dict[str, str | int]:
+    """
+    Check a libpq connection string, and read the password file, at
+    start-up; used by C{--auth postgresql} and C{aphelion accounts}.
+
+    :param passwordFile: a file whose content, without surrounding
+        whitespace, is the password; else libpq finds one in C{PGPASSWORD}
+        or C{~/.pgpass}, or in the DSN.
+    :return: the keyword arguments of C{psycopg.connect} besides the DSN:
+        the password of the file, and time limits (a connection is given up
+        after 5 s, and a query whose packets go unanswered for 10 s fails)
+        unless the DSN or C{PGCONNECT_TIMEOUT} sets them.
+    :raises ValueError: with a message for the operator (and without the
+        password), if psycopg is not installed, the DSN cannot be parsed or
+        the file cannot be read.
+    """
+    try:
+        from psycopg import Error as PsycopgError
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        raise ValueError(
+            "PostgreSQL needs psycopg 3: pip install 'aphelion[postgresql]'"
+        ) from None
+    try:
+        parameters = conninfo_to_dict(dsn)
+    except PsycopgError as e:
+        raise ValueError(f"not a PostgreSQL DSN ({e})") from None
+    arguments: dict[str, str | int] = {}
+    if "connect_timeout" not in parameters and "PGCONNECT_TIMEOUT" not in os.environ:
+        arguments["connect_timeout"] = 5
+    if "tcp_user_timeout" not in parameters:
+        arguments["tcp_user_timeout"] = 10_000
+    if passwordFile is not None:
+        try:
+            password = readSecretFile(passwordFile, "password").decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"the password file {passwordFile!r} is not UTF-8"
+            ) from None
+        arguments["password"] = password
+    return arguments
+
+
+@implementer(ICheckerFactory, IPlugin)
+class PostgreSQLCheckerFactory:
+    """
+    C{--auth postgresql:DSN[:password-file=PATH]}: makes a L{DatabaseChecker}
+    on a PostgreSQL database through psycopg 3, after making or upgrading its
+    schema (L{upgradeSchema}) at start-up. The pool, an L{AccountsPool}, is
+    made on the first login, on the reactor given to the checker's
+    C{bindReactor}.
+
+    The password is never needed on the command line: libpq reads
+    C{PGPASSWORD} or C{~/.pgpass}, or C{password-file=} names a file. A
+    password in the DSN works, with a warning; it is left out of every log
+    line and message (L{redactDsn}).
+    """
+
+    authType = "postgresql"
+    authHelp = (
+        "Accounts in a PostgreSQL database, which several AuthProxies can\n"
+        "share, managed with 'aphelion accounts --db postgresql://...'.\n"
+        "Clients send PLAYERID:SECRET as their ID. DSN is a libpq connection\n"
+        "string: postgresql://USER@HOST:PORT/DBNAME or 'host=H dbname=D ...'.\n"
+        "The password comes from PGPASSWORD, ~/.pgpass, or the file named by\n"
+        "a final :password-file=PATH; not from the DSN, which the process list\n"
+        "shows to every user of the host. The tables are made or upgraded at\n"
+        "start-up, which fails if the database cannot be reached. Needs\n"
+        "psycopg 3: pip install 'aphelion[postgresql]'.\n"
+        "Example: postgresql:postgresql://aphelion@db.example/aphelion"
+        ":password-file=/etc/aphelion/db.password"
+    )
+    argStringFormat = (
+        "DSN[:password-file=PATH]: a libpq connection string, then the file"
+        " that holds the password."
+    )
+    credentialInterfaces = (IPlayerIdCredentials,)
+    poolSize = 3
+    _log = Logger()
+
+    def __init__(self, reactor: IReactorCore | None = None) -> None:
+        """
+        :param reactor: the pool's reactor, bound to every checker made
+            (for tests); when L{None}, the service binds its own.
+        """
+        self._reactor = reactor
+
+    def generateChecker(self, argstring: str = "") -> DatabaseChecker:
+        """
+        Connect at start-up, and make or upgrade the schema.
+
+        :return: a L{DatabaseChecker} that makes its pool on first use.
+        :raises InvalidAuthArgumentString: with the DSN without its password,
+            if psycopg is missing, the DSN or password file is wrong, the
+            database cannot be reached, or its schema is newer than this
+            code.
+        """
+        dsn, passwordFile = _splitPostgreSQLArgument(argstring)
+        shown = redactDsn(dsn)
+        try:
+            arguments = postgresqlConnectArguments(dsn, passwordFile)
+        except ValueError as e:
+            raise InvalidAuthArgumentString(f"--auth postgresql: {e}") from None
+        if shown != dsn:
+            self._log.warn(
+                "the DSN {dsn} holds a password, which every user of this host"
+                " can read in the process list; use PGPASSWORD, ~/.pgpass or"
+                " password-file= instead",
+                dsn=shown,
+            )
+        import psycopg
+        from psycopg.conninfo import make_conninfo
+
+        try:
+            with psycopg.connect(make_conninfo(dsn, **arguments)) as connection:
+                with connection.cursor() as cursor:
+                    version = upgradeSchema(cursor, psycopg)
+        except SchemaTooNew as e:
+            raise InvalidAuthArgumentString(f"{shown}: {e}") from None
+        except psycopg.Error as e:
+            raise InvalidAuthArgumentString(
+                f"cannot use the accounts database {shown}: {safeText(str(e))}"
+            ) from None
+        self._log.info(
+            "accounts in PostgreSQL at {dsn}, schema version {version}",
+            dsn=shown,
+            version=version,
+        )
+        poolSize = self.poolSize
+
+        def makePool(reactor: IReactorCore) -> ConnectionPool:
+            return AccountsPool(
+                "psycopg",
+                dsn,
+                cp_min=1,
+                cp_max=poolSize,
+                cp_reconnect=True,
+                cp_reactor=reactor,
+                **arguments,
+            )
+
+        checker = DatabaseChecker(makePool, "pyformat", name=shown)
         if self._reactor is not None:
             checker.bindReactor(self._reactor)
         return checker

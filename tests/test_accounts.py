@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 from io import StringIO
+from types import ModuleType
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,12 +32,14 @@ from aphelion.accounts import (
 )
 from aphelion.auth import (
     MAX_ID_BYTES,
+    SCHEMA_VERSION,
     DatabaseChecker,
     MemoryReplayCache,
     PlayerIdCredentials,
     PlayerIdentity,
     TicketChecker,
     decodeAvatarId,
+    schemaVersion,
     verifySecret,
 )
 
@@ -233,6 +236,71 @@ class AccountsCommandTests(SynchronousTestCase):
         result = accounts("remove", "--db", self.db, "alice")
         self.assertEqual((result.status, result.err), (1, "error: no player 'alice'\n"))
 
+    def test_passwordFileNeedsPostgreSQL(self) -> None:
+        """
+        C{--password-file} goes with a PostgreSQL URL only.
+        """
+        error = self.assertRaises(
+            usage.UsageError,
+            accounts,
+            "list",
+            "--db",
+            self.db,
+            "--password-file",
+            "/x",
+        )
+        self.assertIn("postgresql://", str(error))
+
+    def test_schemaUpgraded(self) -> None:
+        """
+        Every command upgrades a database made before schema versions were
+        kept, and keeps its accounts.
+        """
+        self.add("alice")
+        for argv in [["list"], ["remove", "alice"]]:
+            connection = sqlite3.connect(self.db)
+            connection.execute("DROP TABLE accounts_schema_version")
+            connection.commit()
+            connection.close()
+            result = accounts(argv[0], "--db", self.db, *argv[1:])
+            self.assertEqual(result.status, 0, result.err)
+            self.assertIn("alice", result.out)
+            connection = sqlite3.connect(self.db)
+            self.assertEqual(
+                schemaVersion(connection.cursor(), sqlite3), SCHEMA_VERSION
+            )
+            connection.close()
+
+    def test_schemaTooNew(self) -> None:
+        """
+        Every command refuses a database whose schema is newer than this code,
+        and changes nothing.
+        """
+        self.add("alice")
+        connection = sqlite3.connect(self.db)
+        connection.execute("INSERT INTO accounts_schema_version VALUES (99)")
+        connection.commit()
+        connection.close()
+        for argv in [
+            ["add", "--db", self.db, "--iterations", "1000", "bob"],
+            ["remove", "--db", self.db, "alice"],
+            ["list", "--db", self.db],
+        ]:
+            result = accounts(*argv)
+            self.assertEqual((result.status, result.out), (1, ""))
+            self.assertTrue(
+                result.err.startswith(
+                    "error: the accounts database has schema version 99, but"
+                ),
+                result.err,
+            )
+        connection = sqlite3.connect(self.db)
+        self.assertEqual(
+            connection.execute("SELECT player_id FROM accounts").fetchall(),
+            [("alice",)],
+        )
+        connection.close()
+
     def test_missingDatabase(self) -> None:
         """
         C{remove} and C{list} on a missing database fail without creating it.
@@ -274,7 +342,8 @@ class AccountFunctionTests(SynchronousTestCase):
     def test_refused(self) -> None:
         """
         A bad player id, an empty name or secret, an ID longer than 1024 bytes
-        or an unsupported paramstyle is refused with L{ValueError}.
+        or a DB-API module without an accounts schema is refused with
+        L{ValueError}.
         """
         for playerId, name, secret in [
             ("a:b", "A", "s"),
@@ -284,12 +353,12 @@ class AccountFunctionTests(SynchronousTestCase):
         ]:
             with self.assertRaises(ValueError):
                 addAccount(self.connection, playerId, name, secret, 0.0, iterations=1)
+        other = ModuleType("otherdb")
+        other.paramstyle = "numeric"  # type: ignore[attr-defined]
         with self.assertRaises(ValueError):
-            addAccount(
-                self.connection, "a", "A", "s", 0.0, paramstyle="named", iterations=1
-            )
+            addAccount(self.connection, "a", "A", "s", 0.0, dbapi=other, iterations=1)
         with self.assertRaises(ValueError):
-            removeAccount(self.connection, "a", paramstyle="numeric")
+            removeAccount(self.connection, "a", dbapi=other)
 
     @settings(max_examples=100, deadline=None)
     @given(st.sampled_from(["playerId", "name", "secret"]), controlCharacters)

@@ -10,10 +10,12 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, given, settings
@@ -34,7 +36,7 @@ from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IReactorCore
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor
-from twisted.logger import LogEvent, capturedLogs, formatEvent
+from twisted.logger import LogEvent, LogLevel, capturedLogs, formatEvent
 from twisted.plugin import IPlugin
 from twisted.python import usage
 from twisted.python.failure import Failure
@@ -44,14 +46,18 @@ from zope.interface.verify import verifyObject
 
 from aphelion.accounts import addAccount
 from aphelion.auth import (
+    ACCOUNTS_SCHEMA,
     DEFAULT_CHECKER_LIMIT,
     DEFAULT_MAX_REMEMBERED,
     DEFAULT_MAX_TICKET_LIFETIME,
     DEV_WARNING,
     MAX_ID_BYTES,
+    SCHEMA_VERSION,
+    AccountsPool,
     BoundedAuthenticator,
     CheckerBusy,
     DatabaseChecker,
+    DatabaseUnavailable,
     DevChecker,
     DevCheckerFactory,
     IPlayer,
@@ -61,7 +67,9 @@ from aphelion.auth import (
     PlayerIdCredentials,
     PlayerIdentity,
     PlayerRealm,
+    PostgreSQLCheckerFactory,
     ReactorNotBound,
+    SchemaTooNew,
     SQLiteCheckerFactory,
     TicketChecker,
     TicketCheckerFactory,
@@ -72,6 +80,10 @@ from aphelion.auth import (
     hashSecret,
     mintTicket,
     readSecretFile,
+    redactDsn,
+    schemaVersion,
+    sqlPlaceholder,
+    upgradeSchema,
     verifySecret,
     verifyTicket,
 )
@@ -117,23 +129,38 @@ def noSecretsLogged(
             case.assertNotIn(secret, text)
 
 
+def addTestAccounts(connection: Any, dbapi: ModuleType = sqlite3) -> None:
+    """
+    Add C{alice} (display name C{Alice}, attribute C{team=red}), whose
+    secret C{hunter2:with:colons} holds colons, and C{bob} (C{Bob},
+    C{builder}), with cheap hashes, making the schema if need be.
+
+    :param connection: a DB-API connection, or an adbapi one.
+    :param dbapi: its DB-API module.
+    """
+    addAccount(
+        connection,
+        "alice",
+        "Alice",
+        "hunter2:with:colons",
+        1000.0,
+        {"team": "red"},
+        dbapi=dbapi,
+        iterations=ITERATIONS,
+    )
+    addAccount(
+        connection, "bob", "Bob", "builder", 1000.0, dbapi=dbapi, iterations=ITERATIONS
+    )
+
+
 def createAccounts(path: str) -> None:
     """
-    Create an accounts database at C{path} with C{alice}, whose secret holds
-    colons, and C{bob}.
+    Create an SQLite accounts database at C{path} with the accounts of
+    L{addTestAccounts}.
     """
     connection = sqlite3.connect(path)
     try:
-        addAccount(
-            connection,
-            "alice",
-            "Alice",
-            "hunter2:with:colons",
-            1000.0,
-            {"team": "red"},
-            iterations=ITERATIONS,
-        )
-        addAccount(connection, "bob", "Bob", "builder", 1000.0, iterations=ITERATIONS)
+        addTestAccounts(connection)
     finally:
         connection.close()
 
@@ -642,24 +669,53 @@ class TicketCheckerTests(CheckerTestsMixin, SynchronousTestCase):
             self.assertAcceptedOrRefused(d)
 
 
-class DatabaseCheckerTests(CheckerTestsMixin, TestCase):
+class DatabaseCheckerTestsMixin(CheckerTestsMixin, _TestCaseBase):
     """
-    Tests of L{DatabaseChecker} on a real SQLite file through a real
-    L{ConnectionPool}.
+    Behaviour of L{DatabaseChecker} on a real database through a real
+    L{AccountsPool}, whatever the database. Mix into a L{TestCase} that
+    implements L{makePool}; C{setUp} gives the test C{alice} and C{bob}
+    (see L{addTestAccounts}).
+
+    :ivar pool: the pool of the test's database.
+    :ivar checker: a checker on L{pool}, named C{"test-db"} in the logs.
     """
 
     checker: DatabaseChecker
+    pool: ConnectionPool
     validId = "bob:builder"
 
-    def setUp(self) -> None:
-        self.path = self.mktemp()
-        createAccounts(self.path)
-        self.pool = ConnectionPool(
-            "sqlite3", self.path, check_same_thread=False, cp_min=1, cp_max=1
-        )
+    async def makePool(self) -> ConnectionPool:
+        """
+        :return: a new L{AccountsPool} (closed by the mixin), of one
+            connection, on an empty database of this test's own.
+        """
+        raise NotImplementedError()
+
+    async def setUp(self) -> None:
+        """
+        Make the pool, the schema, the accounts and the checker.
+        """
+        self.pool = await self.makePool()
         self.addCleanup(self.pool.close)
-        self.checker = DatabaseChecker(self.pool)
+        self.assertEqual(await ensureSchema(self.pool), SCHEMA_VERSION)
+        await self.pool.runWithConnection(addTestAccounts, self.pool.dbapi)
+        self.checker = DatabaseChecker(self.pool, name="test-db")
         self.checker.unknownHash = f"pbkdf2_sha256${ITERATIONS}$unknownplayer$"
+
+    async def execute(self, sql: str, *parameters: object) -> None:
+        """
+        Run a statement of SQL whose placeholders are written C{?}, through
+        the pool.
+        """
+        mark = sqlPlaceholder(self.pool.dbapi.paramstyle)
+        await self.pool.runOperation(sql.replace("?", mark), parameters)
+
+    async def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """
+        :return: the rows of a query, as tuples, through the pool.
+        """
+        rows = await self.pool.runQuery(sql)
+        return [tuple(row) for row in rows]
 
     async def login(self, idString: str) -> PlayerIdentity:
         """
@@ -703,6 +759,18 @@ class DatabaseCheckerTests(CheckerTestsMixin, TestCase):
         await self.assertRefused("carol:builder")
         await self.assertRefused("Bob:builder")
 
+    async def test_unknownPlayerHashed(self) -> None:
+        """
+        The secret of an unknown player is checked all the same, against the
+        checker's C{unknownHash}, so that a refusal takes as long either way:
+        with an unreadable one, the check fails instead of refusing at once.
+        A known player's check does not touch it.
+        """
+        self.checker.unknownHash = "pbkdf2_sha256$x$unreadable$"
+        d = self.checker.requestAvatarId(idOf("carol:builder"))
+        await self.assertFailure(d, ValueError)
+        await self.login("bob:builder")
+
     def test_notPlayerIdAndSecret(self) -> None:
         """
         An ID without a colon, player id or secret is refused without a query.
@@ -715,15 +783,12 @@ class DatabaseCheckerTests(CheckerTestsMixin, TestCase):
         An account whose stored hash or attributes cannot be read is refused,
         and the refusal is logged as an error.
         """
-        connection = sqlite3.connect(self.path)
-        connection.execute(
-            "UPDATE accounts SET secret_hash = 'x' WHERE player_id = 'bob'"
+        await self.execute(
+            "UPDATE accounts SET secret_hash = 'x' WHERE player_id = ?", "bob"
         )
-        connection.execute(
-            "UPDATE accounts SET attributes = '[' WHERE player_id = 'alice'"
+        await self.execute(
+            "UPDATE accounts SET attributes = '[' WHERE player_id = ?", "alice"
         )
-        connection.commit()
-        connection.close()
         with capturedLogs() as events:
             await self.assertRefused("bob:builder")
             await self.assertRefused("alice:hunter2:with:colons")
@@ -753,12 +818,16 @@ class DatabaseCheckerTests(CheckerTestsMixin, TestCase):
         """
         A player id is logged escaped, and cut to 200 characters.
         """
-        connection = sqlite3.connect(self.path)
-        try:
-            for playerId in ["back\\slash", "x" * 300]:
-                addAccount(connection, playerId, "X", "s", 0.0, iterations=ITERATIONS)
-        finally:
-            connection.close()
+        for playerId in ["back\\slash", "x" * 300]:
+            await self.pool.runWithConnection(
+                addAccount,
+                playerId,
+                "X",
+                "s",
+                0.0,
+                dbapi=self.pool.dbapi,
+                iterations=ITERATIONS,
+            )
         with capturedLogs() as events:
             await self.assertRefused("back\\slash:wrong")
             await self.assertRefused("x" * 300 + ":wrong")
@@ -770,46 +839,148 @@ class DatabaseCheckerTests(CheckerTestsMixin, TestCase):
             ],
         )
 
-    async def test_databaseError(self) -> None:
+    async def test_unavailableThenBack(self) -> None:
         """
-        When the database cannot answer, the checker fails with its error, not
-        with L{UnauthorizedLogin}.
+        While the database cannot answer (here, its accounts table is gone),
+        every login fails with L{DatabaseUnavailable}, a L{CheckerBusy} whose
+        cause is the database's error, not with L{UnauthorizedLogin}; one
+        line is logged when it stops answering and one when it answers again,
+        not one per login.
         """
-        os.remove(self.path)
-        empty = ConnectionPool(
+        await self.execute("ALTER TABLE accounts RENAME TO accounts_away")
+        with capturedLogs() as events:
+            for _ in range(3):
+                d = self.checker.requestAvatarId(idOf("bob:builder"))
+                error = await self.assertFailure(d, DatabaseUnavailable)
+                self.assertIsInstance(error, CheckerBusy)
+                self.assertIsInstance(error.__cause__, self.pool.dbapi.Error)
+            await self.execute("ALTER TABLE accounts_away RENAME TO accounts")
+            await self.login("bob:builder")
+            await self.assertRefused("bob:wrong")
+            await self.login("alice:hunter2:with:colons")
+        lines = [(e["log_level"], formatEvent(e)) for e in events]
+        self.assertEqual(len(lines), 3, lines)
+        self.assertEqual(lines[0][0], LogLevel.warn)
+        self.assertTrue(
+            lines[0][1].startswith("accounts database test-db unreachable: "), lines
+        )
+        self.assertTrue(
+            lines[0][1].endswith(
+                "; logins are answered OTHER 'try again later' until it answers"
+            ),
+            lines,
+        )
+        self.assertIn("accounts", lines[0][1].partition("unreachable: ")[2])
+        self.assertEqual(
+            lines[1:],
+            [
+                (LogLevel.info, "accounts database test-db reachable again"),
+                (LogLevel.info, "ID refused for bob: wrong secret"),
+            ],
+        )
+
+    async def test_brokenConnectionReplaced(self) -> None:
+        """
+        A pooled connection that was closed since its last use is replaced
+        by a new one at the next login, which succeeds, without a log line.
+        """
+        await self.login("bob:builder")
+        [connection] = self.pool.connections.values()
+        connection.close()
+        with capturedLogs() as events:
+            await self.login("bob:builder")
+        self.assertEqual([formatEvent(e) for e in events], [])
+        [replacement] = self.pool.connections.values()
+        self.assertIsNot(replacement, connection)
+
+    async def test_schemaVersioned(self) -> None:
+        """
+        The schema is made at L{SCHEMA_VERSION}, with one row per version in
+        C{accounts_schema_version}; upgrading it again changes nothing.
+        """
+        expected = [(v,) for v in range(1, SCHEMA_VERSION + 1)]
+        versions = "SELECT version FROM accounts_schema_version ORDER BY version"
+        self.assertEqual(await self.query(versions), expected)
+        self.assertEqual(await ensureSchema(self.pool), SCHEMA_VERSION)
+        self.assertEqual(await self.query(versions), expected)
+        version = await self.pool.runInteraction(schemaVersion, self.pool.dbapi)
+        self.assertEqual(version, SCHEMA_VERSION)
+
+    async def test_unversionedSchemaUpgraded(self) -> None:
+        """
+        A database made before versions were kept (an C{accounts} table
+        only) is version 0, and is upgraded with its accounts kept.
+        """
+        await self.execute("DROP TABLE accounts_schema_version")
+        self.assertEqual(
+            await self.pool.runInteraction(schemaVersion, self.pool.dbapi), 0
+        )
+        self.assertEqual(await ensureSchema(self.pool), SCHEMA_VERSION)
+        await self.login("bob:builder")
+
+    async def test_schemaTooNew(self) -> None:
+        """
+        A database whose schema is newer than this code is refused with
+        L{SchemaTooNew}, whose message gives both versions, and left as it
+        is.
+        """
+        newer = SCHEMA_VERSION + 1
+        await self.execute("INSERT INTO accounts_schema_version VALUES (?)", newer)
+        error = await self.assertFailure(ensureSchema(self.pool), SchemaTooNew)
+        self.assertEqual(error.version, newer)
+        self.assertIn(f"schema version {newer}", str(error))
+        self.assertIn(f"knows versions up to {SCHEMA_VERSION}", str(error))
+        self.assertEqual(
+            await self.query("SELECT MAX(version) FROM accounts_schema_version"),
+            [(newer,)],
+        )
+
+
+class SQLiteDatabaseCheckerTests(DatabaseCheckerTestsMixin, TestCase):
+    """
+    Tests of L{DatabaseChecker} on a real SQLite file through a real
+    L{AccountsPool}, and of what is particular to SQLite or to pools given
+    to the checker.
+    """
+
+    async def makePool(self) -> ConnectionPool:
+        """
+        :return: an L{AccountsPool} on a new SQLite file, at C{self.path}.
+        """
+        self.path = self.mktemp()
+        return AccountsPool(
             "sqlite3", self.path, check_same_thread=False, cp_min=1, cp_max=1
         )
-        self.addCleanup(empty.close)
-        d = DatabaseChecker(empty).requestAvatarId(idOf("bob:builder"))
-        await self.assertFailure(d, sqlite3.OperationalError)
 
-    async def test_ensureSchema(self) -> None:
+    async def test_databaseError(self) -> None:
         """
-        L{ensureSchema} creates the accounts table in a new database, and
-        leaves an existing one alone.
+        When the database cannot answer, the checker fails with
+        L{DatabaseUnavailable} caused by the database's error, not with
+        L{UnauthorizedLogin}; so it does with a plain L{ConnectionPool}.
         """
-        pool = ConnectionPool(
+        empty = ConnectionPool(
             "sqlite3", self.mktemp(), check_same_thread=False, cp_min=1, cp_max=1
         )
-        self.addCleanup(pool.close)
-        await ensureSchema(pool)
-        await ensureSchema(pool)
-        self.assertEqual(await pool.runQuery("SELECT * FROM accounts"), [])
-        await ensureSchema(self.pool)
-        await self.login("bob:builder")
+        self.addCleanup(empty.close)
+        with capturedLogs():
+            d = DatabaseChecker(empty).requestAvatarId(idOf("bob:builder"))
+            error = await self.assertFailure(d, DatabaseUnavailable)
+        self.assertIsInstance(error.__cause__, sqlite3.OperationalError)
 
     async def test_paramstyles(self) -> None:
         """
         The paramstyle is read from the pool's module unless given: qmark
-        works with sqlite3, and format or pyformat (psycopg2's) puts C{%s} in
+        works with sqlite3, and format or pyformat (psycopg's) puts C{%s} in
         the query, which sqlite3 does not understand. Others are unsupported.
         """
         await DatabaseChecker(self.pool, "qmark").requestAvatarId(idOf("bob:builder"))
         for paramstyle in ["format", "pyformat"]:
-            d = DatabaseChecker(self.pool, paramstyle).requestAvatarId(
-                idOf("bob:builder")
-            )
-            await self.assertFailure(d, sqlite3.OperationalError)
+            with capturedLogs():
+                d = DatabaseChecker(self.pool, paramstyle).requestAvatarId(
+                    idOf("bob:builder")
+                )
+                error = await self.assertFailure(d, DatabaseUnavailable)
+            self.assertIsInstance(error.__cause__, sqlite3.OperationalError)
         with self.assertRaises(ValueError):
             DatabaseChecker(self.pool, "named")
 
@@ -879,6 +1050,18 @@ class DatabaseCheckerTests(CheckerTestsMixin, TestCase):
         self.assertIn("bindReactor", str(error))
         self.assertEqual(made, [])
         self.assertRaises(ReactorNotBound, lambda: checker.pool)
+
+    def test_unsupportedModule(self) -> None:
+        """
+        The schema is written for sqlite3 and psycopg: L{upgradeSchema}
+        refuses another DB-API module with L{ValueError}.
+        """
+        other = ModuleType("otherdb")
+        other.paramstyle = "format"  # type: ignore[attr-defined]
+        connection = sqlite3.connect(":memory:")
+        self.addCleanup(connection.close)
+        error = self.assertRaises(ValueError, upgradeSchema, connection.cursor(), other)
+        self.assertIn("'otherdb'", str(error))
 
 
 class RealmTests(SynchronousTestCase):
@@ -1065,12 +1248,13 @@ class PluginTests(SynchronousTestCase):
 
     def test_found(self) -> None:
         """
-        strcred finds a plugin for C{dev}, C{sqlite} and C{ticket}, and each
-        supports L{IPlayerIdCredentials}.
+        strcred finds a plugin for C{dev}, C{sqlite}, C{postgresql} and
+        C{ticket}, and each supports L{IPlayerIdCredentials}.
         """
         for authType, factoryClass in [
             ("dev", DevCheckerFactory),
             ("sqlite", SQLiteCheckerFactory),
+            ("postgresql", PostgreSQLCheckerFactory),
             ("ticket", TicketCheckerFactory),
         ]:
             factory = findCheckerFactory(authType)
@@ -1120,6 +1304,45 @@ class PluginTests(SynchronousTestCase):
                 InvalidAuthArgumentString, makeChecker, f"sqlite:{path}"
             )
             self.assertIn("is not an accounts database", str(error))
+
+    def test_sqliteUpgradesSchema(self) -> None:
+        """
+        C{sqlite} upgrades a database made before schema versions were kept,
+        keeping its accounts, and logs the path and the version.
+        """
+        path = os.path.abspath(self.mktemp())
+        connection = sqlite3.connect(path)
+        connection.execute(ACCOUNTS_SCHEMA)
+        connection.commit()
+        connection.close()
+        with capturedLogs() as events:
+            makeChecker(f"sqlite:{path}")
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [f"accounts in SQLite at {path}, schema version {SCHEMA_VERSION}"],
+        )
+        connection = sqlite3.connect(path)
+        self.addCleanup(connection.close)
+        self.assertEqual(schemaVersion(connection.cursor(), sqlite3), SCHEMA_VERSION)
+
+    def test_sqliteSchemaTooNew(self) -> None:
+        """
+        C{sqlite} refuses a database whose schema is newer than this code,
+        saying so.
+        """
+        path = self.mktemp()
+        createAccounts(path)
+        connection = sqlite3.connect(path)
+        connection.execute(
+            "INSERT INTO accounts_schema_version VALUES (?)", (SCHEMA_VERSION + 7,)
+        )
+        connection.commit()
+        connection.close()
+        error = self.assertRaises(
+            InvalidAuthArgumentString, makeChecker, f"sqlite:{path}"
+        )
+        self.assertIn(f"schema version {SCHEMA_VERSION + 7}", str(error))
+        self.assertIn("run a newer aphelion", str(error))
 
     def test_ticket(self) -> None:
         """
@@ -1320,6 +1543,135 @@ class SQLitePluginTests(TestCase):
         )
         with capturedLogs():
             await self.assertFailure(authenticate(portal, "bob:x"), UnauthorizedLogin)
+
+
+def _psycopgMissing() -> str | None:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "psycopg 3 is not installed (pip install -e '.[postgresql]')"
+    return None
+
+
+def closedPort() -> int:
+    """
+    :return: a port of 127.0.0.1 that nothing listens on: bound to port 0,
+        and closed, a moment ago.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+class PostgreSQLPluginArgumentTests(SynchronousTestCase):
+    """
+    Tests of C{--auth postgresql:DSN[:password-file=PATH]} that need no
+    server; those that do are in L{tests.test_integration_postgres}.
+    """
+
+    skip = _psycopgMissing()
+
+    def refused(self, argument: str) -> str:
+        """
+        :return: the message C{--auth postgresql:ARGUMENT} is refused with.
+        """
+        error = self.assertRaises(
+            InvalidAuthArgumentString, makeChecker, f"postgresql:{argument}"
+        )
+        return str(error)
+
+    def test_help(self) -> None:
+        """
+        The help names the DSN forms, where the password comes from, and the
+        option.
+        """
+        factory = findCheckerFactory("postgresql")
+        for text in ["postgresql://", "PGPASSWORD", ":password-file=PATH"]:
+            self.assertIn(text, factory.authHelp)
+        self.assertIn("password-file", factory.argStringFormat)
+
+    def test_badArguments(self) -> None:
+        """
+        No DSN, an empty password file option, a DSN libpq cannot parse and a
+        missing password file are refused with messages that say so.
+        """
+        self.assertIn("needs a DSN", self.refused(""))
+        self.assertIn("needs a DSN", self.refused(":password-file=/x"))
+        self.assertIn(
+            "password-file= needs a PATH",
+            self.refused("postgresql://a@localhost/db:password-file="),
+        )
+        self.assertIn("not a PostgreSQL DSN", self.refused("no equals sign"))
+        missing = self.mktemp()
+        self.assertIn(
+            f"cannot read the password file {missing!r}",
+            self.refused(f"postgresql://a@localhost/db:password-file={missing}"),
+        )
+
+    def test_unreachable(self) -> None:
+        """
+        A database that cannot be reached at start-up is refused with the
+        DSN, its password left out, and libpq's reason.
+        """
+        port = closedPort()
+        with noSecretsLogged(self, "sesame") as events:
+            message = self.refused(
+                f"postgresql://aphelion:sesame@127.0.0.1:{port}/aphelion"
+                "?connect_timeout=5"
+            )
+        self.assertIn(
+            f"cannot use the accounts database postgresql://aphelion@127.0.0.1:{port}"
+            "/aphelion?connect_timeout=5: ",
+            message,
+        )
+        self.assertNotIn("sesame", message)
+        self.assertIn("refused", message)
+        [warning] = [formatEvent(e) for e in events]
+        self.assertIn("holds a password", warning)
+
+
+class RedactDsnTests(SynchronousTestCase):
+    """
+    Tests of L{redactDsn}.
+    """
+
+    def test_url(self) -> None:
+        """
+        The password of a URL's user information or query is left out; the
+        rest stays as it was written.
+        """
+        for dsn, shown in [
+            ("postgresql://a@h/db", "postgresql://a@h/db"),
+            ("postgresql://a:pw@h:5432/db", "postgresql://a@h:5432/db"),
+            ("postgres://a:p%40ss@h1,h2:5433/db", "postgres://a@h1,h2:5433/db"),
+            (
+                "postgresql://a:pw@[::1]/db?sslmode=require",
+                "postgresql://a@[::1]/db?sslmode=require",
+            ),
+            (
+                "postgresql://h/db?password=pw&sslmode=verify-full",
+                "postgresql://h/db?sslmode=verify-full",
+            ),
+            (
+                "postgresql://h/db?connect_timeout=5%20",
+                "postgresql://h/db?connect_timeout=5%20",
+            ),
+        ]:
+            self.assertEqual(redactDsn(dsn), shown)
+
+    def test_keywords(self) -> None:
+        """
+        The C{password} of a C{keyword=value} string is left out, quoted or
+        not.
+        """
+        for dsn, shown in [
+            ("host=h dbname=db", "host=h dbname=db"),
+            ("host=h password=pw dbname=db", "host=h dbname=db"),
+            ("password = 'p w\\' x' host=h", "host=h"),
+            ("host=h passfile=/p password=", "host=h passfile=/p"),
+        ]:
+            self.assertEqual(redactDsn(dsn), shown)
 
 
 def signedTicket(claims: Mapping[str, object], secret: bytes = SECRET) -> str:
