@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from aphelion.codes import CloseCode
+from aphelion.codes import CloseCode, ProtocolViolation
 
 __all__ = ["RESERVED_ACK", "AckState", "AckViolation", "pickConnection"]
 
@@ -21,18 +21,10 @@ RESERVED_ACK = 255
 _BYTES = tuple(bytes((i,)) for i in range(256))
 
 
-class AckViolation(Exception):
+class AckViolation(ProtocolViolation):
     """
-    The peer broke the ack rules; the connection must close with L{code}.
-
-    :ivar code: the close code the contract names.
-    :ivar reason: a short human-readable reason for the close frame.
+    The peer broke the ack rules; the connection must close with C{code}.
     """
-
-    def __init__(self, code: CloseCode, reason: str) -> None:
-        super().__init__(code, reason)
-        self.code = code
-        self.reason = reason
 
 
 class AckState:

@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_codes -*-
 """
-Every number of the contract (C{shared/spec/PROTOCOL.md}) as an enum.
+Every number of the contract (C{shared/spec/PROTOCOL.md}) as an enum, and
+L{ProtocolViolation}, the one exception that carries a close code of it.
 
 This module is sans-IO: it imports nothing from Twisted or Autobahn.
 """
@@ -16,6 +17,7 @@ __all__ = [
     "Encoding",
     "EnvelopeType",
     "ErrorCode",
+    "ProtocolViolation",
     "RejectCode",
 ]
 
@@ -51,6 +53,24 @@ class CloseCode(IntEnum):
     TOO_MANY_UNACKNOWLEDGED = 4007
     TOO_MANY_AUTH_ATTEMPTS = 4008
     SESSION_ENDED = 4009
+
+
+class ProtocolViolation(Exception):
+    """
+    A peer broke the contract; the connection must close with L{code}.
+
+    The sans-IO cores raise it (L{aphelion.ack.AckViolation},
+    L{aphelion.handshake.HandshakeError}, L{aphelion.ping.MalformedPing} are
+    its subclasses) and the adapters close with what it carries.
+
+    :ivar code: the close code the contract names.
+    :ivar reason: a short human-readable reason for the close frame.
+    """
+
+    def __init__(self, code: CloseCode, reason: str) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
 
 
 class ErrorCode(IntEnum):

@@ -13,7 +13,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aphelion.codes import AphelionProtocol, CloseCode
+from aphelion.codes import AphelionProtocol, CloseCode, ProtocolViolation
 
 __all__ = [
     "INIT_LENGTH",
@@ -64,18 +64,11 @@ class InitPacket:
     token: bytes | None
 
 
-class HandshakeError(Exception):
+class HandshakeError(ProtocolViolation):
     """
-    The init packet failed a check; close the connection with L{code}.
-
-    :ivar code: the close code of Part 1.2.
-    :ivar reason: a short human-readable reason for the close frame.
+    The init packet failed a check; close the connection with C{code}, a
+    close code of Part 1.2.
     """
-
-    def __init__(self, code: CloseCode, reason: str) -> None:
-        super().__init__(code, reason)
-        self.code = code
-        self.reason = reason
 
 
 def checkInit(

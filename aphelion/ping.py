@@ -18,6 +18,7 @@ import struct
 
 from google.protobuf.message import DecodeError
 
+from aphelion.codes import CloseCode, ProtocolViolation
 from aphelion.proto.ping_pb2 import PingRequest
 
 __all__ = ["MalformedPing", "encodePingResponse", "readPingRequest"]
@@ -33,9 +34,10 @@ _TAG_PLAYERS = 0x18  # field 3, wire type 0 (varint)
 _TAG_PLAYING = 0x20  # field 4, wire type 0
 
 
-class MalformedPing(ValueError):
+class MalformedPing(ProtocolViolation, ValueError):
     """
-    The payload is not a C{PingRequest} (close 4006).
+    The payload is not a C{PingRequest}: close with 4006. (Still a
+    L{ValueError}, as it was before it carried the close code.)
     """
 
 
@@ -52,7 +54,7 @@ def readPingRequest(payload: bytes) -> int:
     try:
         return PingRequest.FromString(payload).client_time
     except DecodeError as e:
-        raise MalformedPing(str(e)) from e
+        raise MalformedPing(CloseCode.MALFORMED_PACKET, "malformed PingRequest") from e
 
 
 def _varint(value: int) -> bytes:

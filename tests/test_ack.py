@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from aphelion.ack import AckState, AckViolation, pickConnection
-from aphelion.codes import CloseCode
+from aphelion.codes import CloseCode, ProtocolViolation
 
 
 class AckStateTests(SynchronousTestCase):
@@ -47,6 +47,19 @@ class AckStateTests(SynchronousTestCase):
         with self.assertRaises(AckViolation) as e:
             AckState().receive(b"")
         self.assertEqual(e.exception.code, CloseCode.MALFORMED_PACKET)
+
+    def test_violationIsProtocolViolation(self) -> None:
+        """
+        An L{AckViolation} is the one L{ProtocolViolation}, carrying the close
+        code and reason, so an adapter closes with what any core raises.
+        """
+        with self.assertRaises(ProtocolViolation) as e:
+            AckState().receive(b"")
+        self.assertIsInstance(e.exception, AckViolation)
+        self.assertEqual(
+            (e.exception.code, e.exception.reason),
+            (CloseCode.MALFORMED_PACKET, "empty packet"),
+        )
 
     def test_reservedAck(self) -> None:
         """

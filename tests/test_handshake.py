@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from aphelion.codes import AphelionProtocol, CloseCode
+from aphelion.codes import AphelionProtocol, CloseCode, ProtocolViolation
 from aphelion.handshake import (
     INIT_LENGTH,
     HandshakeError,
@@ -47,6 +47,16 @@ class CheckInitTests(SynchronousTestCase):
             checkInit(message, isBinary, SERVED)
         self.assertEqual(e.exception.code, code)
         self.assertTrue(e.exception.reason)
+
+    def test_errorIsProtocolViolation(self) -> None:
+        """
+        A L{HandshakeError} is the one L{ProtocolViolation}: it carries the
+        close code and reason.
+        """
+        with self.assertRaises(ProtocolViolation) as e:
+            checkInit(b"", True, SERVED)
+        self.assertIsInstance(e.exception, HandshakeError)
+        self.assertEqual(e.exception.code, CloseCode.MALFORMED_INIT)
 
     def test_layout(self) -> None:
         """

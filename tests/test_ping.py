@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from aphelion.codes import CloseCode, ProtocolViolation
 from aphelion.ping import MalformedPing, encodePingResponse, readPingRequest
 from aphelion.proto.ping_pb2 import PingRequest, PingResponse
 
@@ -64,6 +65,20 @@ class PingCodecTests(SynchronousTestCase):
         except MalformedPing:
             got = None
         self.assertEqual(got, expected)
+
+    def test_malformedCarriesCloseCode(self) -> None:
+        """
+        A payload that is not a C{PingRequest} raises L{MalformedPing}, a
+        L{ProtocolViolation} with 4006 (and still a L{ValueError}).
+        """
+        with self.assertRaises(MalformedPing) as e:
+            readPingRequest(b"\xff")
+        self.assertIsInstance(e.exception, ProtocolViolation)
+        self.assertIsInstance(e.exception, ValueError)
+        self.assertEqual(
+            (e.exception.code, e.exception.reason),
+            (CloseCode.MALFORMED_PACKET, "malformed PingRequest"),
+        )
 
     def test_unknownFieldsIgnored(self) -> None:
         """
