@@ -4,8 +4,10 @@ The client side of the AuthProxy: Autobahn adapters for Part 1.
 
 L{AphelionServerProtocol} feeds the sans-IO cores (L{aphelion.handshake},
 L{aphelion.ack}) and the session registry, and calls hooks that subclasses may
-override. L{AphelionServerFactory} holds the collaborators;
-L{aphelion.web.makeSite} serves it at the configured path.
+override. What it shares with the client (acks, closing with a reason, the
+init timer, C{TCP_NODELAY}) is L{aphelion.wsbase.PacketProtocol}.
+L{AphelionServerFactory} holds the collaborators; L{aphelion.web.makeSite}
+serves it at the configured path.
 """
 
 from __future__ import annotations
@@ -22,16 +24,17 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from aphelion.ack import AckState, AckViolation
-from aphelion.codes import AphelionProtocol, CloseCode
+from aphelion.ack import AckState
+from aphelion.codes import AphelionProtocol, CloseCode, ProtocolViolation
 from aphelion.config import Config
 from aphelion.fastwrite import FastSendMixin, bufferedBytes
-from aphelion.handshake import HandshakeError, checkInit
+from aphelion.handshake import checkInit
 from aphelion.interfaces import IConnection, ISessionRegistry
 from aphelion.limits import normalAddress
 from aphelion.logthrottle import ThrottledLog
-from aphelion.ping import MalformedPing, encodePingResponse, readPingRequest
+from aphelion.ping import encodePingResponse, readPingRequest
 from aphelion.session import Session, SessionFull
+from aphelion.wsbase import PacketProtocol
 
 if TYPE_CHECKING:
     from aphelion.gateway import Gateway
@@ -40,11 +43,10 @@ __all__ = ["AphelionServerFactory", "AphelionServerProtocol"]
 
 _OPEN = WebSocketProtocol.STATE_OPEN
 _CLOSED = WebSocketProtocol.STATE_CLOSED
-_MAX_REASON = 123  # a close frame's payload is at most 125 bytes, 2 are the code
 
 
 @implementer(IConnection)
-class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: ignore[misc]
+class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProtocol):  # type: ignore[misc]
     """
     One client WebSocket connection to the AuthProxy.
 
@@ -68,10 +70,7 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
     remoteAddress = ""
     lastUsed = 0
     admission: Any = None
-    _initCall: IDelayedCall | None = None
     _authCall: IDelayedCall | None = None
-    _ackCall: IDelayedCall | None = None
-    _ackQueued = False
     _pauses: frozenset[str] = frozenset()
     _receive: Any = None
     _opening: list[tuple[bytes, bool]] | None = None
@@ -85,28 +84,6 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         Whether the WebSocket is open (not closing or closed).
         """
         return bool(self.state == _OPEN)
-
-    @property
-    def unacknowledged(self) -> int:
-        """
-        Our packets with a payload that the peer has not acknowledged yet.
-        """
-        return self._acks.unacknowledged
-
-    def sendPayload(self, payload: bytes) -> None:
-        """
-        Send one payload in a ProtobufPacket carrying the pending ack.
-
-        Does nothing once the connection is closing.
-        """
-        if self.state != _OPEN:
-            return
-        try:
-            packet = self._acks.send(payload)
-        except AckViolation as e:
-            self.closeWith(e.code, e.reason)
-            return
-        self.sendBinary(packet)
 
     def pauseReading(self, cause: str) -> None:
         """
@@ -128,18 +105,14 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         if not self._pauses and self.transport is not None:
             cast(Any, self.transport).resumeProducing()
 
-    def closeWith(self, code: int, reason: str) -> None:
-        """
-        Close with any close code of the contract and a short reason.
+    # -- Autobahn and Twisted callbacks --------------------------------------
 
-        Autobahn's C{sendClose} refuses 1001, 1003, 1011 and 1013, so this
-        sends the close frame itself. Does nothing unless the connection is
-        open.
+    def closing(self, code: int, reason: str) -> None:
         """
-        if self.state != _OPEN:
-            return
-        # Outsiders choose most closes (a bad init, a flood): one line per
-        # code, then a count.
+        Called by L{closeWith} just before it sends the close frame: log it.
+        Outsiders choose most closes (a bad init, a flood), so the log is the
+        factory's throttle: one line per code, then a count.
+        """
         self.factory.throttle.info(
             f"close {int(code)}",
             "closing connection from {peer} (session {hint}): {code} {reason}",
@@ -148,27 +121,14 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
             code=code,
             reason=reason,
         )
-        # Cut at a character boundary: the reason must stay valid UTF-8.
-        reasonUtf8 = reason.encode("utf-8")[:_MAX_REASON]
-        reasonUtf8 = reasonUtf8.decode("utf-8", "ignore").encode("utf-8")
-        self.sendCloseFrame(code=int(code), reasonUtf8=reasonUtf8)
-
-    # -- Autobahn and Twisted callbacks --------------------------------------
 
     def connectionMade(self) -> None:
         """
-        Called when the transport is connected: disable Nagle and become the
-        transport's producer.
+        Called when the transport is connected (Nagle is off then): become
+        the transport's producer.
         """
         super().connectionMade()
         transport = cast(Any, self.transport)
-        # Autobahn does not disable Nagle on accepted sockets (PERFORMANCE.md).
-        try:
-            transport.setTcpNoDelay(True)
-        except (AttributeError, OSError, NotImplementedError):
-            self._log.debug(
-                "cannot set TCP_NODELAY on {transport}", transport=transport
-            )
         # Behind twisted.web the HTTP channel that read the upgrade is still
         # the transport's producer; we take its place, so that a full send
         # buffer pauses whatever feeds this connection (the relay).
@@ -256,7 +216,7 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
             self.closeWith(CloseCode.TRY_AGAIN_LATER, "server full")
             return
         factory.connections.add(self)
-        self._initCall = factory.clock.callLater(config.initTimeout, self._initTimedOut)
+        self._awaitInit(factory.clock, config.initTimeout, "no init packet in time")
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """
@@ -268,20 +228,7 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
             return
         receive = self._receive
         if receive is not None and isBinary:
-            try:
-                data = self._acks.receive(payload)
-            except AckViolation as e:
-                self.closeWith(e.code, e.reason)
-                return
-            if data:
-                try:
-                    receive(data)
-                except Exception:
-                    self._internalError(Failure())
-                    return
-                if self._acks.owed and not self._ackQueued and self.state == _OPEN:
-                    self._ackQueued = True
-                    self.factory.ackLater(self)
+            self._packetReceived(payload, receive)
             return
         if not isBinary:
             self.closeWith(CloseCode.UNSUPPORTED_DATA, "text frames are not allowed")
@@ -296,10 +243,9 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         connection off its session.
         """
         super().onClose(wasClean, code, reason)
-        for call in (self._initCall, self._ackCall, self._authCall):
-            if call is not None and call.active():
-                call.cancel()
-        self._initCall = self._ackCall = self._authCall = None
+        if self._authCall is not None and self._authCall.active():
+            self._authCall.cancel()
+        self._authCall = None
         self._receive = None
         self.factory.connections.discard(self)
         session, self.session = self.session, None
@@ -344,18 +290,12 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
         if self.admission is not None:
             self.admission.closed()
 
-    def _initTimedOut(self) -> None:
-        self._initCall = None
-        self.closeWith(CloseCode.INIT_TIMEOUT, "no init packet in time")
-
     def _initReceived(self, message: bytes) -> None:
-        if self._initCall is not None:
-            self._initCall.cancel()
-            self._initCall = None
+        self._initArrived()
         try:
             init = checkInit(message, True, self.factory.config.revisions)
-        except HandshakeError as e:
-            self.closeWith(e.code, e.reason)
+        except ProtocolViolation as e:
+            self.protocolViolated(e)
             return
         self.protocol = init.protocol
         self._opening = []
@@ -413,20 +353,20 @@ class AphelionServerProtocol(FastSendMixin, WebSocketServerProtocol):  # type: i
 
     # -- acknowledgements --------------------------------------------------
 
-    def _flushAcks(self) -> None:
-        self._ackCall = None
-        self._ackQueued = False
-        acks = self._acks
-        while acks.owed and self.state == _OPEN:
-            self.sendBinary(acks.send(b""))
+    def acksOwed(self) -> None:
+        """
+        Called when a received payload needs an ack: the factory sends it
+        (see L{AphelionServerFactory.ackLater}).
+        """
+        self.factory.ackLater(self)
 
     # -- the protocols -----------------------------------------------------
 
     def _receivePing(self, data: bytes) -> None:
         try:
             clientTime = readPingRequest(data)
-        except MalformedPing:
-            self.closeWith(CloseCode.MALFORMED_PACKET, "malformed PingRequest")
+        except ProtocolViolation as e:
+            self.protocolViolated(e)
             return
         self.pingReceived(clientTime)
 
@@ -518,7 +458,7 @@ class AphelionServerFactory(WebSocketServerFactory):
         """
         delay = self.config.ackDelay
         if delay > 0:
-            connection._ackCall = self.clock.callLater(delay, connection._flushAcks)
+            connection.ackAfter(self.clock, delay)
             return
         self._ackDue.append(connection)
         if self._ackCall is None:
@@ -539,7 +479,7 @@ class AphelionServerFactory(WebSocketServerFactory):
         self._ackCall = None
         due, self._ackDue = self._ackDue, []
         for connection in due:
-            connection._flushAcks()
+            connection.flushAcks()
 
     def closeAll(self, code: int, reason: str) -> None:
         """

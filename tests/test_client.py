@@ -25,12 +25,14 @@ from twisted.test.iosim import (
 )
 from twisted.trial.unittest import SynchronousTestCase
 from txaio.testutil import replace_loop
+from zope.interface.verify import verifyObject
 
 from aphelion.client import (
     AphelionClientFactory,
     AphelionClientProtocol,
     ClientSession,
     ClosedError,
+    IClientSession,
     NotConnectedError,
     PingResult,
     connect,
@@ -591,6 +593,13 @@ class ClientSessionTests(ClientTestsMixin, SynchronousTestCase):
         with C{reply}.
         """
         return self.handshake(self.session.buildFactory(), reply)
+
+    def test_interface(self) -> None:
+        """
+        A L{ClientSession} provides L{IClientSession}, what its connections
+        tell it.
+        """
+        self.assertTrue(verifyObject(IClientSession, self.session))
 
     def test_firstGetsTokenRestPresentIt(self) -> None:
         """
