@@ -59,6 +59,11 @@ def writeNow(transport: Any, data: bytes) -> None:
     """
     Write C{data} to C{transport}, sending it at once if the transport is a
     plain TCP connection with nothing queued, else through its C{write}.
+
+    It reads private attributes of Twisted's C{tcp.Server} and C{tcp.Client}
+    (C{_tempDataLen}, C{dataBuffer}, C{_writeDisconnected}, C{TLS},
+    C{socket}); C{tests.test_fastwrite.WriteNowGuardTests} names the one
+    that moved if an upgrade breaks this.
     """
     if (
         type(transport) in _PLAIN_TCP
@@ -172,6 +177,12 @@ class FastSendMixin:
     Mix into an Autobahn C{WebSocketProtocol} to send frames with
     L{writeNow}. Anything unusual (a queue of Autobahn's own, synchronous or
     chopped sends, octet logging) goes through Autobahn's C{sendData}.
+
+    It reads Autobahn's internals (C{send_queue}, C{logOctets}, C{state},
+    C{trafficStats}, C{_perMessageCompress}, C{maskServerFrames},
+    C{autoFragmentSize}, C{maxMessagePayloadSize}, C{factory.isServer}) and
+    frames as C{sendMessage} does; C{tests.test_fastwrite.FastSendGuardTests}
+    names what moved if an upgrade breaks this.
     """
 
     _plainFrames: bool | None = None

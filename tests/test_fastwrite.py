@@ -2,29 +2,45 @@
 """
 Tests of L{aphelion.fastwrite}: sending at once keeps Twisted's order,
 back-pressure and error handling; L{bufferedBytes} counts what a real
-transport holds unsent, and fails loudly when Twisted moves what it reads.
+transport holds unsent. The guard tests (C{*GuardTests}) fail loudly, naming
+the Twisted or Autobahn internal that moved, when an upgrade breaks what
+L{bufferedBytes}, L{writeNow} and L{FastSendMixin} read.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+import socket
+from collections import deque
 from typing import Any
 
 import twisted.test
+from autobahn.exception import PayloadExceededError
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.protocol import TrafficStats, WebSocketProtocol
 from twisted.internet import reactor as _reactor
 from twisted.internet import tcp
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import PrivateCertificate
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from txaio.testutil import replace_loop
 
-from aphelion.fastwrite import binaryFrame, bufferedBytes, writeNow
+from aphelion.fastwrite import (
+    FastSendMixin,
+    binaryFrame,
+    bufferedBytes,
+    setNoDelay,
+    writeNow,
+)
 
 reactor: Any = _reactor
 PEM = os.path.join(os.path.dirname(twisted.test.__file__), "server.pem")
@@ -232,6 +248,30 @@ class Holder(Protocol):
         self.lost.callback(None)
 
 
+async def abortHolder(holder: Holder) -> None:
+    """
+    Abort the connection of C{holder}, and wait for its end.
+    """
+    if not holder.lost.called:
+        holder.transport.abortConnection()  # type: ignore[union-attr]
+    await holder.lost.addTimeout(TIMEOUT, reactor)
+
+
+def readingServerFactory() -> tuple[Factory, Deferred[Holder]]:
+    """
+    A factory of one server-side L{Holder} that reads, and a L{Deferred}
+    that fires with it once connected.
+    """
+    accepted: Deferred[Holder] = Deferred()
+
+    def build() -> Holder:
+        holder = Holder(read=True)
+        holder.made.chainDeferred(accepted)
+        return holder
+
+    return Factory.forProtocol(build), accepted
+
+
 class BufferedBytesGuardTests(TestCase):
     """
     L{bufferedBytes} reads private attributes of Twisted's transports. These
@@ -278,23 +318,14 @@ class BufferedBytesGuardTests(TestCase):
         """
         Abort a connection, and wait for its end.
         """
-        if not holder.lost.called:
-            holder.transport.abortConnection()  # type: ignore[union-attr]
-        await holder.lost.addTimeout(TIMEOUT, reactor)
+        await abortHolder(holder)
 
     def serverFactory(self) -> tuple[Factory, Deferred[Holder]]:
         """
         A factory of one server-side L{Holder} that reads, and a L{Deferred}
         that fires with it once connected.
         """
-        accepted: Deferred[Holder] = Deferred()
-
-        def build() -> Holder:
-            holder = Holder(read=True)
-            holder.made.chainDeferred(accepted)
-            return holder
-
-        return Factory.forProtocol(build), accepted
+        return readingServerFactory()
 
     async def test_tcp(self) -> None:
         """
@@ -377,3 +408,384 @@ class BufferedBytesGuardTests(TestCase):
             self.assertIsNotNone(before, how)
             transport.write(b"z" * 100000)
             self.assertEqual(bufferedBytes(transport), before + 100000, how)
+
+
+class SetNoDelayTests(SynchronousTestCase):
+    """
+    L{setNoDelay} asks any transport that can for C{TCP_NODELAY}.
+    """
+
+    def test_notTCP(self) -> None:
+        """
+        A transport without C{setTcpNoDelay} is left alone: L{False}.
+        """
+        self.assertFalse(setNoDelay(StringTransport()))
+        self.assertFalse(setNoDelay(None))
+
+    def test_set(self) -> None:
+        """
+        A transport with C{setTcpNoDelay} is asked to set it: L{True}.
+        """
+        calls: list[bool] = []
+
+        class Fake:
+            def setTcpNoDelay(self, enabled: bool) -> None:
+                calls.append(enabled)
+
+        self.assertTrue(setNoDelay(Fake()))
+        self.assertEqual(calls, [True])
+
+    def test_refused(self) -> None:
+        """
+        A transport that refuses (a closed socket, a transport that is not
+        TCP underneath) is no error: L{False}.
+        """
+
+        class Refusing:
+            def setTcpNoDelay(self, enabled: bool) -> None:
+                raise OSError("closed")
+
+        self.assertFalse(setNoDelay(Refusing()))
+
+
+# What writeNow reads of a plain TCP transport, and the type each must have.
+_WRITE_NOW_ATTRIBUTES: dict[str, type | tuple[type, ...]] = {
+    "_tempDataLen": int,
+    "dataBuffer": (bytes, bytearray, memoryview),
+    "connected": int,
+    "disconnecting": int,
+    "_writeDisconnected": int,
+    "TLS": int,
+    "socket": socket.socket,
+}
+
+
+class WriteNowGuardTests(TestCase):
+    """
+    L{writeNow} reads private attributes of Twisted's C{tcp.Server} and
+    C{tcp.Client} and writes to their socket itself. These tests look at
+    both ends of a real loopback connection and name what moved if a
+    Twisted upgrade breaks those assumptions.
+    """
+
+    def assertInternals(self, transport: Any, where: str) -> None:
+        """
+        Fail, naming the attribute, unless C{transport} has every attribute
+        L{writeNow} reads, with the type it expects.
+        """
+        for name, kind in _WRITE_NOW_ATTRIBUTES.items():
+            if not hasattr(transport, name):
+                self.fail(
+                    f"{where}.{name} is gone (Twisted upgrade?): "
+                    "aphelion.fastwrite.writeNow reads it to send at once"
+                )
+            value = getattr(transport, name)
+            if not isinstance(value, kind):
+                self.fail(
+                    f"{where}.{name} is a {type(value).__name__} now, not "
+                    f"{kind} (Twisted upgrade?): aphelion.fastwrite.writeNow "
+                    "reads it to send at once"
+                )
+
+    def assertIdle(self, transport: Any, where: str, what: str) -> None:
+        """
+        Fail unless C{transport} holds nothing unsent, as L{writeNow} sees it.
+        """
+        if transport._tempDataLen or transport.dataBuffer:
+            self.fail(f"{where}: {what}, but _tempDataLen or dataBuffer is set")
+
+    async def ends(self) -> list[tuple[Any, Holder, str]]:
+        """
+        Both ends of a loopback connection whose peers read: the server's
+        transport, the client's, each with the peer that reads it and its
+        class's name. Both are aborted on cleanup.
+        """
+        factory, accepted = readingServerFactory()
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = Holder(read=True)
+        await connectProtocol(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), client
+        ).addTimeout(TIMEOUT, reactor)
+        server = await accepted.addTimeout(TIMEOUT, reactor)
+        for holder in (server, client):
+            self.addCleanup(abortHolder, holder)
+        return [
+            (server.transport, client, "twisted.internet.tcp.Server"),
+            (client.transport, server, "twisted.internet.tcp.Client"),
+        ]
+
+    async def test_plainTCP(self) -> None:
+        """
+        On both ends the transport is exactly C{tcp.Server} or C{tcp.Client}
+        (what L{writeNow} tests for), has the attributes it reads with their
+        types, and a Twisted C{write} shows in C{_tempDataLen} or
+        C{dataBuffer} until the reactor sent it: else L{writeNow} could pass
+        bytes that Twisted still holds.
+        """
+        for transport, peer, where in await self.ends():
+            self.assertIn(
+                type(transport),
+                (tcp.Server, tcp.Client),
+                f"{where} is a {type(transport)} now: aphelion.fastwrite."
+                "writeNow only sends at once on these two classes",
+            )
+            self.assertInternals(transport, where)
+            self.assertTrue(transport.connected, f"{where}.connected")
+            self.assertFalse(transport.disconnecting, f"{where}.disconnecting")
+            self.assertFalse(
+                transport._writeDisconnected, f"{where}._writeDisconnected"
+            )
+            self.assertFalse(transport.TLS, f"{where}.TLS")
+            self.assertIdle(transport, where, "nothing was written")
+            transport.write(b"queued")
+            if not (transport._tempDataLen or transport.dataBuffer):
+                self.fail(
+                    f"{where}.write no longer queues in _tempDataLen or "
+                    "dataBuffer (Twisted upgrade?): aphelion.fastwrite."
+                    "writeNow would send past bytes Twisted holds"
+                )
+            while peer.received < len(b"queued"):
+                await deferLater(reactor, 0.01)
+            self.assertIdle(transport, where, "the reactor sent everything")
+            writeNow(transport, b"at once")
+            self.assertIdle(transport, where, "writeNow sent on the socket")
+            while peer.received < len(b"queuedat once"):
+                await deferLater(reactor, 0.01)
+
+    async def test_closing(self) -> None:
+        """
+        C{loseConnection} sets C{disconnecting}, and C{loseWriteConnection}
+        sets C{_writeDisconnected} once the reactor has shut the socket
+        down: the flags with which L{writeNow} leaves a closing connection to
+        Twisted. (Each on a connection of its own.)
+        """
+        (server, _, where), _ = await self.ends()
+        server.loseConnection()
+        self.assertTrue(
+            server.disconnecting,
+            f"{where}.loseConnection no longer sets disconnecting "
+            "(Twisted upgrade?): aphelion.fastwrite.writeNow reads it",
+        )
+        _, (client, _, where) = await self.ends()
+        client.loseWriteConnection()
+        # The reactor shuts the socket down on its next write turn.
+        for _ in range(100):
+            if client._writeDisconnected:
+                break
+            await deferLater(reactor, 0.01)
+        self.assertTrue(
+            client._writeDisconnected,
+            f"{where}.loseWriteConnection no longer sets _writeDisconnected "
+            "(Twisted upgrade?): aphelion.fastwrite.writeNow reads it",
+        )
+
+    async def test_startTLS(self) -> None:
+        """
+        C{startTLS} sets C{TLS}, with which L{writeNow} leaves a connection
+        that encrypts to Twisted.
+        """
+        with open(PEM, "rb") as f:
+            options = PrivateCertificate.loadPEM(f.read()).options()
+        (server, _, where), _client = await self.ends()
+        server.startTLS(options)
+        self.assertTrue(
+            server.TLS,
+            f"{where}.startTLS no longer sets TLS (Twisted upgrade?): "
+            "aphelion.fastwrite.writeNow would send cleartext",
+        )
+
+    async def test_noDelay(self) -> None:
+        """
+        L{setNoDelay} sets C{TCP_NODELAY} on both ends of a real connection.
+        """
+        for transport, _, where in await self.ends():
+            self.assertTrue(setNoDelay(transport), where)
+            self.assertTrue(transport.getTcpNoDelay(), where)
+
+
+# What FastSendMixin reads of an Autobahn protocol, and the type each must
+# have; "factory.isServer" is read on the factory.
+_FAST_SEND_ATTRIBUTES: dict[str, type | tuple[type, ...]] = {
+    "send_queue": deque,
+    "logOctets": bool,
+    "state": int,
+    "trafficStats": TrafficStats,
+    "maskServerFrames": bool,
+    "autoFragmentSize": int,
+    "maxMessagePayloadSize": int,
+    "factory.isServer": bool,
+}
+_TRAFFIC_COUNTERS = (
+    "outgoingOctetsWireLevel",
+    "outgoingWebSocketMessages",
+    "outgoingOctetsAppLevel",
+    "outgoingOctetsWebSocketLevel",
+)
+_UPGRADE = (
+    b"GET /aphelion HTTP/1.1\r\n"
+    b"Host: 127.0.0.1:9\r\n"
+    b"Upgrade: websocket\r\n"
+    b"Connection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n\r\n"
+)
+_PAYLOAD_SIZES = (0, 1, 125, 126, 127, 65535, 65536)
+
+
+class FastServer(FastSendMixin, WebSocketServerProtocol):  # type: ignore[misc]
+    """
+    A bare Autobahn server protocol with L{FastSendMixin}, as aphelion's.
+    """
+
+
+class PlainServer(WebSocketServerProtocol):  # type: ignore[misc]
+    """
+    The same without it: Autobahn's own C{sendData} and C{sendMessage}.
+    """
+
+
+class FastSendGuardTests(SynchronousTestCase):
+    """
+    L{FastSendMixin} reads private attributes of Autobahn's protocol and
+    frames binary messages itself. These tests open real Autobahn server
+    protocols with aphelion's options, and name what moved if an Autobahn
+    upgrade breaks those assumptions.
+    """
+
+    def setUp(self) -> None:
+        loop = replace_loop(Clock())
+        loop.__enter__()
+        self.addCleanup(loop.__exit__, None, None, None)
+
+    def opened(
+        self, protocolClass: type[WebSocketServerProtocol]
+    ) -> tuple[Any, StringTransport]:
+        """
+        A server protocol of C{protocolClass} whose opening handshake is done,
+        with aphelion's protocol options, and its transport, emptied.
+        """
+        factory = WebSocketServerFactory("ws://127.0.0.1:9/aphelion")
+        factory.protocol = protocolClass
+        factory.setProtocolOptions(
+            failByDrop=False,
+            maxMessagePayloadSize=65536,
+            maxFramePayloadSize=65536,
+            autoFragmentSize=0,
+            utf8validateIncoming=False,
+            webStatus=False,
+        )
+        protocol: Any = factory.buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(_UPGRADE)
+        self.assertEqual(
+            protocol.state,
+            WebSocketProtocol.STATE_OPEN,
+            "the opening handshake did not complete",
+        )
+        self.addCleanup(protocol.connectionLost, Failure(ConnectionDone()))
+        transport.clear()
+        return protocol, transport
+
+    def test_attributes(self) -> None:
+        """
+        An open Autobahn server protocol has every attribute
+        L{FastSendMixin} reads, with the type and, under aphelion's options,
+        the value with which it frames binary messages itself.
+        """
+        protocol, _ = self.opened(FastServer)
+        for name, kind in _FAST_SEND_ATTRIBUTES.items():
+            owner: Any = protocol
+            where = "autobahn.websocket.protocol.WebSocketServerProtocol"
+            if name.startswith("factory."):
+                owner, name = protocol.factory, name.split(".", 1)[1]
+                where = "autobahn.websocket.protocol.WebSocketServerFactory"
+            if not hasattr(owner, name):
+                self.fail(
+                    f"{where}.{name} is gone (Autobahn upgrade?): "
+                    "aphelion.fastwrite.FastSendMixin reads it"
+                )
+            value = getattr(owner, name)
+            if not isinstance(value, kind):
+                self.fail(
+                    f"{where}.{name} is a {type(value).__name__} now, not "
+                    f"{kind} (Autobahn upgrade?): aphelion.fastwrite."
+                    "FastSendMixin reads it"
+                )
+        for counter in _TRAFFIC_COUNTERS:
+            self.assertIsInstance(
+                getattr(protocol.trafficStats, counter, None),
+                int,
+                f"autobahn.websocket.protocol.TrafficStats.{counter} is gone "
+                "(Autobahn upgrade?): aphelion.fastwrite.FastSendMixin counts it",
+            )
+        self.assertTrue(
+            hasattr(protocol, "_perMessageCompress"),
+            "autobahn.websocket.protocol.WebSocketProtocol._perMessageCompress "
+            "is gone (Autobahn upgrade?): aphelion.fastwrite.FastSendMixin "
+            "reads it to know that frames are not compressed",
+        )
+        self.assertIsNone(protocol._perMessageCompress)
+        self.assertEqual(protocol.send_queue, deque())
+        self.assertTrue(protocol.factory.isServer)
+        self.assertFalse(protocol.maskServerFrames)
+        self.assertFalse(protocol.logOctets)
+
+    def test_sendDataSignature(self) -> None:
+        """
+        Autobahn's C{sendData} still takes C{(data, sync, chopsize)}, the
+        signature L{FastSendMixin.sendData} overrides.
+        """
+        parameters = list(inspect.signature(WebSocketProtocol.sendData).parameters)
+        self.assertEqual(
+            parameters,
+            ["self", "data", "sync", "chopsize"],
+            "autobahn.websocket.protocol.WebSocketProtocol.sendData changed "
+            "its signature (Autobahn upgrade?): aphelion.fastwrite."
+            "FastSendMixin.sendData overrides it",
+        )
+
+    def test_framesAsAutobahn(self) -> None:
+        """
+        For payloads of every length class, L{FastSendMixin.sendBinary}
+        takes its own path and writes byte for byte what Autobahn's
+        C{sendMessage} writes, and counts the same traffic.
+        """
+        fast, fastTransport = self.opened(FastServer)
+        plain, plainTransport = self.opened(PlainServer)
+        for n in _PAYLOAD_SIZES:
+            payload = bytes(range(256)) * (n // 256) + bytes(range(n % 256))
+            fast.sendBinary(payload)
+            plain.sendMessage(payload, True)
+            self.assertTrue(
+                fast._plainFrames,
+                "FastSendMixin.sendBinary took Autobahn's path under aphelion's "
+                "options: one of the attributes it reads changed meaning",
+            )
+            self.assertEqual(
+                fastTransport.value(),
+                plainTransport.value(),
+                f"FastSendMixin.sendBinary framed {n} bytes unlike Autobahn's "
+                "sendMessage (Autobahn upgrade?)",
+            )
+            fastTransport.clear()
+            plainTransport.clear()
+        for counter in _TRAFFIC_COUNTERS:
+            self.assertEqual(
+                getattr(fast.trafficStats, counter),
+                getattr(plain.trafficStats, counter),
+                f"TrafficStats.{counter} counts unlike Autobahn's sendMessage",
+            )
+
+    def test_tooBig(self) -> None:
+        """
+        A payload over C{maxMessagePayloadSize} goes to Autobahn's
+        C{sendMessage}, which refuses it as it refuses it without the mixin.
+        """
+        fast, fastTransport = self.opened(FastServer)
+        plain, _ = self.opened(PlainServer)
+        payload = b"x" * 65537
+        self.assertRaises(PayloadExceededError, plain.sendMessage, payload, True)
+        self.assertRaises(PayloadExceededError, fast.sendBinary, payload)
+        self.assertEqual(fastTransport.value(), b"")
