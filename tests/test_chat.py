@@ -11,7 +11,7 @@ import json
 from twisted.trial.unittest import SynchronousTestCase
 
 from aphelion.codes import EnvelopeType
-from aphelion.control.gameserver import DisconnectCode
+from aphelion.game import DisconnectCode
 from aphelion.games import chat, echo
 from aphelion.proto.chat_pb2 import C2S, S2C, Said, Say
 from aphelion.proto.game_pb2 import C2S as GatewayC2S

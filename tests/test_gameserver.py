@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_gameserver -*-
 """
-Tests of L{aphelion.control.gameserver}: the game server's control and player
+Tests of L{aphelion.game}: the game server's router, control and player
 connections over in-memory transports, with a L{Clock} for every timer.
 """
 
@@ -20,7 +20,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from aphelion.codes import EnvelopeType, ErrorCode
-from aphelion.control.gameserver import (
+from aphelion.envelope import HEADER, PAYLOAD_TYPES, EnvelopeDecoder, decodePayload
+from aphelion.game import (
     DisconnectCode,
     Game,
     GameServerFactory,
@@ -28,7 +29,7 @@ from aphelion.control.gameserver import (
     RejectCode,
     loadGame,
 )
-from aphelion.envelope import HEADER, PAYLOAD_TYPES, EnvelopeDecoder, decodePayload
+from aphelion.game.router import GameServerRouter
 from aphelion.games.chat import ChatGame
 from aphelion.proto import control_pb2
 from aphelion.proto.game_pb2 import GameConfig, GameDetails
@@ -74,13 +75,15 @@ class GameServerHarness:
             clock=self.clock, token=TOKEN, game=game, serverId=serverId
         )
 
-    def connect(self) -> tuple[GameServerProtocol, StringTransport]:
+    def connect(self) -> tuple[GameServerRouter, StringTransport]:
         """
-        Open a connection; nothing sent yet.
+        Open a connection; nothing sent yet. The transport's C{protocol} is
+        the router, as a TCP connection's is.
         """
         protocol = self.factory.buildProtocol(None)
-        assert isinstance(protocol, GameServerProtocol)
+        assert isinstance(protocol, GameServerRouter)
         transport = StringTransport()
+        transport.protocol = protocol  # type: ignore[attr-defined]
         protocol.makeConnection(transport)
         return protocol, transport
 
@@ -88,12 +91,12 @@ class GameServerHarness:
         self,
         options: Mapping[str, str] | None = None,
         config: GameConfig | None = None,
-    ) -> tuple[GameServerProtocol, StringTransport]:
+    ) -> tuple[Any, StringTransport]:
         """
         Open the control connection; its C{Ready} and C{Status} are read.
         """
-        protocol, transport = self.connect()
-        protocol.dataReceived(
+        router, transport = self.connect()
+        router.dataReceived(
             envelope(
                 T.Control,
                 control_pb2.Control(
@@ -103,7 +106,7 @@ class GameServerHarness:
         )
         kinds = [kind for kind, _ in received(transport)]
         assert kinds == [T.Ready, T.Status], kinds
-        return protocol, transport
+        return router.connection, transport
 
     def player(
         self, playerId: str, attributes: Mapping[str, str] | None = None
@@ -112,8 +115,8 @@ class GameServerHarness:
         Open a player connection and send C{Type{CLIENT}} and C{ClientAuth};
         what the game server answered is left in the transport.
         """
-        protocol, transport = self.connect()
-        protocol.dataReceived(
+        router, transport = self.connect()
+        router.dataReceived(
             envelope(
                 T.Type, control_pb2.Type(kind=control_pb2.Type.CLIENT, token=TOKEN)
             )
@@ -128,6 +131,8 @@ class GameServerHarness:
                 ),
             )
         )
+        protocol = router.connection
+        assert isinstance(protocol, GameServerProtocol)
         return protocol, transport
 
     def seat(
@@ -142,11 +147,12 @@ class GameServerHarness:
         return protocol, transport
 
 
-def lose(protocol: GameServerProtocol) -> None:
+def lose(protocol: Any) -> None:
     """
-    Deliver the end of a connection, as a real transport would once closed.
+    Deliver the end of a connection, as a real transport would once closed:
+    to the transport's protocol, the router.
     """
-    protocol.connectionLost(Failure(ConnectionDone()))
+    protocol.transport.protocol.connectionLost(Failure(ConnectionDone()))
 
 
 class Arena(GameServerProtocol):
@@ -285,7 +291,7 @@ class ControlTests(GameServerTestsMixin, SynchronousTestCase):
                 (T.Status, control_pb2.Status(players=0, capacity=2, accepting=True)),
             ],
         )
-        self.assertIs(self.factory.control, protocol)
+        self.assertIs(self.factory.control, protocol.connection)
         self.assertFalse(transport.disconnecting)
 
     def test_wrongToken(self) -> None:
@@ -809,7 +815,7 @@ class PlayingTests(GameServerTestsMixin, SynchronousTestCase):
             def playerLeft(self, reason: str) -> None:
                 raise ValueError("playerLeft failed")
 
-        self.factory.protocol = Clumsy
+        self.factory.playerProtocol = Clumsy
         protocol, _ = self.server.seat("alice")
         lose(protocol)
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
@@ -873,18 +879,21 @@ class SlowPlayerTests(GameServerTestsMixin, SynchronousTestCase):
         Seat a player on a L{QueueTransport}; what the game server answered
         is read by the peer.
         """
-        protocol = self.factory.buildProtocol(None)
-        assert isinstance(protocol, GameServerProtocol)
+        router = self.factory.buildProtocol(None)
+        assert isinstance(router, GameServerRouter)
         transport = QueueTransport()
         transport.bufferSize = 64
-        protocol.makeConnection(transport)
-        protocol.dataReceived(
+        transport.protocol = router
+        router.makeConnection(transport)
+        router.dataReceived(
             envelope(
                 T.Type, control_pb2.Type(kind=control_pb2.Type.CLIENT, token=TOKEN)
             )
             + envelope(T.ClientAuth, control_pb2.ClientAuth(player_id=playerId))
         )
         transport.drain(10000)
+        protocol = router.connection
+        assert isinstance(protocol, GameServerProtocol)
         self.assertTrue(protocol.seated)
         return protocol, transport
 

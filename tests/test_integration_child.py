@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_integration_child -*-
 """
-Integration tests of L{aphelion.control.child}: a real game-server process,
+Integration tests of L{aphelion.game.child}: a real game-server process,
 spawned as the AuthProxy spawns it, spoken to over loopback TCP by a small
 envelope client written here (not by aphelion's own proxy side).
 """
@@ -24,7 +24,6 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from aphelion.codes import Encoding, EnvelopeType
-from aphelion.control.child import Options
 from aphelion.envelope import (
     PAYLOAD_TYPES,
     Envelope,
@@ -32,6 +31,7 @@ from aphelion.envelope import (
     decodePayload,
     encodeEnvelope,
 )
+from aphelion.game.child import Options
 from aphelion.proto import chat_pb2, control_pb2
 from tests.test_integration_flow import FloodingPlayer
 
@@ -201,7 +201,7 @@ class ChildTests(TestCase):
             [
                 sys.executable,
                 "-m",
-                "aphelion.control.child",
+                "aphelion.game.child",
                 "--game",
                 game,
                 "--server-id",

@@ -21,10 +21,10 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from aphelion.codes import Encoding, EnvelopeType
-from aphelion.control.gameserver import GameServerFactory
 from aphelion.control.proxy import PlayerLinkFactory, PlayerLinkProtocol
 from aphelion.control.spawn import GameServer
 from aphelion.envelope import EnvelopeDecoder, encodeEnvelope
+from aphelion.game import GameServerFactory
 from aphelion.games.echo import Echo, EchoGame
 from aphelion.proto import control_pb2, game_pb2
 from aphelion.testing import RecordingConnection

@@ -9,7 +9,7 @@ included, gets C{S2C{said: Said{player_id, text}}}. The config each player gets
 after joining is JSON, C{{"arena": ..., "motd": ...}}, from the options
 C{arena} and C{motd} of C{Control}.
 
-Run it with C{python -m aphelion.control.child --game aphelion.games.chat}.
+Run it with C{python -m aphelion.game.child --game aphelion.games.chat}.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import json
 
 from google.protobuf.message import DecodeError
 
-from aphelion.control.gameserver import DisconnectCode, Game, GameServerProtocol
+from aphelion.game import DisconnectCode, Game, GameServerProtocol
 from aphelion.proto.chat_pb2 import C2S, S2C, Said
 from aphelion.proto.game_pb2 import GameConfig
 

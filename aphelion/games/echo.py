@@ -4,12 +4,12 @@ An echo game for benchmarks: every game message goes back to its sender,
 verbatim, so a client measures the round trip through the AuthProxy and a
 game server without any game logic.
 
-Run it with C{python -m aphelion.control.child --game aphelion.games.echo}.
+Run it with C{python -m aphelion.game.child --game aphelion.games.echo}.
 """
 
 from __future__ import annotations
 
-from aphelion.control.gameserver import Game, GameServerProtocol
+from aphelion.game import Game, GameServerProtocol
 from aphelion.proto.game_pb2 import GameConfig
 
 __all__ = ["Echo", "EchoGame", "makeGame"]

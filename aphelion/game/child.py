@@ -2,7 +2,7 @@
 """
 The game-server process (Part 2.3, step 1)::
 
-    python -m aphelion.control.child --game aphelion.games.chat \\
+    python -m aphelion.game.child --game aphelion.games.chat \\
         [--port 0] [--interface 127.0.0.1] [--server-id ID] [--log-json] \\
         [--player-write-limit BYTES] [--log-interval SECONDS]
 
@@ -52,12 +52,8 @@ from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from aphelion.control.gameserver import (
-    PLAYER_WRITE_LIMIT,
-    Game,
-    GameServerFactory,
-    loadGame,
-)
+from aphelion.game.factory import PLAYER_WRITE_LIMIT, GameServerFactory
+from aphelion.game.game import Game, loadGame
 from aphelion.session import tokenHint
 
 __all__ = [
@@ -71,7 +67,7 @@ __all__ = [
     "run",
 ]
 
-_log = Logger(namespace="aphelion.control.child")
+_log = Logger(namespace="aphelion.game.child")
 
 TOKEN_TIMEOUT = 10.0
 """
@@ -94,7 +90,7 @@ class Options(usage.Options):
     The command line of the game-server process.
     """
 
-    synopsis = "python -m aphelion.control.child --game MODULE [options]"
+    synopsis = "python -m aphelion.game.child --game MODULE [options]"
 
     optParameters = [
         ["game", "g", None, "The game module, such as aphelion.games.chat."],
