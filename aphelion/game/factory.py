@@ -32,6 +32,14 @@ The default of L{GameServerFactory.playerWriteLimit}, bytes (Part 6).
 """
 
 
+def _cancel(call: IDelayedCall | None) -> None:
+    """
+    Cancel a delayed call, unless it ran or is L{None}.
+    """
+    if call is not None and call.active():
+        call.cancel()
+
+
 @implementer(IGameServer)
 class GameServerFactory(EnvelopeFactory, ServerFactory):
     """
@@ -294,8 +302,7 @@ class GameServerFactory(EnvelopeFactory, ServerFactory):
         if control is not self.control:
             return
         self.control = None
-        if self._statusCall is not None and self._statusCall.active():
-            self._statusCall.cancel()
+        _cancel(self._statusCall)
         self._statusCall = None
         self._log.warn("control connection lost")
 
@@ -332,10 +339,8 @@ class GameServerFactory(EnvelopeFactory, ServerFactory):
         """
         Send C{Status} now if it differs from the last one sent.
         """
-        if self._statusCall is not None:
-            if self._statusCall.active():
-                self._statusCall.cancel()
-            self._statusCall = None
+        _cancel(self._statusCall)
+        self._statusCall = None
         control = self.control
         if control is None:
             return
@@ -390,8 +395,7 @@ class GameServerFactory(EnvelopeFactory, ServerFactory):
         if self._finished:
             return
         self._finished = True
-        if self._deadlineCall is not None and self._deadlineCall.active():
-            self._deadlineCall.cancel()
+        _cancel(self._deadlineCall)
         self._deadlineCall = None
         self._log.info("drained")
         waiting, self._waiting = self._waiting, []

@@ -48,22 +48,15 @@ class IGameServer(Interface):
     C{self.factory}.
     """
 
+    # What a game uses.
+
     clock = Attribute("The IReactorTime of every timer of the game server.")
-    throttle = Attribute("The ThrottledLog of the log lines peers cause.")
     game = Attribute("The Game it runs.")
     serverId = Attribute("This game server's id (from Control when not given).")
-    token = Attribute("The control token, required of Control and Type.")
     capacity = Attribute("How many players the game seats.")
     players = Attribute(
         "The seated players (GameServerProtocol) by player ID. Read it; do "
         "not change it."
-    )
-    control = Attribute("The control connection's protocol, while one is open.")
-    accepting = Attribute("Whether new players are taken (not while draining).")
-    draining = Attribute("Whether a drain has begun.")
-    playerWriteLimit = Attribute(
-        "Bytes that may wait unsent on one player connection before its "
-        "player is disconnected, or None."
     )
 
     def broadcast(payload: bytes, exclude: Any = None) -> None:
@@ -75,6 +68,18 @@ class IGameServer(Interface):
         """
         Report C{Status} at the end of this reactor turn, if it changed.
         """
+
+    # What its connections use.
+
+    playerWriteLimit = Attribute(
+        "Bytes that may wait unsent on one player connection before its "
+        "player is disconnected, or None."
+    )
+    throttle = Attribute("The ThrottledLog of the log lines peers cause.")
+    token = Attribute("The control token, required of Control and Type.")
+    control = Attribute("The control connection's protocol, while one is open.")
+    accepting = Attribute("Whether new players are taken (not while draining).")
+    draining = Attribute("Whether a drain has begun.")
 
     def shutdown(reason: str, deadline: float | None = None) -> None:
         """
