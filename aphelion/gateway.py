@@ -1,54 +1,88 @@
 # -*- test-case-name: tests.test_gateway -*-
 """
-The game protocol of a session as the AuthProxy sees it (Part 1.6).
+The game protocol of a session as the AuthProxy sees it (Part 1.6): the
+adapter between the session's connections, the checker, the session registry
+and the game servers on one side, and its L{SeatingMachine} on the other.
 
 The transport hands every game payload of a session to L{Gateway}, from
-whichever of the session's connections it came. A session is, in turn,
-I{unauthenticated}, I{authenticating}, I{seating} and I{relaying}; a L{Seat}
-ties a seated session to its player connection on a game server.
+whichever of the session's connections it came. The gateway feeds it, and
+everything else that happens to the session, to the session's
+L{SeatingMachine} as events, and carries out the actions the machine returns.
+A L{Seat} ties a session to its player connection on a game server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
-from google.protobuf.message import DecodeError
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from aphelion.auth import CheckerBusy
-from aphelion.codes import CloseCode, DisconnectCode, RejectCode
-from aphelion.control.spawn import ServerState
-from aphelion.interfaces import IConnection, ISessionRegistry
-from aphelion.limits import (
-    AddressCounter,
-    Exemptions,
-    KeyedRateLimiter,
-    hasControlCharacters,
-    safeText,
+from aphelion.codes import CloseCode, DisconnectCode
+from aphelion.interfaces import (
+    IConnection,
+    IGameServerPool,
+    IPlayer,
+    IPlayerLink,
+    IPooledServer,
+    ISeat,
+    ISessionRegistry,
 )
+from aphelion.limits import AddressCounter, Exemptions, KeyedRateLimiter, safeText
 from aphelion.logthrottle import ThrottledLog
 from aphelion.proto.game_pb2 import (
-    C2S,
     S2C,
     AuthenticateResponse,
     Disconnect,
     GameConfig,
     GameDetails,
 )
+from aphelion.seating import (
+    MAX_ID_BYTES,
+    Action,
+    Authenticated,
+    Bind,
+    Check,
+    CheckFailure,
+    Close,
+    DisconnectLink,
+    End,
+    EndWithNotice,
+    LinkGone,
+    Malformed,
+    Moved,
+    MoveNotice,
+    Notify,
+    Pick,
+    Pin,
+    Refused,
+    Relay,
+    Reply,
+    Seated,
+    SeatingBegun,
+    SeatingMachine,
+    SeatingOver,
+    SeatingRules,
+    SessionState,
+    Unbind,
+    validPlayerId,
+)
 from aphelion.session import Session
 
-if TYPE_CHECKING:
-    from aphelion.control.spawn import GameServer, GameServerMonitor
-
-__all__ = ["Gateway", "Seat", "SessionState", "authenticateResponse"]
-
-MAX_ID_BYTES = 1024
+__all__ = [
+    "MAX_ID_BYTES",
+    "Gateway",
+    "Seat",
+    "SessionState",
+    "accountOf",
+    "authenticateResponse",
+]
 
 
 def authenticateResponse(result: int, description: str = "") -> bytes:
@@ -76,145 +110,85 @@ def accountOf(playerId: str) -> str:
     return playerId.partition(":")[0]
 
 
-class _Held:
-    """
-    Payloads a client sent while being seated or moved (Part 6).
-    """
-
-    __slots__ = ("payloads", "size")
-
-    def __init__(self) -> None:
-        self.payloads: list[bytes] = []
-        self.size = 0
-
-
-class SessionState(Enum):
-    """
-    Where a session is in the game protocol (Part 1.6).
-    """
-
-    UNAUTHENTICATED = "unauthenticated"
-    AUTHENTICATING = "authenticating"
-    SEATING = "seating"
-    RELAYING = "relaying"
-
-
-class Identity(Protocol):
-    """
-    What a checker and realm say about a player.
-    """
-
-    @property
-    def playerId(self) -> str: ...
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def attributes(self) -> Mapping[str, str]: ...
-
-
-class PlayerLink(Protocol):
-    """
-    A player connection to a game server, as a L{Seat} drives it.
-    """
-
-    def sendGameData(self, payload: bytes) -> None: ...
-
-    def disconnect(self, code: int, reason: str) -> None: ...
-
-    def pauseReading(self) -> None: ...
-
-    def resumeReading(self) -> None: ...
-
-
 Authenticator = Callable[[str], "Deferred[Any]"]
-LinkConnector = Callable[["GameServer", "Seat"], None]
+LinkConnector = Callable[[IPooledServer, "Seat"], None]
+_Handler = Callable[[Session, Any], "Deferred[Any] | None"]
 
 
+@implementer(ISeat)
 class Seat:
     """
     A session's place on a game server, and the relay between the two.
 
-    The player connection (the I{link}) reports to its seat; the seat
-    reports to the gateway.
+    The player connection (the I{link}) reports to its seat; the seat feeds
+    the reports to the session's L{SeatingMachine} through the gateway.
 
     :ivar session: the seated session.
     :ivar server: the game server.
     :ivar link: the player connection, once open.
     :ivar details: the game server's C{Connected} details, once seated.
-    :ivar seated: whether the game server accepted the player.
-    :ivar tried: the game servers this seating has tried, this one included.
     """
 
     __slots__ = (
         "_gateway",
+        "_machine",
         "_paused",
         "details",
         "link",
-        "reseat",
-        "seated",
         "server",
         "session",
-        "tried",
     )
 
     def __init__(
-        self, gateway: Gateway, session: Session, server: GameServer, reseat: bool
+        self,
+        gateway: Gateway,
+        session: Session,
+        machine: SeatingMachine[Seat],
+        server: IPooledServer,
     ) -> None:
         self._gateway = gateway
+        self._machine = machine
         self.session = session
         self.server = server
-        self.reseat = reseat
-        self.link: PlayerLink | None = None
+        self.link: IPlayerLink | None = None
         self.details: GameDetails | None = None
-        self.seated = False
-        self.tried: frozenset[GameServer] = frozenset({server})
         self._paused: set[IConnection] = set()
 
     def __repr__(self) -> str:
         return f"<Seat {self.session.hint} on {self.server.serverId}>"
 
-    @property
-    def current(self) -> bool:
-        """
-        Whether this is still the session's seat (or seat being set up).
-        """
-        return (
-            self.session.seat is self
-            or self._gateway._seating.get(self.session) is self
-        )
+    def _feed(self, actions: list[Action[Seat]]) -> None:
+        self._gateway._carryOut(self.session, actions)
 
     # -- reports from the link ----------------------------------------------
 
-    def linkMade(self, link: PlayerLink) -> None:
+    def linkMade(self, link: IPlayerLink) -> None:
         """
         Called when the player connection is open.
         """
         self.link = link
-        if not self.current:
-            link.disconnect(0, "seat no longer wanted")
+        self._feed(self._machine.linkMade(self))
 
     def accepted(self, details: GameDetails) -> None:
         """
         Called when the game server answered C{Connected}.
         """
-        self._gateway._seated(self, details)
+        self.details = details
+        self._feed(self._machine.accepted(self))
 
     def gameConfig(self, config: GameConfig) -> None:
         """
         Called when the game server sent its C{GameConfig}.
         """
-        if self.current:
+        if self._machine.current(self):
             self.session.send(S2C(game_config=config).SerializeToString())
-            # The seating's replies are complete (Part 1.4).
-            self.session.pinned = False
+            self._feed(self._machine.gameConfig(self))
 
     def rejected(self, code: int, reason: str) -> None:
         """
         Called when the game server answered C{Rejected}.
         """
-        self._gateway._rejected(self, code, reason)
+        self._feed(self._machine.rejected(self, code, reason))
 
     def gameData(self, payload: bytes) -> None:
         """
@@ -222,22 +196,27 @@ class Seat:
         verbatim to the client. A link the session has moved away from is
         not listened to.
         """
-        session = self.session
-        if session.seat is self:
-            session.pinned = False  # no game_config came: the game has begun
+        if self._machine.seat is self:
+            session = self.session
+            # The hot path of the relay, kept out of the machine: game data
+            # means the game has begun, so no game_config is coming and the
+            # session's packets need not stay on one connection.
+            session.pinned = False
             session.send(payload)
 
     def disconnected(self, code: int, reason: str) -> None:
         """
-        Called when the game server sent C{Disconnect}: a kick.
+        Called when the game server sent C{Disconnect}: a kick, or a server
+        going away.
         """
-        self._gateway._kicked(self, code, reason)
+        draining = code == DisconnectCode.SHUTTING_DOWN or self.server.draining
+        self._feed(self._machine.disconnected(self, code, reason, draining))
 
     def lost(self, reason: str) -> None:
         """
         Called when the player connection closed or never opened.
         """
-        self._gateway._linkLost(self, reason)
+        self._feed(self._machine.lost(self, reason))
 
     # -- flow control ----------------------------------------------------------
 
@@ -262,18 +241,14 @@ class Seat:
 class Gateway:
     """
     Acts on the game payloads of every session: authenticates, seats and
-    relays.
+    relays, as each session's L{SeatingMachine} decides.
 
-    :ivar authTries: authentication failures allowed per connection; the
-        last one closes it with 4008.
+    :ivar rules: the limits the machines apply (authentication tries,
+        payloads held while seating).
     :ivar refuseNewcomer: answer C{ID_IN_USE} to a second login of a player
         instead of ending the first session.
     :ivar legacy: send results 5-8 of C{AuthenticateResponse} as C{OTHER}
         with the real result in the description (Part 1.7).
-    :ivar seatingBuffer: payloads a client may send while being seated or
-        moved; one more closes that connection with 4007.
-    :ivar seatingBufferBytes: bytes a client may send while being seated or
-        moved.
     """
 
     _log = Logger()
@@ -283,7 +258,7 @@ class Gateway:
         *,
         registry: ISessionRegistry,
         authenticator: Authenticator | None = None,
-        monitor: GameServerMonitor | None = None,
+        monitor: IGameServerPool | None = None,
         connectLink: LinkConnector | None = None,
         authTries: int = 3,
         refuseNewcomer: bool = False,
@@ -297,6 +272,9 @@ class Gateway:
         logInterval: float = 10.0,
     ) -> None:
         """
+        :param monitor: the game servers.
+        :param authTries: authentication failures allowed per connection;
+            the last one closes it with 4008.
         :param clock: the clock of the login throttles and of the summary
             log lines; without one, logins are not throttled.
         :param loginsPerMinute: authentication tries per minute per client
@@ -304,16 +282,22 @@ class Gateway:
         :param checksPerAddress: credential checks of one client address
             (outside C{exempt}) running at once; one more is answered
             C{OTHER} "busy, try again later". 0 is no limit.
+        :param seatingBuffer: payloads a client may send while being seated
+            or moved; one more closes that connection with 4007.
+        :param seatingBufferBytes: bytes a client may send while being
+            seated or moved.
         """
         self._registry = registry
         self._authenticate = authenticator
         self._monitor = monitor
         self._connectLink = connectLink
-        self.authTries = authTries
+        self.rules = SeatingRules(
+            authTries=authTries,
+            heldPackets=seatingBuffer,
+            heldBytes=seatingBufferBytes,
+        )
         self.refuseNewcomer = refuseNewcomer
         self.legacy = legacy
-        self.seatingBuffer = seatingBuffer
-        self.seatingBufferBytes = seatingBufferBytes
         self._clock = clock
         self._exempt = exempt or Exemptions()
         self._checking: AddressCounter[str] = AddressCounter(checksPerAddress)
@@ -329,18 +313,44 @@ class Gateway:
             if clock is not None
             else None
         )
-        self._notAuthenticated = self.response(
-            AuthenticateResponse.NOT_AUTHENTICATED, "authenticate first"
-        )
-        self._noAuthMethod = self.response(
-            AuthenticateResponse.AUTH_METHOD_UNSUPPORTED,
-            "no authentication is configured",
-        )
-        self._inProgress = self.response(
-            AuthenticateResponse.OTHER, "authentication in progress"
-        )
-        self._seating: dict[Session, Seat] = {}
-        self._observed: set[Session] = set()
+        # The answers a flood gets, made once.
+        self._responses: dict[tuple[int, str], bytes] = {
+            key: self.response(*key)
+            for key in (
+                (AuthenticateResponse.NOT_AUTHENTICATED, "authenticate first"),
+                (AuthenticateResponse.OTHER, "authentication in progress"),
+                (AuthenticateResponse.OTHER, "busy, try again later"),
+                (
+                    AuthenticateResponse.AUTH_METHOD_UNSUPPORTED,
+                    "no authentication is configured",
+                ),
+            )
+        }
+        self._actions: dict[
+            type[Any], Callable[[Session, Any], Deferred[Any] | None]
+        ] = {
+            Reply: self._reply,
+            Notify: self._notify,
+            Close: self._close,
+            Malformed: self._malformed,
+            Check: self._check,
+            Bind: self._bind,
+            Authenticated: self._authenticated,
+            Unbind: self._unbind,
+            Pick: self._pick,
+            SeatingBegun: self._seatingBegun,
+            SeatingOver: self._seatingOver,
+            Seated: self._seated,
+            Refused: self._refused,
+            Relay: self._relay,
+            DisconnectLink: self._disconnectLink,
+            LinkGone: self._linkGone,
+            MoveNotice: self._moveNotice,
+            Moved: self._moved,
+            Pin: self._pin,
+            End: self._end,
+            EndWithNotice: self._endWithNotice,
+        }
         if monitor is not None:
             monitor.addLostObserver(self._serverLost)
 
@@ -356,6 +366,10 @@ class Gateway:
             result = AuthenticateResponse.OTHER
         return authenticateResponse(result, description)
 
+    def _response(self, result: int, description: str) -> bytes:
+        made = self._responses.get((result, description))
+        return made if made is not None else self.response(result, description)
+
     def stop(self) -> None:
         """
         Called when the AuthProxy stops: cancel the summary log timers.
@@ -369,6 +383,28 @@ class Gateway:
         else:
             self._log.warn(format, cause=cause, **kwargs)
 
+    def _machineOf(self, session: Session) -> SeatingMachine[Seat]:
+        machine = session.seating
+        if machine is None:
+            machine = session.seating = SeatingMachine(self.rules)
+            session.addEndObserver(self._sessionEnded)
+        return machine
+
+    def _carryOut(
+        self, session: Session, actions: list[Action[Seat]]
+    ) -> Deferred[Any] | None:
+        """
+        Carry out the actions of a L{SeatingMachine}, in order.
+
+        :return: the L{Deferred} of the registry call of a L{Bind}, if any.
+        """
+        waiting = None
+        for action in actions:
+            result = self._actions[type(action)](session, action)
+            if result is not None:
+                waiting = result
+        return waiting
+
     # -- from the transport ------------------------------------------------------
 
     def payloadReceived(
@@ -378,81 +414,57 @@ class Gateway:
         Called with each non-empty game payload that a session's connection
         received.
         """
-        seat = session.seat
-        if seat is not None and seat.link is not None:  # the hot path: relay
-            seat.link.sendGameData(payload)
-            return
-        state = session.state or SessionState.UNAUTHENTICATED
-        if state is SessionState.SEATING:
-            # Being seated or moved: the payload is for the game, relayed
-            # once seated.
-            self._hold(session, connection, payload)
-            return
-        try:
-            message = C2S.FromString(payload)
-        except DecodeError:
-            self._warnThrottled(
-                "malformed C2S",
-                "session {hint}: malformed C2S payload from {peer}",
-                hint=session.hint,
-                peer=connection.remoteAddress,
-            )
-            connection.closeWith(CloseCode.MALFORMED_PACKET, "malformed C2S")
-            return
-        if state is SessionState.AUTHENTICATING:
-            connection.sendPayload(self._inProgress)
-        elif not message.HasField("authenticate"):
-            connection.sendPayload(self._notAuthenticated)
-        elif self._authenticate is None:
-            connection.sendPayload(self._noAuthMethod)
+        machine = session.seating
+        if machine is not None:
+            seat = machine.seat
+            if seat is not None and seat.link is not None:  # the hot path: relay
+                seat.link.sendGameData(payload)
+                return
         else:
-            self._startAuthentication(session, connection, message.authenticate.id)
-
-    def _hold(self, session: Session, connection: IConnection, payload: bytes) -> None:
-        held = session.held
-        if held is None:
-            held = session.held = _Held()
-        if (
-            len(held.payloads) >= self.seatingBuffer
-            or held.size + len(payload) > self.seatingBufferBytes
-        ):
-            connection.closeWith(
-                CloseCode.TOO_MANY_UNACKNOWLEDGED, "too much sent while being seated"
-            )
-            return
-        held.payloads.append(payload)
-        held.size += len(payload)
+            machine = self._machineOf(session)
+        self._carryOut(session, machine.receive(connection, payload))
 
     def connectionPaused(self, session: Session, connection: IConnection) -> None:
         """
         Called when a client connection's send buffer is full.
         """
-        if isinstance(session.seat, Seat):
-            session.seat.clientPaused(connection)
+        machine = session.seating
+        if machine is not None and machine.seat is not None:
+            machine.seat.clientPaused(connection)
 
     def connectionResumed(self, session: Session, connection: IConnection) -> None:
         """
         Called when a client connection's send buffer drained.
         """
-        if isinstance(session.seat, Seat):
-            session.seat.clientResumed(connection)
+        machine = session.seating
+        if machine is not None and machine.seat is not None:
+            machine.seat.clientResumed(connection)
 
     # -- authentication --------------------------------------------------------
 
-    def _startAuthentication(
-        self, session: Session, connection: IConnection, playerId: str
-    ) -> None:
-        assert self._authenticate is not None
+    def _check(self, session: Session, action: Check) -> None:
+        connection: IConnection = action.connection  # type: ignore[assignment]
+        playerId = action.playerId
+        if self._authenticate is None:
+            self._reply(
+                session,
+                Reply(
+                    connection,
+                    AuthenticateResponse.AUTH_METHOD_UNSUPPORTED,
+                    "no authentication is configured",
+                ),
+            )
+            return
         address = str(connection.remoteAddress)
         counted = address not in self._exempt
         if counted and not self._checking.acquire(address):
             # Its earlier checks still run: one address must not fill the
             # checker's pool and make everyone else wait (Part 6).
             connection.sendPayload(
-                self.response(AuthenticateResponse.OTHER, "busy, try again later")
+                self._response(AuthenticateResponse.OTHER, "busy, try again later")
             )
             return
-        if not self._loginAllowed(session, connection, playerId):
+        if not self._loginAllowed(session, address, playerId):
             if counted:
                 self._checking.release(address)
             connection.sendPayload(
@@ -462,28 +474,23 @@ class Gateway:
                 )
             )
             return
-        session.state = SessionState.AUTHENTICATING
-        if (
-            not playerId
-            or len(playerId.encode("utf-8")) > MAX_ID_BYTES
-            or hasControlCharacters(playerId)
-        ):
-            d: Deferred[Identity] = Deferred()
-            d.errback(
+        self._machineOf(session).checkStarted(connection)
+        if validPlayerId(playerId):
+            d = self._authenticate(playerId)
+        else:
+            d = fail(
                 UnauthorizedLogin(
                     "ID empty, longer than 1024 bytes or with control characters"
                 )
             )
-        else:
-            d = self._authenticate(playerId)
         if counted:
             d.addBoth(self._checked, address)
         # A failure of the checker is the player's (or the database's); one
         # raised while seating is ours, and closes with 1011.
         d.addCallbacks(
-            self._authenticated,
-            self._authenticationFailed,
-            callbackArgs=(session, connection),
+            self._checkSucceeded,
+            self._checkFailed,
+            callbackArgs=(session,),
             errbackArgs=(session, connection),
         )
         d.addErrback(self._internalError, session, connection)
@@ -495,9 +502,7 @@ class Gateway:
         self._checking.release(address)
         return result
 
-    def _loginAllowed(
-        self, session: Session, connection: IConnection, playerId: str
-    ) -> bool:
+    def _loginAllowed(self, session: Session, address: str, playerId: str) -> bool:
         """
         Take a login try from the client address's and the account's token
         buckets (Part 6), before the checker runs.
@@ -505,7 +510,6 @@ class Gateway:
         if self._clock is None:
             return True
         now = self._clock.seconds()
-        address = str(connection.remoteAddress)
         account = accountOf(playerId)
         if address not in self._exempt and not self._addressLogins.allow(address, now):
             throttled = "address"
@@ -525,294 +529,219 @@ class Gateway:
         )
         return False
 
-    def _authenticationFailed(
+    def _checkFailed(
         self, failure: Failure, session: Session, connection: IConnection
     ) -> None:
-        if session.ended:
-            return
-        session.state = SessionState.UNAUTHENTICATED
         if failure.check(UnhandledCredentials):
-            connection.sendPayload(self._noAuthMethod)
+            why = CheckFailure.UNSUPPORTED
+        elif failure.check(CheckerBusy):
+            why = CheckFailure.BUSY
+        elif failure.check(UnauthorizedLogin):
+            why = CheckFailure.UNAUTHORIZED
+        else:
+            why = CheckFailure.BROKEN
+        machine = self._machineOf(session)
+        actions = machine.checkFailed(why)
+        if not actions:
             return
-        if failure.check(CheckerBusy):
-            # Too many checks wait for the checker (Part 6): not a try.
+        if why is CheckFailure.BUSY:
             self._warnThrottled(
                 "checker busy",
                 "session {hint}: the checker is busy; login refused",
                 hint=session.hint,
             )
-            connection.sendPayload(
-                self.response(AuthenticateResponse.OTHER, "busy, try again later")
-            )
-            return
-        if not failure.check(UnauthorizedLogin):
-            # The checker broke (a database down): not the player's fault.
+        elif why is CheckFailure.BROKEN:
             self._log.failure(
                 "session {hint}: the checker failed", failure, hint=session.hint
             )
-            connection.sendPayload(
-                self.response(
-                    AuthenticateResponse.OTHER, "authentication is unavailable"
-                )
+        elif why is CheckFailure.UNAUTHORIZED:
+            self._warnThrottled(
+                "failed login",
+                "session {hint}: authentication failed from {peer} "
+                "({failures} of {tries})",
+                hint=session.hint,
+                peer=connection.remoteAddress,
+                failures=machine.failures(connection),
+                tries=self.rules.authTries,
             )
-            return
-        failures = getattr(connection, "authFailures", 0) + 1
-        connection.authFailures = failures  # type: ignore[attr-defined]
-        self._warnThrottled(
-            "failed login",
-            "session {hint}: authentication failed from {peer} ({failures} of {tries})",
-            hint=session.hint,
-            peer=connection.remoteAddress,
-            failures=failures,
-            tries=self.authTries,
-        )
-        if failures >= self.authTries:
-            connection.sendPayload(
-                self.response(
-                    AuthenticateResponse.TOO_MANY_ATTEMPTS, "too many attempts"
-                )
-            )
-            connection.closeWith(
-                CloseCode.TOO_MANY_AUTH_ATTEMPTS, "authentication failed too often"
-            )
-        else:
-            connection.sendPayload(
-                self.response(AuthenticateResponse.INVALID_ID, "invalid ID")
-            )
+        self._carryOut(session, actions)
 
-    def _authenticated(
-        self, identity: Identity, session: Session, connection: IConnection
-    ) -> Deferred[None] | None:
-        if session.ended:
-            return None
+    def _checkSucceeded(
+        self, player: IPlayer, session: Session
+    ) -> Deferred[Any] | None:
+        return self._carryOut(session, self._machineOf(session).checked(player))
+
+    def _bind(self, session: Session, action: Bind) -> Deferred[None]:
+        player: IPlayer = action.player  # type: ignore[assignment]
         d = self._registry.authenticate(
-            session, identity.playerId, refuse=self.refuseNewcomer
+            session, player.playerId, refuse=self.refuseNewcomer
         )
-        return d.addCallback(self._bound, identity, session, connection)
+        return d.addCallback(self._bound, player, session)
 
-    def _bound(
-        self,
-        other: Session | None,
-        identity: Identity,
-        session: Session,
-        connection: IConnection,
-    ) -> None:
-        if other is not None and self.refuseNewcomer:
-            session.state = SessionState.UNAUTHENTICATED
-            connection.sendPayload(
-                self.response(AuthenticateResponse.ID_IN_USE, "already logged in")
-            )
-            return
-        if other is not None:
-            self._endWithNotice(other, "logged in elsewhere")
-        session.identity = identity
-        if session not in self._observed:
-            self._observed.add(session)
-            session.addEndObserver(self._sessionEnded)
+    def _bound(self, other: Session | None, player: IPlayer, session: Session) -> None:
+        refused = other is not None and self.refuseNewcomer
+        if other is not None and not refused:
+            self._endWithNotice(other, EndWithNotice("logged in elsewhere"))
+        self._carryOut(session, self._machineOf(session).bound(player, refused))
+
+    def _authenticated(self, session: Session, action: Authenticated) -> None:
+        player: IPlayer = action.player  # type: ignore[assignment]
+        session.identity = player
         self._log.info(
             "session {hint} authenticated as {playerId}",
             hint=session.hint,
-            playerId=safeText(identity.playerId),
-        )
-        self._seat(session, reseat=False)
-
-    # -- seating ---------------------------------------------------------------
-
-    def _seat(
-        self,
-        session: Session,
-        reseat: bool,
-        tried: frozenset[GameServer] = frozenset(),
-    ) -> None:
-        monitor = self._monitor
-        # Each server gets one try per seating, so that failing servers are
-        # not tried in turn for ever.
-        server = monitor.pick(tried) if monitor is not None else None
-        if server is None or self._connectLink is None:
-            self._noServer(session, reseat)
-            return
-        session.state = SessionState.SEATING
-        seat = Seat(self, session, server, reseat)
-        seat.tried = tried | {server}
-        self._seating[session] = seat
-        server.pending += 1
-        self._connectLink(server, seat)
-
-    def _noServer(self, session: Session, reseat: bool) -> None:
-        if reseat:
-            self._noted(
-                self._registry.end(
-                    session,
-                    CloseCode.TRY_AGAIN_LATER,
-                    "no game server can take the player",
-                ),
-                "end",
-            )
-            return
-        self._unbind(session)
-        session.send(
-            self.response(AuthenticateResponse.NO_SERVER, "no game server has room")
+            playerId=safeText(player.playerId),
         )
 
-    def _unbind(self, session: Session) -> None:
-        session.state = SessionState.UNAUTHENTICATED
+    def _unbind(self, session: Session, action: Unbind) -> None:
         session.identity = None
-        session.held = None
         if session.playerId is not None:
             self._noted(self._registry.unbind(session), "unbind")
 
-    def _endSeating(self, seat: Seat) -> bool:
-        if self._seating.get(seat.session) is not seat:
-            return False
-        del self._seating[seat.session]
-        seat.server.pending = max(0, seat.server.pending - 1)
-        return True
+    # -- answers to the client ---------------------------------------------------
 
-    def _seated(self, seat: Seat, details: GameDetails) -> None:
-        session = seat.session
-        if not self._endSeating(seat) or session.ended:
-            if seat.link is not None:
-                seat.link.disconnect(0, "session ended")
-            return
-        seat.seated = True
-        seat.details = details
-        seat.server.links.add(seat.link)  # type: ignore[arg-type]
+    def _reply(self, session: Session, action: Reply) -> None:
+        connection: IConnection = action.connection  # type: ignore[assignment]
+        connection.sendPayload(self._response(action.result, action.description))
+
+    def _notify(self, session: Session, action: Notify) -> None:
+        session.send(self._response(action.result, action.description))
+
+    def _close(self, session: Session, action: Close) -> None:
+        connection: IConnection = action.connection  # type: ignore[assignment]
+        connection.closeWith(action.code, action.reason)
+
+    def _malformed(self, session: Session, action: Malformed) -> None:
+        connection: IConnection = action.connection  # type: ignore[assignment]
+        self._warnThrottled(
+            "malformed C2S",
+            "session {hint}: malformed C2S payload from {peer}",
+            hint=session.hint,
+            peer=connection.remoteAddress,
+        )
+        connection.closeWith(CloseCode.MALFORMED_PACKET, "malformed C2S")
+
+    def _pin(self, session: Session, action: Pin) -> None:
+        session.pinned = action.pinned
+
+    # -- seating ---------------------------------------------------------------
+
+    def _pick(self, session: Session, action: Pick) -> None:
+        machine = self._machineOf(session)
+        pool = self._monitor
+        # Each server gets one try per seating, so that failing servers are
+        # not tried in turn for ever.
+        server = pool.pick(action.exclude) if pool is not None else None
+        if server is None or self._connectLink is None:
+            self._carryOut(session, machine.noServer())
+        else:
+            seat = Seat(self, session, machine, server)
+            self._carryOut(session, machine.serverPicked(seat, server))
+
+    def _seatingBegun(self, session: Session, action: SeatingBegun[Seat]) -> None:
+        seat = action.seat
+        if self._monitor is not None:
+            self._monitor.seatingStarted(seat.server)
+        assert self._connectLink is not None
+        self._connectLink(seat.server, seat)
+
+    def _seatingOver(self, session: Session, action: SeatingOver[Seat]) -> None:
+        if self._monitor is not None:
+            self._monitor.seatingEnded(action.seat.server)
+
+    def _seated(self, session: Session, action: Seated[Seat]) -> None:
+        seat = action.seat
+        if self._monitor is not None and seat.link is not None:
+            self._monitor.linkAdded(seat.server, seat.link)
         self._noted(self._registry.seat(session, seat), "seat")
-        session.state = SessionState.RELAYING
         self._log.info(
             "session {hint} seated on {serverId}",
             hint=session.hint,
             serverId=seat.server.serverId,
         )
-        response = S2C(connected=details)
-        if not seat.reseat:
+        response = S2C(connected=seat.details)
+        if action.greet:
             response.authenticate_response.result = AuthenticateResponse.OK
-        # connected and the game_config that follows in a later read go on
-        # one connection, in order (Part 1.4).
-        session.pinned = True
         session.send(response.SerializeToString())
-        held, session.held = session.held, None
-        if held is not None and seat.link is not None:
-            # What the client sent meanwhile goes to the game, in order.
-            for payload in held.payloads:
-                seat.link.sendGameData(payload)
 
-    def _rejected(self, seat: Seat, code: int, reason: str) -> None:
-        if code in (RejectCode.FULL, RejectCode.NOT_ACCEPTING) and (
-            self._seating.get(seat.session) is seat
-        ):
-            # Its Status was behind: no room there is not a refusal of the
-            # player. Try the next server (NO_SERVER when none has room).
-            self._linkLost(seat, reason or "game server full")
-            return
-        self._refused(seat, code, reason)
-
-    def _refused(self, seat: Seat, code: int, reason: str) -> None:
-        """
-        The game server refused the player (C{Rejected}, or C{Disconnect}
-        before C{Connected}).
-        """
-        if not self._endSeating(seat):
-            return
-        session = seat.session
+    def _refused(self, session: Session, action: Refused[Seat]) -> None:
         self._log.info(
             "session {hint} rejected by {serverId}: {code} {reason}",
             hint=session.hint,
-            serverId=seat.server.serverId,
-            code=code,
-            reason=reason,
+            serverId=action.seat.server.serverId,
+            code=action.code,
+            reason=action.reason,
         )
-        if seat.reseat:
-            self._noted(
-                self._registry.end(
-                    session, CloseCode.TRY_AGAIN_LATER, reason or "rejected"
-                ),
-                "end",
-            )
-            return
-        self._unbind(session)
-        session.send(self.response(AuthenticateResponse.REJECTED, reason))
 
-    def _kicked(self, seat: Seat, code: int, reason: str) -> None:
-        draining = (
-            code == DisconnectCode.SHUTTING_DOWN
-            or seat.server.state is ServerState.DRAINING
+    def _relay(self, session: Session, action: Relay[Seat]) -> None:
+        link = action.seat.link
+        if link is not None:
+            for payload in action.payloads:
+                link.sendGameData(payload)
+
+    def _disconnectLink(self, session: Session, action: DisconnectLink[Seat]) -> None:
+        link = action.seat.link
+        if link is not None:
+            link.disconnect(action.code, action.reason)
+
+    def _linkGone(self, session: Session, action: LinkGone[Seat]) -> None:
+        seat = action.seat
+        link = seat.link
+        if link is not None:
+            if self._monitor is not None:
+                self._monitor.linkRemoved(seat.server, link)
+            # Gone or going: make sure the game server forgets the player.
+            link.disconnect(action.code, action.reason)
+
+    def _moveNotice(self, session: Session, action: MoveNotice) -> None:
+        self._noted(self._registry.seat(session, None), "seat")
+        session.send(
+            S2C(
+                disconnect=Disconnect(
+                    code=CloseCode.TRY_AGAIN_LATER, reason=action.reason
+                )
+            ).SerializeToString()
         )
-        if self._seating.get(seat.session) is seat:
-            # Disconnect before Connected: a refusal, or a server going away.
-            if draining:
-                self._linkLost(seat, reason or "game server draining")
-            else:
-                self._refused(seat, code, reason or "disconnected")
-            return
-        if draining:
-            self._moved(seat, "game server draining")
-        elif seat.session.seat is seat:
-            self._endWithNotice(seat.session, reason or "kicked")
 
-    def _endWithNotice(self, session: Session, reason: str) -> None:
+    def _moved(self, session: Session, action: Moved[Seat]) -> None:
+        self._log.info(
+            "session {hint} lost its game server {serverId}: {reason}",
+            hint=session.hint,
+            serverId=action.seat.server.serverId,
+            reason=action.reason,
+        )
+
+    def _serverLost(self, server: IPooledServer) -> None:
+        pool = self._monitor
+        assert pool is not None
+        for link in list(pool.linksOf(server)):
+            pool.linkRemoved(server, link)
+            seat = link.seat
+            if isinstance(seat, Seat):
+                # One player's trouble must not keep the others where they are.
+                with self._log.failuresHandled(
+                    "moving session {hint} failed", hint=seat.session.hint
+                ):
+                    seat.lost("game server went away")
+
+    # -- the end -----------------------------------------------------------------
+
+    def _end(self, session: Session, action: End) -> None:
+        self._noted(self._registry.end(session, action.code, action.reason), "end")
+
+    def _endWithNotice(self, session: Session, action: EndWithNotice) -> None:
         """
         End a session with 4009, sending C{S2C{disconnect}} first: the
         contract's notice before a close.
         """
         session.send(
             S2C(
-                disconnect=Disconnect(code=CloseCode.SESSION_ENDED, reason=reason)
+                disconnect=Disconnect(
+                    code=CloseCode.SESSION_ENDED, reason=action.reason
+                )
             ).SerializeToString()
         )
-        self._noted(self._registry.end(session, CloseCode.SESSION_ENDED, reason), "end")
-
-    def _linkLost(self, seat: Seat, reason: str) -> None:
-        if self._endSeating(seat):
-            # It never seated the player: try elsewhere.
-            self._moved(seat, reason, seated=False)
-            return
-        if seat.session.seat is seat:
-            self._moved(seat, reason)
-
-    def _moved(self, seat: Seat, reason: str, seated: bool = True) -> None:
-        session = seat.session
-        seat.server.links.discard(seat.link)
-        if seat.link is not None:
-            # Gone or going: make sure the game server forgets the player.
-            seat.link.disconnect(CloseCode.TRY_AGAIN_LATER, reason)
-        if session.ended:
-            return
-        if seated:
-            self._noted(self._registry.seat(session, None), "seat")
-            # disconnect, then the new seat's connected and game_config,
-            # on one connection (Part 1.4).
-            session.pinned = True
-            session.send(
-                S2C(
-                    disconnect=Disconnect(code=CloseCode.TRY_AGAIN_LATER, reason=reason)
-                ).SerializeToString()
-            )
-        self._log.info(
-            "session {hint} lost its game server {serverId}: {reason}",
-            hint=session.hint,
-            serverId=seat.server.serverId,
-            reason=reason,
-        )
-        # A player moved off a server starts a new seating; a seating that
-        # failed goes on without the servers it tried.
-        self._seat(
-            session,
-            reseat=seated or seat.reseat,
-            tried=frozenset({seat.server}) if seated else seat.tried,
-        )
-
-    def _serverLost(self, server: GameServer) -> None:
-        links = list(server.links)
-        server.links.clear()
-        for link in links:
-            seat = getattr(link, "seat", None)
-            if isinstance(seat, Seat) and seat.session.seat is seat:
-                # One player's trouble must not keep the others where they are.
-                with self._log.failuresHandled(
-                    "moving session {hint} failed", hint=seat.session.hint
-                ):
-                    self._moved(seat, "game server went away")
+        self._end(session, End(CloseCode.SESSION_ENDED, action.reason))
 
     def _noted(self, d: Deferred[Any], what: str) -> None:
         """
@@ -824,16 +753,8 @@ class Gateway:
         )
 
     def _sessionEnded(self, session: Session, code: int, reason: str) -> None:
-        self._observed.discard(session)
-        seating = self._seating.pop(session, None)
-        if seating is not None:
-            seating.server.pending = max(0, seating.server.pending - 1)
-            if seating.link is not None:
-                seating.link.disconnect(code, reason)
-        seat = session.seat
-        if isinstance(seat, Seat) and seat.link is not None:
-            seat.server.links.discard(seat.link)
-            seat.link.disconnect(code, reason)
+        if session.seating is not None:
+            self._carryOut(session, session.seating.ended(code, reason))
 
     def _internalError(
         self, failure: Failure, session: Session, connection: IConnection
@@ -844,8 +765,5 @@ class Gateway:
             hint=session.hint,
         )
         # The session's state cannot be trusted now: end it, seat and all.
-        self._noted(
-            self._registry.end(session, CloseCode.INTERNAL_ERROR, "internal error"),
-            "end",
-        )
+        self._end(session, End(CloseCode.INTERNAL_ERROR, "internal error"))
         connection.closeWith(CloseCode.INTERNAL_ERROR, "internal error")

@@ -19,8 +19,9 @@ from zope.interface import implementer
 from aphelion.ack import pickConnection
 from aphelion.codes import AphelionProtocol, CloseCode
 from aphelion.handshake import TOKEN_LENGTH
-from aphelion.interfaces import IConnection, ISessionRegistry
+from aphelion.interfaces import IConnection, IPlayer, ISeat, ISessionRegistry
 from aphelion.limits import AddressCounter, Exemptions
+from aphelion.seating import Held, SeatingMachine, SessionState
 
 __all__ = [
     "MemorySessionRegistry",
@@ -76,10 +77,9 @@ class Session:
     :ivar connections: the open connections, in the order they joined.
     :ivar playerId: the authenticated player ID, or L{None}.
     :ivar identity: what the realm said of the player, or L{None}.
-    :ivar seat: the game-server seat, or L{None}.
-    :ivar state: free for the gateway's state machine of Part 1.6.
-    :ivar held: free for the gateway: payloads the client sent while being
-        seated or moved, relayed once seated (Part 6), or L{None}.
+    :ivar seat: the game-server seat the registry recorded, or L{None}.
+    :ivar seating: the gateway's L{SeatingMachine} of the session, from its
+        first game payload on, else L{None}.
     :ivar ended: whether the session is over.
     :ivar hadGame: whether a game connection ever joined it.
     :ivar address: the client address of the connection that made it.
@@ -104,14 +104,13 @@ class Session:
         "connections",
         "ended",
         "hadGame",
-        "held",
         "hint",
         "identity",
         "pinned",
         "playerId",
         "queue",
         "seat",
-        "state",
+        "seating",
         "token",
     )
 
@@ -130,11 +129,10 @@ class Session:
         self._sessionId: bytes | None = None
         self.connections: list[IConnection] = []
         self.playerId: str | None = None
-        self.identity: Any = None
-        self.seat: Any = None
-        self.state: Any = None
+        self.identity: IPlayer | None = None
+        self.seat: ISeat | None = None
+        self.seating: SeatingMachine[Any] | None = None
         self.queue: deque[bytes] = deque()
-        self.held: Any = None
         self._queued = 0
         self._queueLimit = queueLimit
         self._queueBytes = queueBytes
@@ -149,6 +147,23 @@ class Session:
 
     def __repr__(self) -> str:
         return f"<Session {self.hint} connections={len(self.connections)}>"
+
+    @property
+    def state(self) -> SessionState:
+        """
+        Where the session is in the game protocol (Part 1.6).
+        """
+        seating = self.seating
+        return SessionState.UNAUTHENTICATED if seating is None else seating.state
+
+    @property
+    def held(self) -> Held | None:
+        """
+        What the client sent while being seated or moved, to be relayed once
+        seated (Part 6), or L{None}.
+        """
+        seating = self.seating
+        return None if seating is None else seating.held
 
     @property
     def sessionId(self) -> bytes:
@@ -385,7 +400,7 @@ class MemorySessionRegistry:
             del self._players[playerId]
         return succeed(None)
 
-    def seat(self, session: Session, seat: object | None) -> Deferred[None]:
+    def seat(self, session: Session, seat: ISeat | None) -> Deferred[None]:
         if (session.seat is None) != (seat is None):
             self._playing += 1 if seat is not None else -1
         session.seat = seat
@@ -410,7 +425,6 @@ class MemorySessionRegistry:
             self._playing -= 1
         session.queue.clear()
         session._queued = 0
-        session.held = None
         session._turnConnection = None
         if session.playerId is not None:
             self._log.info(

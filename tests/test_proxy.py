@@ -1094,7 +1094,7 @@ class LinkConnectorTests(PlayerLinkTestCase):
         A session whose connections have no remote address sends an empty
         one.
         """
-        del self.connection.remoteAddress  # type: ignore[attr-defined]
+        self.connection.remoteAddress = ""  # type: ignore[attr-defined]
         LinkConnector(self.reactor)(self.server, self.seat)  # type: ignore[arg-type]
         self.assertEqual(self.reactor.tcpClients[-1][2].clientAuth.remote_address, "")
 
