@@ -329,7 +329,7 @@ class SpawnTests(MonitorTestCase):
         """
         C{startService} spawns C{count} processes, each with the command line
         of L{childCommand}: the configured Python running
-        C{aphelion.control.child} with C{--game} and its C{--server-id}.
+        C{aphelion.game.child} with C{--game} and its C{--server-id}.
         """
         self.startMonitor(count=3)
         self.assertEqual(len(self.reactor.processes), 3)
@@ -337,7 +337,7 @@ class SpawnTests(MonitorTestCase):
             serverId = f"gs{i + 1}"
             self.assertEqual(process.executable, PYTHON)
             self.assertEqual(process.args, childCommand(GAME, serverId, PYTHON))
-            self.assertEqual(process.args[:3], [PYTHON, "-m", "aphelion.control.child"])
+            self.assertEqual(process.args[:3], [PYTHON, "-m", "aphelion.game.child"])
             self.assertEqual(process.args[process.args.index("--game") + 1], GAME)
             self.assertEqual(
                 process.args[process.args.index("--server-id") + 1], serverId

@@ -13,14 +13,21 @@ from twisted.internet.interfaces import IConnector, IReactorTCP, IReactorTime
 from twisted.internet.protocol import ClientFactory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from aphelion.codes import EnvelopeType
 from aphelion.control.protocol import EnvelopeFactory, EnvelopeProtocol
+from aphelion.interfaces import (
+    IConnection,
+    IControlConnection,
+    IPlayerLink,
+    IPooledServer,
+    ISeat,
+)
 from aphelion.proto import control_pb2, game_pb2
 
 if TYPE_CHECKING:
     from aphelion.control.spawn import GameServer, GameServerMonitor
-    from aphelion.gateway import Seat
 
 __all__ = [
     "ControlClientFactory",
@@ -35,6 +42,7 @@ T = EnvelopeType
 _LINK = "link"  # the cause of our pauses of the player's connections
 
 
+@implementer(IControlConnection)
 class ControlClientProtocol(EnvelopeProtocol):
     """
     The AuthProxy's control connection to one game server.
@@ -143,6 +151,7 @@ class ControlClientFactory(EnvelopeFactory, ClientFactory):
         self.monitor.controlLost(self.server, self)
 
 
+@implementer(IPlayerLink)
 class PlayerLinkProtocol(EnvelopeProtocol):
     """
     The AuthProxy's connection to a game server for one seated player: it
@@ -154,6 +163,7 @@ class PlayerLinkProtocol(EnvelopeProtocol):
 
     _log = Logger()
     factory: PlayerLinkFactory
+    seat: ISeat
     allowedTypes = frozenset({T.Connected, T.Rejected, T.Disconnect})
     _relaying = frozenset({T.GameConfig, T.GameData, T.Disconnect})
     _ended = False
@@ -300,8 +310,8 @@ class PlayerLinkFactory(EnvelopeFactory, ClientFactory):
         self,
         *,
         clock: IReactorTime,
-        seat: Seat,
-        server: GameServer,
+        seat: ISeat,
+        server: IPooledServer,
         clientAuth: control_pb2.ClientAuth,
     ) -> None:
         super().__init__(clock=clock)
@@ -329,15 +339,16 @@ class LinkConnector:
         self._clock: IReactorTime = reactor
         self.connectTimeout = connectTimeout
 
-    def __call__(self, server: GameServer, seat: Seat) -> None:
+    def __call__(self, server: IPooledServer, seat: ISeat) -> None:
         """
         Open the player connection of C{seat} to C{server}.
         """
         session = seat.session
         identity = session.identity
         remote = ""
+        connection: IConnection
         for connection in session.connections:
-            remote = getattr(connection, "remoteAddress", "") or remote
+            remote = connection.remoteAddress or remote
         clientAuth = control_pb2.ClientAuth(
             player_id=identity.playerId,
             name=identity.name,

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -25,16 +25,16 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
-from aphelion.control.gameserver import PLAYER_WRITE_LIMIT
+from aphelion.game.factory import PLAYER_WRITE_LIMIT
+from aphelion.interfaces import (
+    IControlConnection,
+    IGameServerPool,
+    IPlayerLink,
+    IPooledServer,
+)
 from aphelion.session import newToken, tokenHint
-
-if TYPE_CHECKING:
-    from aphelion.control.proxy import (
-        ControlClientFactory,
-        ControlClientProtocol,
-        PlayerLinkProtocol,
-    )
 
 __all__ = [
     "GameServer",
@@ -72,6 +72,7 @@ class RemoteGameServer:
     token: bytes = field(repr=False)
 
 
+@implementer(IPooledServer)
 @dataclass(eq=False)
 class GameServer:
     """
@@ -106,8 +107,8 @@ class GameServer:
     players: int = 0
     accepting: bool = False
     pending: int = 0
-    control: ControlClientProtocol | None = None
-    links: set[PlayerLinkProtocol] = field(default_factory=set)
+    control: IControlConnection | None = None
+    links: set[IPlayerLink] = field(default_factory=set)
     failures: int = 0
     process: Any = None
     generation: int = 0
@@ -116,6 +117,13 @@ class GameServer:
     _killCall: IDelayedCall | None = None
     _portCall: IDelayedCall | None = None
     _readySince: float | None = None
+
+    @property
+    def draining(self) -> bool:
+        """
+        Whether it is being drained: it takes no new players.
+        """
+        return self.state is ServerState.DRAINING
 
     def hasRoom(self) -> bool:
         """
@@ -160,7 +168,7 @@ def childCommand(
     return [
         python,
         "-m",
-        "aphelion.control.child",
+        "aphelion.game.child",
         "--game",
         game,
         "--server-id",
@@ -216,7 +224,7 @@ class _ChildProtocol(ProcessProtocol):
         if word != b"PORT" or not number.isdigit() or not 0 < int(number) < 65536:
             self._fail("bad port line from the game server")
             return
-        self._monitor._childListening(self._server, int(number))
+        self._monitor.childListening(self._server, int(number))
 
     def errReceived(self, data: bytes) -> None:
         """
@@ -237,18 +245,19 @@ class _ChildProtocol(ProcessProtocol):
         self._log.error(
             "game server {serverId}: {why}", serverId=self._server.serverId, why=why
         )
-        self._monitor._kill(self._server)
+        self._monitor.childFailed(self._server)
 
     def processEnded(self, reason: Failure) -> None:
         """
         Called when the child has exited.
         """
-        self._monitor._childExited(self._server, reason)
+        self._monitor.childExited(self._server, reason)
 
 
 ControlFactoryMaker = Callable[["GameServerMonitor", GameServer], Any]
 
 
+@implementer(IGameServerPool)
 class GameServerMonitor(Service):
     """
     Spawns, connects, supervises and drains game servers.
@@ -419,7 +428,11 @@ class GameServerMonitor(Service):
             server._portCall.cancel()
         server._portCall = None
 
-    def _childListening(self, server: GameServer, port: int) -> None:
+    def childListening(self, server: GameServer, port: int) -> None:
+        """
+        Called when a spawned game server said the port it listens on: open
+        its control connection.
+        """
         self._cancelPortCall(server)
         server.port = port
         self._connectControl(server)
@@ -432,6 +445,13 @@ class GameServerMonitor(Service):
             server.host, server.port, factory, timeout=self.connectTimeout
         )
 
+    def childFailed(self, server: GameServer) -> None:
+        """
+        Called when a spawned game server broke the start-up contract (no
+        port line, or a bad one): kill it, and so restart it.
+        """
+        self._kill(server)
+
     def _kill(self, server: GameServer) -> None:
         process = server.process
         if process is None:
@@ -441,7 +461,10 @@ class GameServerMonitor(Service):
         except ProcessExitedAlready:
             pass
 
-    def _childExited(self, server: GameServer, reason: Failure) -> None:
+    def childExited(self, server: GameServer, reason: Failure) -> None:
+        """
+        Called when a spawned game server's process has exited.
+        """
         server.process = None
         self._cancelPortCall(server)
         if server._killCall is not None and server._killCall.active():
@@ -465,7 +488,7 @@ class GameServerMonitor(Service):
     def controlReady(
         self,
         server: GameServer,
-        control: ControlClientProtocol,
+        control: IControlConnection,
         name: str,
         capacity: int,
     ) -> None:
@@ -499,7 +522,7 @@ class GameServerMonitor(Service):
     def controlLost(
         self,
         server: GameServer,
-        control: ControlClientProtocol | ControlClientFactory | None,
+        control: object | None,
     ) -> None:
         """
         Called when a control connection closed or failed to open.
@@ -610,6 +633,37 @@ class GameServerMonitor(Service):
             elif not fill and server.load() < best.load():
                 best = server
         return best
+
+    def seatingStarted(self, server: GameServer) -> None:
+        """
+        A seat is being set up on C{server}: it counts in the server's load
+        (its C{Status} does not show it yet) until L{seatingEnded}.
+        """
+        server.pending += 1
+
+    def seatingEnded(self, server: GameServer) -> None:
+        """
+        A seat that L{seatingStarted} counted was made or given up.
+        """
+        server.pending = max(0, server.pending - 1)
+
+    def linkAdded(self, server: GameServer, link: IPlayerLink) -> None:
+        """
+        C{link} seats a player on C{server}: it counts in the server's load.
+        """
+        server.links.add(link)
+
+    def linkRemoved(self, server: GameServer, link: IPlayerLink) -> None:
+        """
+        C{link} no longer seats a player on C{server}.
+        """
+        server.links.discard(link)
+
+    def linksOf(self, server: GameServer) -> Collection[IPlayerLink]:
+        """
+        The links that seat players on C{server}.
+        """
+        return server.links
 
     def drain(self, serverId: str, reason: str, deadline: float | None = None) -> None:
         """
