@@ -12,22 +12,61 @@ from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.cred.portal import Portal
 from twisted.logger import Logger
+from twisted.web.server import Site
+from zope.interface import classImplements
 
-from aphelion.auth import BoundedAuthenticator, PlayerRealm, authenticate
+from aphelion.auth import (
+    BoundedAuthenticator,
+    DatabaseChecker,
+    PlayerRealm,
+    TicketChecker,
+    authenticate,
+)
 from aphelion.codes import CloseCode
 from aphelion.config import Config
 from aphelion.control.proxy import LinkConnector, controlFactoryMaker
 from aphelion.control.spawn import GameServerMonitor
 from aphelion.gateway import Gateway
+from aphelion.interfaces import IReactorUser
 from aphelion.limits import Exemptions
 from aphelion.proto.game_pb2 import GameConfig
 from aphelion.session import MemorySessionRegistry
 from aphelion.web import makeSite
 from aphelion.websocket import AphelionServerFactory
 
-__all__ = ["ShutdownService", "build"]
+__all__ = ["AuthProxyService", "ShutdownService", "build"]
 
 _log = Logger()
+
+# FIXME(issue 7): aphelion.auth is to declare this itself; then these go.
+classImplements(DatabaseChecker, IReactorUser)
+classImplements(TicketChecker, IReactorUser)
+
+
+class AuthProxyService(MultiService):
+    """
+    The AuthProxy: its listeners, game servers and shutdown as child
+    services, and the parts that more endpoints or tests reach for.
+
+    :ivar factory: the WebSocket factory.
+    :ivar monitor: the game-server monitor.
+    :ivar gateway: the gateway.
+    :ivar site: the web site (to listen on more endpoints).
+    """
+
+    def __init__(
+        self,
+        *,
+        factory: AphelionServerFactory,
+        monitor: GameServerMonitor,
+        gateway: Gateway,
+        site: Site,
+    ) -> None:
+        super().__init__()
+        self.factory = factory
+        self.monitor = monitor
+        self.gateway = gateway
+        self.site = site
 
 
 class ShutdownService(Service):
@@ -55,18 +94,15 @@ class ShutdownService(Service):
         self._factory.throttle.stop()
 
 
-def build(config: Config, reactor: Any) -> MultiService:
+def build(config: Config, reactor: Any) -> AuthProxyService:
     """
     Make the AuthProxy's services.
 
     :param config: the settings.
     :param reactor: provides C{IReactorTCP}, C{IReactorTime} and whatever the
         endpoint descriptions need.
-    :return: the parent service; its C{factory}, C{monitor}, C{gateway} and
-        C{site} attributes are the WebSocket factory, the game-server monitor,
-        the gateway and the web site (to listen on more endpoints).
+    :return: the parent service.
     """
-    top = MultiService()
     exempt = Exemptions(config.exempt)
     registry = MemorySessionRegistry(
         clock=reactor,
@@ -104,13 +140,11 @@ def build(config: Config, reactor: Any) -> MultiService:
         ),
     )
     monitor.setName("game-servers")
-    monitor.setServiceParent(top)
     authenticator = None
     if config.checkers:
         for checker in config.checkers:
-            bindReactor = getattr(checker, "bindReactor", None)
-            if bindReactor is not None:
-                bindReactor(reactor)
+            if IReactorUser.providedBy(checker):
+                checker.bindReactor(reactor)
         portal = Portal(PlayerRealm(), config.checkers)
         # At most --checker-queue checks wait for the checker (Part 6).
         authenticator = BoundedAuthenticator(
@@ -140,13 +174,11 @@ def build(config: Config, reactor: Any) -> MultiService:
         clock=reactor, registry=registry, config=config, gateway=gateway
     )
     site = makeSite(factory, config, reactor)
+    top = AuthProxyService(factory=factory, monitor=monitor, gateway=gateway, site=site)
+    monitor.setServiceParent(top)
     for description in config.listen:
         listener: IService = strports.service(description, site, reactor=reactor)
         listener.setName(f"listen:{description}")
         listener.setServiceParent(top)
     ShutdownService(factory).setServiceParent(top)
-    top.factory = factory  # type: ignore[attr-defined]
-    top.monitor = monitor  # type: ignore[attr-defined]
-    top.gateway = gateway  # type: ignore[attr-defined]
-    top.site = site  # type: ignore[attr-defined]
     return top
