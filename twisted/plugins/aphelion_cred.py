@@ -5,7 +5,7 @@ C{postgresql:DSN[:password-file=PATH]} and
 C{ticket:SECRET_FILE[:max-lifetime=SECONDS][:one-time][:max-remembered=N]}.
 """
 
-from aphelion.auth import (
+from aphelion.auth.plugins import (
     DevCheckerFactory,
     PostgreSQLCheckerFactory,
     SQLiteCheckerFactory,
