@@ -6,8 +6,9 @@ The client sends "the ID" in C{C2S.authenticate.id}: a string of at most 1024
 bytes of UTF-8. It is presented to a L{Portal<twisted.cred.portal.Portal>} as
 L{PlayerIdCredentials}; a checker decides whether it is good, and
 L{PlayerRealm} yields the player's L{PlayerIdentity} (player id, display
-name, attributes) for L{IPlayer}. L{authenticate} does all of this in one
-call, and L{BoundedAuthenticator} bounds the checks in flight at once.
+name, attributes) for L{IPlayer<aphelion.interfaces.IPlayer>}.
+L{authenticate} does all of this in one call, and L{BoundedAuthenticator}
+bounds the checks in flight at once.
 
 One module per concern; this package re-exports the public names of each:
 
@@ -37,7 +38,6 @@ from aphelion.auth.credentials import (
     MAX_ID_BYTES,
     CheckerBusy,
     DevChecker,
-    IPlayer,
     IPlayerIdCredentials,
     PlayerIdCredentials,
     PlayerIdentity,
@@ -85,6 +85,7 @@ from aphelion.auth.tickets import (
     mintTicket,
     verifyTicket,
 )
+from aphelion.interfaces import IPlayer
 
 __all__ = [
     "ACCOUNTS_SCHEMA",

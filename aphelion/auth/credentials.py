@@ -32,8 +32,9 @@ from twisted.cred.credentials import ICredentials
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
-from zope.interface import Attribute, Interface, implementer
+from zope.interface import Attribute, implementer
 
+from aphelion.interfaces import IPlayer
 from aphelion.limits import hasControlCharacters
 
 __all__ = [
@@ -42,7 +43,6 @@ __all__ = [
     "AvatarId",
     "CheckerBusy",
     "DevChecker",
-    "IPlayer",
     "IPlayerIdCredentials",
     "PlayerIdCredentials",
     "PlayerIdentity",
@@ -95,16 +95,6 @@ class IPlayerIdCredentials(ICredentials):
     """
 
     id = Attribute("The ID, a L{str}, as the client sent it.")
-
-
-class IPlayer(Interface):
-    """
-    An authenticated player, as the realm yields it.
-    """
-
-    playerId = Attribute("The identity the game knows the player by (L{str}).")
-    name = Attribute("The display name (L{str}).")
-    attributes = Attribute("An immutable mapping of L{str} to L{str}.")
 
 
 @implementer(IPlayerIdCredentials)

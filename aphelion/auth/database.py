@@ -54,6 +54,7 @@ from aphelion.auth.credentials import (
 )
 from aphelion.auth.passwords import DEFAULT_ITERATIONS, HASH_ALGORITHM, verifySecret
 from aphelion.auth.schema import sqlPlaceholder
+from aphelion.interfaces import IReactorUser
 from aphelion.limits import safeText
 
 __all__ = [
@@ -197,7 +198,7 @@ class AccountsPool(ConnectionPool):
     reconnect = True
 
 
-@implementer(ICredentialsChecker)
+@implementer(ICredentialsChecker, IReactorUser)
 class DatabaseChecker:
     """
     Accounts in the C{accounts} table (L{ACCOUNTS_SCHEMA}) of a database

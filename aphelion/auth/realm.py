@@ -20,12 +20,12 @@ from zope.interface import Interface, implementer
 from aphelion.auth.credentials import (
     AvatarId,
     CheckerBusy,
-    IPlayer,
     PlayerIdCredentials,
     PlayerIdentity,
     decodeAvatarId,
     idOf,
 )
+from aphelion.interfaces import IPlayer
 
 __all__ = [
     "DEFAULT_CHECKER_LIMIT",

@@ -68,6 +68,7 @@ from aphelion.auth.credentials import (
     identityFromClaims,
     idOf,
 )
+from aphelion.interfaces import IReactorUser
 from aphelion.limits import hasControlCharacters, safeText
 
 __all__ = [
@@ -333,7 +334,7 @@ class MemoryReplayCache:
 _ReplayCacheSource = IReplayCache | Callable[[IReactorTime], IReplayCache]
 
 
-@implementer(ICredentialsChecker)
+@implementer(ICredentialsChecker, IReactorUser)
 class TicketChecker:
     """
     Tickets signed with HMAC-SHA256 under a shared secret, with an expiry
