@@ -490,7 +490,9 @@ APHELION_FILES = (
     "aphelion/ack.py",
     "aphelion/control/protocol.py",
     "aphelion/control/proxy.py",
-    "aphelion/control/gameserver.py",
+    "aphelion/game/player.py",
+    "aphelion/game/factory.py",
+    "aphelion/game/router.py",
     "aphelion/envelope.py",
 )
 

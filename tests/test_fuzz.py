@@ -65,7 +65,7 @@ from txaio.testutil import replace_loop
 from aphelion.auth import CheckerBusy, DevChecker, TicketChecker, mintTicket
 from aphelion.codes import Encoding, EnvelopeType, ErrorCode
 from aphelion.config import Config
-from aphelion.control.gameserver import GameServerFactory, loadGame
+from aphelion.game import GameServerFactory, loadGame
 from aphelion.control.proxy import LinkConnector, controlFactoryMaker
 from aphelion.control.spawn import GameServer, GameServerMonitor, ServerState
 from aphelion.envelope import (

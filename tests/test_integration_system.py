@@ -362,7 +362,7 @@ class SupervisionTests(SystemTestCase):
         argv = [
             sys.executable,
             "-m",
-            "aphelion.control.child",
+            "aphelion.game.child",
             "--game",
             "aphelion.games.chat",
             "--token-file",
