@@ -21,56 +21,32 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
+from aphelion import actions as A
 from aphelion.auth import CheckerBusy
-from aphelion.codes import CloseCode, DisconnectCode
+from aphelion.codes import CloseCode
 from aphelion.interfaces import (
     IConnection,
     IGameServerPool,
     IPlayer,
-    IPlayerLink,
     IPooledServer,
-    ISeat,
     ISessionRegistry,
 )
-from aphelion.limits import AddressCounter, Exemptions, KeyedRateLimiter, safeText
+from aphelion.limits import Exemptions, safeText
+from aphelion.logins import BUSY, THROTTLED, LoginThrottle, accountOf
 from aphelion.logthrottle import ThrottledLog
 from aphelion.proto.game_pb2 import (
     S2C,
     AuthenticateResponse,
     Disconnect,
-    GameConfig,
-    GameDetails,
 )
+from aphelion.seat import Seat
 from aphelion.seating import (
     MAX_ID_BYTES,
-    Action,
-    Authenticated,
-    Bind,
-    Check,
     CheckFailure,
-    Close,
-    DisconnectLink,
-    End,
-    EndWithNotice,
-    LinkGone,
-    Malformed,
-    Moved,
-    MoveNotice,
-    Notify,
-    Pick,
-    Pin,
-    Refused,
-    Relay,
-    Reply,
-    Seated,
-    SeatingBegun,
     SeatingMachine,
-    SeatingOver,
     SeatingRules,
     SessionState,
-    Unbind,
     validPlayerId,
 )
 from aphelion.session import Session
@@ -82,6 +58,7 @@ __all__ = [
     "SessionState",
     "accountOf",
     "authenticateResponse",
+    "disconnectNotice",
 ]
 
 
@@ -97,145 +74,21 @@ def authenticateResponse(result: int, description: str = "") -> bytes:
     ).SerializeToString()
 
 
+def disconnectNotice(code: int, reason: str) -> bytes:
+    """
+    :return: a serialized C{S2C{disconnect{code, reason}}}, the notice before
+        a close or a move.
+    """
+    return S2C(disconnect=Disconnect(code=code, reason=reason)).SerializeToString()
+
+
 # The results the original Aphelion client knows (Part 1.7): 0-4.
 _LEGACY_RESULTS = range(5)
-
-
-def accountOf(playerId: str) -> str:
-    """
-    The part of an ID that names the account, for the per-ID login throttle
-    and for logs: what comes before the first colon (C{alice} of
-    C{alice:SECRET}), or the whole ID.
-    """
-    return playerId.partition(":")[0]
 
 
 Authenticator = Callable[[str], "Deferred[Any]"]
 LinkConnector = Callable[[IPooledServer, "Seat"], None]
 _Handler = Callable[[Session, Any], "Deferred[Any] | None"]
-
-
-@implementer(ISeat)
-class Seat:
-    """
-    A session's place on a game server, and the relay between the two.
-
-    The player connection (the I{link}) reports to its seat; the seat feeds
-    the reports to the session's L{SeatingMachine} through the gateway.
-
-    :ivar session: the seated session.
-    :ivar server: the game server.
-    :ivar link: the player connection, once open.
-    :ivar details: the game server's C{Connected} details, once seated.
-    """
-
-    __slots__ = (
-        "_gateway",
-        "_machine",
-        "_paused",
-        "details",
-        "link",
-        "server",
-        "session",
-    )
-
-    def __init__(
-        self,
-        gateway: Gateway,
-        session: Session,
-        machine: SeatingMachine[Seat],
-        server: IPooledServer,
-    ) -> None:
-        self._gateway = gateway
-        self._machine = machine
-        self.session = session
-        self.server = server
-        self.link: IPlayerLink | None = None
-        self.details: GameDetails | None = None
-        self._paused: set[IConnection] = set()
-
-    def __repr__(self) -> str:
-        return f"<Seat {self.session.hint} on {self.server.serverId}>"
-
-    def _feed(self, actions: list[Action[Seat]]) -> None:
-        self._gateway._carryOut(self.session, actions)
-
-    # -- reports from the link ----------------------------------------------
-
-    def linkMade(self, link: IPlayerLink) -> None:
-        """
-        Called when the player connection is open.
-        """
-        self.link = link
-        self._feed(self._machine.linkMade(self))
-
-    def accepted(self, details: GameDetails) -> None:
-        """
-        Called when the game server answered C{Connected}.
-        """
-        self.details = details
-        self._feed(self._machine.accepted(self))
-
-    def gameConfig(self, config: GameConfig) -> None:
-        """
-        Called when the game server sent its C{GameConfig}.
-        """
-        if self._machine.current(self):
-            self.session.send(S2C(game_config=config).SerializeToString())
-            self._feed(self._machine.gameConfig(self))
-
-    def rejected(self, code: int, reason: str) -> None:
-        """
-        Called when the game server answered C{Rejected}.
-        """
-        self._feed(self._machine.rejected(self, code, reason))
-
-    def gameData(self, payload: bytes) -> None:
-        """
-        Called with each C{GameData} payload from the game server, relayed
-        verbatim to the client. A link the session has moved away from is
-        not listened to.
-        """
-        if self._machine.seat is self:
-            session = self.session
-            # The hot path of the relay, kept out of the machine: game data
-            # means the game has begun, so no game_config is coming and the
-            # session's packets need not stay on one connection.
-            session.pinned = False
-            session.send(payload)
-
-    def disconnected(self, code: int, reason: str) -> None:
-        """
-        Called when the game server sent C{Disconnect}: a kick, or a server
-        going away.
-        """
-        draining = code == DisconnectCode.SHUTTING_DOWN or self.server.draining
-        self._feed(self._machine.disconnected(self, code, reason, draining))
-
-    def lost(self, reason: str) -> None:
-        """
-        Called when the player connection closed or never opened.
-        """
-        self._feed(self._machine.lost(self, reason))
-
-    # -- flow control ----------------------------------------------------------
-
-    def clientPaused(self, connection: IConnection) -> None:
-        """
-        Called when a client connection of the session cannot take more
-        data: stop reading from the game server.
-        """
-        if not self._paused and self.link is not None:
-            self.link.pauseReading()
-        self._paused.add(connection)
-
-    def clientResumed(self, connection: IConnection) -> None:
-        """
-        Called when a client connection can take data again.
-        """
-        self._paused.discard(connection)
-        if not self._paused and self.link is not None:
-            self.link.resumeReading()
 
 
 class Gateway:
@@ -298,20 +151,17 @@ class Gateway:
         )
         self.refuseNewcomer = refuseNewcomer
         self.legacy = legacy
-        self._clock = clock
-        self._exempt = exempt or Exemptions()
-        self._checking: AddressCounter[str] = AddressCounter(checksPerAddress)
-        rate = loginsPerMinute / 60.0
-        self._addressLogins: KeyedRateLimiter[str] = KeyedRateLimiter(
-            rate, loginsPerMinute
-        )
-        self._accountLogins: KeyedRateLimiter[int] = KeyedRateLimiter(
-            rate, loginsPerMinute
-        )
         self._throttle = (
             ThrottledLog(self._log, clock=clock, interval=logInterval)
             if clock is not None
             else None
+        )
+        self._logins = LoginThrottle(
+            clock=clock,
+            loginsPerMinute=loginsPerMinute,
+            checksPerAddress=checksPerAddress,
+            exempt=exempt or Exemptions(),
+            warn=self._warnThrottled,
         )
         # The answers a flood gets, made once.
         self._responses: dict[tuple[int, str], bytes] = {
@@ -329,27 +179,27 @@ class Gateway:
         self._actions: dict[
             type[Any], Callable[[Session, Any], Deferred[Any] | None]
         ] = {
-            Reply: self._reply,
-            Notify: self._notify,
-            Close: self._close,
-            Malformed: self._malformed,
-            Check: self._check,
-            Bind: self._bind,
-            Authenticated: self._authenticated,
-            Unbind: self._unbind,
-            Pick: self._pick,
-            SeatingBegun: self._seatingBegun,
-            SeatingOver: self._seatingOver,
-            Seated: self._seated,
-            Refused: self._refused,
-            Relay: self._relay,
-            DisconnectLink: self._disconnectLink,
-            LinkGone: self._linkGone,
-            MoveNotice: self._moveNotice,
-            Moved: self._moved,
-            Pin: self._pin,
-            End: self._end,
-            EndWithNotice: self._endWithNotice,
+            A.Reply: self._reply,
+            A.Notify: self._notify,
+            A.Close: self._close,
+            A.Malformed: self._malformed,
+            A.Check: self._check,
+            A.Bind: self._bind,
+            A.Authenticated: self._authenticated,
+            A.Unbind: self._unbind,
+            A.Pick: self._pick,
+            A.SeatingBegun: self._seatingBegun,
+            A.SeatingOver: self._seatingOver,
+            A.Seated: self._seated,
+            A.Refused: self._refused,
+            A.Relay: self._relay,
+            A.DisconnectLink: self._disconnectLink,
+            A.LinkGone: self._linkGone,
+            A.MoveNotice: self._moveNotice,
+            A.Moved: self._moved,
+            A.Pin: self._pin,
+            A.End: self._end,
+            A.EndWithNotice: self._endWithNotice,
         }
         if monitor is not None:
             monitor.addLostObserver(self._serverLost)
@@ -391,7 +241,7 @@ class Gateway:
         return machine
 
     def _carryOut(
-        self, session: Session, actions: list[Action[Seat]]
+        self, session: Session, actions: list[A.Action[Seat]]
     ) -> Deferred[Any] | None:
         """
         Carry out the actions of a L{SeatingMachine}, in order.
@@ -442,13 +292,13 @@ class Gateway:
 
     # -- authentication --------------------------------------------------------
 
-    def _check(self, session: Session, action: Check) -> None:
+    def _check(self, session: Session, action: A.Check) -> None:
         connection: IConnection = action.connection  # type: ignore[assignment]
         playerId = action.playerId
         if self._authenticate is None:
             self._reply(
                 session,
-                Reply(
+                A.Reply(
                     connection,
                     AuthenticateResponse.AUTH_METHOD_UNSUPPORTED,
                     "no authentication is configured",
@@ -456,17 +306,13 @@ class Gateway:
             )
             return
         address = str(connection.remoteAddress)
-        counted = address not in self._exempt
-        if counted and not self._checking.acquire(address):
-            # Its earlier checks still run: one address must not fill the
-            # checker's pool and make everyone else wait (Part 6).
+        refused = self._logins.begin(address, playerId, session.hint)
+        if refused == BUSY:
             connection.sendPayload(
                 self._response(AuthenticateResponse.OTHER, "busy, try again later")
             )
             return
-        if not self._loginAllowed(session, address, playerId):
-            if counted:
-                self._checking.release(address)
+        if refused == THROTTLED:
             connection.sendPayload(
                 self.response(
                     AuthenticateResponse.TOO_MANY_ATTEMPTS,
@@ -483,8 +329,7 @@ class Gateway:
                     "ID empty, longer than 1024 bytes or with control characters"
                 )
             )
-        if counted:
-            d.addBoth(self._checked, address)
+        d.addBoth(self._logins.end, address)
         # A failure of the checker is the player's (or the database's); one
         # raised while seating is ours, and closes with 1011.
         d.addCallbacks(
@@ -494,40 +339,6 @@ class Gateway:
             errbackArgs=(session, connection),
         )
         d.addErrback(self._internalError, session, connection)
-
-    def _checked(self, result: object, address: str) -> object:
-        """
-        A check of C{address} ended: free its place.
-        """
-        self._checking.release(address)
-        return result
-
-    def _loginAllowed(self, session: Session, address: str, playerId: str) -> bool:
-        """
-        Take a login try from the client address's and the account's token
-        buckets (Part 6), before the checker runs.
-        """
-        if self._clock is None:
-            return True
-        now = self._clock.seconds()
-        account = accountOf(playerId)
-        if address not in self._exempt and not self._addressLogins.allow(address, now):
-            throttled = "address"
-        elif not self._accountLogins.allow(hash(account), now):
-            throttled = "account"
-        else:
-            return True
-        self._warnThrottled(
-            "login throttled",
-            "session {hint}: too many logins from {peer} or for {account} "
-            "(throttled by {throttled}); if a reverse proxy is in front, it "
-            "needs --trust-forwarded-for or the PROXY protocol, or --exempt",
-            hint=session.hint,
-            peer=address,
-            account=safeText(account, 64),
-            throttled=throttled,
-        )
-        return False
 
     def _checkFailed(
         self, failure: Failure, session: Session, connection: IConnection
@@ -571,7 +382,7 @@ class Gateway:
     ) -> Deferred[Any] | None:
         return self._carryOut(session, self._machineOf(session).checked(player))
 
-    def _bind(self, session: Session, action: Bind) -> Deferred[None]:
+    def _bind(self, session: Session, action: A.Bind) -> Deferred[None]:
         player: IPlayer = action.player  # type: ignore[assignment]
         d = self._registry.authenticate(
             session, player.playerId, refuse=self.refuseNewcomer
@@ -581,10 +392,10 @@ class Gateway:
     def _bound(self, other: Session | None, player: IPlayer, session: Session) -> None:
         refused = other is not None and self.refuseNewcomer
         if other is not None and not refused:
-            self._endWithNotice(other, EndWithNotice("logged in elsewhere"))
+            self._endWithNotice(other, A.EndWithNotice("logged in elsewhere"))
         self._carryOut(session, self._machineOf(session).bound(player, refused))
 
-    def _authenticated(self, session: Session, action: Authenticated) -> None:
+    def _authenticated(self, session: Session, action: A.Authenticated) -> None:
         player: IPlayer = action.player  # type: ignore[assignment]
         session.identity = player
         self._log.info(
@@ -593,25 +404,25 @@ class Gateway:
             playerId=safeText(player.playerId),
         )
 
-    def _unbind(self, session: Session, action: Unbind) -> None:
+    def _unbind(self, session: Session, action: A.Unbind) -> None:
         session.identity = None
         if session.playerId is not None:
             self._noted(self._registry.unbind(session), "unbind")
 
     # -- answers to the client ---------------------------------------------------
 
-    def _reply(self, session: Session, action: Reply) -> None:
+    def _reply(self, session: Session, action: A.Reply) -> None:
         connection: IConnection = action.connection  # type: ignore[assignment]
         connection.sendPayload(self._response(action.result, action.description))
 
-    def _notify(self, session: Session, action: Notify) -> None:
+    def _notify(self, session: Session, action: A.Notify) -> None:
         session.send(self._response(action.result, action.description))
 
-    def _close(self, session: Session, action: Close) -> None:
+    def _close(self, session: Session, action: A.Close) -> None:
         connection: IConnection = action.connection  # type: ignore[assignment]
         connection.closeWith(action.code, action.reason)
 
-    def _malformed(self, session: Session, action: Malformed) -> None:
+    def _malformed(self, session: Session, action: A.Malformed) -> None:
         connection: IConnection = action.connection  # type: ignore[assignment]
         self._warnThrottled(
             "malformed C2S",
@@ -621,12 +432,12 @@ class Gateway:
         )
         connection.closeWith(CloseCode.MALFORMED_PACKET, "malformed C2S")
 
-    def _pin(self, session: Session, action: Pin) -> None:
+    def _pin(self, session: Session, action: A.Pin) -> None:
         session.pinned = action.pinned
 
     # -- seating ---------------------------------------------------------------
 
-    def _pick(self, session: Session, action: Pick) -> None:
+    def _pick(self, session: Session, action: A.Pick) -> None:
         machine = self._machineOf(session)
         pool = self._monitor
         # Each server gets one try per seating, so that failing servers are
@@ -635,21 +446,21 @@ class Gateway:
         if server is None or self._connectLink is None:
             self._carryOut(session, machine.noServer())
         else:
-            seat = Seat(self, session, machine, server)
+            seat = Seat(self._carryOut, session, machine, server)
             self._carryOut(session, machine.serverPicked(seat, server))
 
-    def _seatingBegun(self, session: Session, action: SeatingBegun[Seat]) -> None:
+    def _seatingBegun(self, session: Session, action: A.SeatingBegun[Seat]) -> None:
         seat = action.seat
         if self._monitor is not None:
             self._monitor.seatingStarted(seat.server)
         assert self._connectLink is not None
         self._connectLink(seat.server, seat)
 
-    def _seatingOver(self, session: Session, action: SeatingOver[Seat]) -> None:
+    def _seatingOver(self, session: Session, action: A.SeatingOver[Seat]) -> None:
         if self._monitor is not None:
             self._monitor.seatingEnded(action.seat.server)
 
-    def _seated(self, session: Session, action: Seated[Seat]) -> None:
+    def _seated(self, session: Session, action: A.Seated[Seat]) -> None:
         seat = action.seat
         if self._monitor is not None and seat.link is not None:
             self._monitor.linkAdded(seat.server, seat.link)
@@ -664,27 +475,31 @@ class Gateway:
             response.authenticate_response.result = AuthenticateResponse.OK
         session.send(response.SerializeToString())
 
-    def _refused(self, session: Session, action: Refused[Seat]) -> None:
-        self._log.info(
+    def _refused(self, session: Session, action: A.Refused[Seat]) -> None:
+        self._logSeat(
             "session {hint} rejected by {serverId}: {code} {reason}",
-            hint=session.hint,
-            serverId=action.seat.server.serverId,
+            action.seat,
             code=action.code,
             reason=action.reason,
         )
 
-    def _relay(self, session: Session, action: Relay[Seat]) -> None:
+    def _logSeat(self, format: str, seat: Seat, **fields: object) -> None:
+        self._log.info(
+            format, hint=seat.session.hint, serverId=seat.server.serverId, **fields
+        )
+
+    def _relay(self, session: Session, action: A.Relay[Seat]) -> None:
         link = action.seat.link
         if link is not None:
             for payload in action.payloads:
                 link.sendGameData(payload)
 
-    def _disconnectLink(self, session: Session, action: DisconnectLink[Seat]) -> None:
+    def _disconnectLink(self, session: Session, action: A.DisconnectLink[Seat]) -> None:
         link = action.seat.link
         if link is not None:
             link.disconnect(action.code, action.reason)
 
-    def _linkGone(self, session: Session, action: LinkGone[Seat]) -> None:
+    def _linkGone(self, session: Session, action: A.LinkGone[Seat]) -> None:
         seat = action.seat
         link = seat.link
         if link is not None:
@@ -693,21 +508,14 @@ class Gateway:
             # Gone or going: make sure the game server forgets the player.
             link.disconnect(action.code, action.reason)
 
-    def _moveNotice(self, session: Session, action: MoveNotice) -> None:
+    def _moveNotice(self, session: Session, action: A.MoveNotice) -> None:
         self._noted(self._registry.seat(session, None), "seat")
-        session.send(
-            S2C(
-                disconnect=Disconnect(
-                    code=CloseCode.TRY_AGAIN_LATER, reason=action.reason
-                )
-            ).SerializeToString()
-        )
+        session.send(disconnectNotice(CloseCode.TRY_AGAIN_LATER, action.reason))
 
-    def _moved(self, session: Session, action: Moved[Seat]) -> None:
-        self._log.info(
+    def _moved(self, session: Session, action: A.Moved[Seat]) -> None:
+        self._logSeat(
             "session {hint} lost its game server {serverId}: {reason}",
-            hint=session.hint,
-            serverId=action.seat.server.serverId,
+            action.seat,
             reason=action.reason,
         )
 
@@ -726,22 +534,16 @@ class Gateway:
 
     # -- the end -----------------------------------------------------------------
 
-    def _end(self, session: Session, action: End) -> None:
+    def _end(self, session: Session, action: A.End) -> None:
         self._noted(self._registry.end(session, action.code, action.reason), "end")
 
-    def _endWithNotice(self, session: Session, action: EndWithNotice) -> None:
+    def _endWithNotice(self, session: Session, action: A.EndWithNotice) -> None:
         """
         End a session with 4009, sending C{S2C{disconnect}} first: the
         contract's notice before a close.
         """
-        session.send(
-            S2C(
-                disconnect=Disconnect(
-                    code=CloseCode.SESSION_ENDED, reason=action.reason
-                )
-            ).SerializeToString()
-        )
-        self._end(session, End(CloseCode.SESSION_ENDED, action.reason))
+        session.send(disconnectNotice(CloseCode.SESSION_ENDED, action.reason))
+        self._end(session, A.End(CloseCode.SESSION_ENDED, action.reason))
 
     def _noted(self, d: Deferred[Any], what: str) -> None:
         """
@@ -765,5 +567,5 @@ class Gateway:
             hint=session.hint,
         )
         # The session's state cannot be trusted now: end it, seat and all.
-        self._end(session, End(CloseCode.INTERNAL_ERROR, "internal error"))
+        self._end(session, A.End(CloseCode.INTERNAL_ERROR, "internal error"))
         connection.closeWith(CloseCode.INTERNAL_ERROR, "internal error")

@@ -36,7 +36,13 @@ from aphelion.envelope import (
 )
 from aphelion.game import Game, GameServerFactory, GameServerProtocol
 from aphelion.game.router import GameServerRouter
-from aphelion.interfaces import IConnection
+from aphelion.interfaces import (
+    IConnection,
+    IGameServerPool,
+    IPlayer,
+    IPlayerLink,
+    IPooledServer,
+)
 from aphelion.proto import control_pb2
 from aphelion.proto.game_pb2 import GameConfig, GameDetails
 
@@ -523,3 +529,161 @@ class GameHarness:
                 )
         for player in self._players:
             player._read()
+
+
+# -- fakes of the gateway's contracts -------------------------------------------
+
+
+@implementer(IPlayer)
+class Player:
+    """
+    An L{IPlayer}, as a realm would yield it.
+    """
+
+    def __init__(
+        self,
+        playerId: str,
+        name: str = "",
+        attributes: Mapping[str, str] | None = None,
+    ) -> None:
+        self.playerId = playerId
+        self.name = name or playerId
+        self.attributes = dict(attributes or {})
+
+
+@implementer(IPlayerLink)
+class RecordingPlayerLink:
+    """
+    An L{IPlayerLink} that records what the gateway asks of it.
+
+    :ivar seat: the seat it reports to.
+    :ivar sent: the payloads sent to the game server, in order.
+    :ivar disconnected: C{(code, reason)} once disconnected, else L{None}.
+    :ivar paused: whether reading from the game server is paused.
+    """
+
+    def __init__(self, seat: Any) -> None:
+        self.seat = seat
+        self.sent: list[bytes] = []
+        self.disconnected: tuple[int, str] | None = None
+        self.paused = False
+
+    def sendGameData(self, payload: bytes) -> None:
+        """
+        Record a payload.
+        """
+        self.sent.append(payload)
+
+    def disconnect(self, code: int, reason: str) -> None:
+        """
+        Record the disconnect.
+        """
+        self.disconnected = (code, reason)
+
+    def pauseReading(self) -> None:
+        """
+        Record the pause.
+        """
+        self.paused = True
+
+    def resumeReading(self) -> None:
+        """
+        Record the resume.
+        """
+        self.paused = False
+
+
+@implementer(IPooledServer)
+class FakeServer:
+    """
+    An L{IPooledServer} of a L{FakeGameServerPool}.
+
+    :ivar room: players it still takes.
+    :ivar pending: seats being set up on it.
+    :ivar links: the links that seat players on it.
+    """
+
+    def __init__(self, serverId: str, room: int = 10) -> None:
+        self.serverId = serverId
+        self.host = "127.0.0.1"
+        self.port: int | None = None
+        self.token = secrets.token_bytes(32)
+        self.draining = False
+        self.room = room
+        self.pending = 0
+        self.links: set[IPlayerLink] = set()
+
+
+@implementer(IGameServerPool)
+class FakeGameServerPool:
+    """
+    An L{IGameServerPool} of L{FakeServer}s that picks the first with room,
+    for testing a gateway without game servers.
+
+    :ivar servers: the servers, in the order they are picked.
+    """
+
+    def __init__(self, *serverIds: str) -> None:
+        self.servers = [FakeServer(serverId) for serverId in serverIds]
+        self._observers: list[Any] = []
+
+    def pick(self, exclude: Any) -> FakeServer | None:
+        """
+        The first server with room that is not in C{exclude}.
+        """
+        for server in self.servers:
+            if server not in exclude and not server.draining:
+                if len(server.links) + server.pending < server.room:
+                    return server
+        return None
+
+    def seatingStarted(self, server: FakeServer) -> None:
+        """
+        Count a seat being set up.
+        """
+        server.pending += 1
+
+    def seatingEnded(self, server: FakeServer) -> None:
+        """
+        Stop counting a seat being set up.
+        """
+        server.pending -= 1
+
+    def linkAdded(self, server: FakeServer, link: IPlayerLink) -> None:
+        """
+        Record a link.
+        """
+        server.links.add(link)
+
+    def linkRemoved(self, server: FakeServer, link: IPlayerLink) -> None:
+        """
+        Forget a link.
+        """
+        server.links.discard(link)
+
+    def linksOf(self, server: FakeServer) -> set[IPlayerLink]:
+        """
+        The links of C{server}.
+        """
+        return server.links
+
+    def addLostObserver(self, observer: Any) -> None:
+        """
+        Call C{observer(server)} from L{lose}.
+        """
+        self._observers.append(observer)
+
+    def lose(self, server: FakeServer) -> None:
+        """
+        Report C{server} lost, as a crash would.
+        """
+        for observer in self._observers:
+            observer(server)
+
+
+__all__ += [
+    "FakeGameServerPool",
+    "FakeServer",
+    "Player",
+    "RecordingPlayerLink",
+]
