@@ -1,21 +1,24 @@
 # -*- test-case-name: tests.test_web -*-
 """
 The players' web site: the WebSocket endpoint behind the limits of Part 6
-that apply before the upgrade.
+that apply before the upgrade, and the static pages of L{PAGES} (the
+JavaScript client library and the chat page) under a prefix.
 
 L{makeSite} builds an L{AphelionSite}. Every accepted connection gets an
 L{Admission} from the site's L{ConnectionGate}: its place under the
 per-address limits and its upgrade deadline. The site's HTTP channel
 refuses any request with a body before reading it, answers a plain request
-on the WebSocket path with 426 and any other path with 404 (neither shows
-a version), and hands an upgrade request to L{WebSocketEndpoint}, which
-attaches the admission to the WebSocket protocol as C{protocol.admission}.
+on the WebSocket path with 426, serves L{Pages} under the pages prefix, and
+any other path with 404 (none of them shows a version), and hands an
+upgrade request to L{WebSocketEndpoint}, which attaches the admission to
+the WebSocket protocol as C{protocol.admission}.
 
 L{raiseFileLimit} raises the open-files limit at start-up.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Protocol, cast
 from urllib.parse import unquote_to_bytes
@@ -27,10 +30,13 @@ from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.python.filepath import FilePath
+from twisted.web import static
 from twisted.web.http import HTTPChannel
 from twisted.web.http_headers import Headers
-from twisted.web.resource import IResource
+from twisted.web.resource import IResource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET, Request, Site
+from twisted.web.util import Redirect
 from zope.interface import implementer
 
 from aphelion.config import Config
@@ -46,9 +52,11 @@ from aphelion.logthrottle import ThrottledLog
 __all__ = [
     "FILE_RESERVE",
     "LIMIT_HINT",
+    "PAGES",
     "Admission",
     "AphelionSite",
     "ConnectionGate",
+    "Pages",
     "WebSocketEndpoint",
     "filesNeeded",
     "makeSite",
@@ -65,6 +73,10 @@ LIMIT_HINT = (
 
 #: Open files kept for listeners, logs, databases and the like.
 FILE_RESERVE = 128
+
+#: The players' pages shipped with aphelion: C{index.html}, the chat page,
+#: C{aphelion.js} (a copy of C{clients/js/aphelion.js}) and C{vendor/}.
+PAGES: FilePath[str] = FilePath(__file__).sibling("pages")
 
 _UPGRADED = (WebSocketProtocol.STATE_OPEN, WebSocketProtocol.STATE_CLOSING)
 _BAD_REQUEST = (
@@ -505,6 +517,107 @@ class _NotFound:
         return _plainResponse(request, 404, b"Not Found", b"404 Not Found\n")
 
 
+class Pages(static.File):
+    """
+    The players' static pages: files of a directory, read with
+    L{twisted.web.static.File}, with C{index.html} for a directory, no
+    directory listing, and the site's 404 (logged, rate-limited) for any
+    name that is not there.
+
+    Each response says how to cache it: C{no-cache} (keep it, but ask with
+    C{If-Modified-Since} each time; a 304 then costs no body), so that an
+    upgraded aphelion is seen at once; files under C{vendor/}, whose names
+    carry their version, are immutable for a year. Every response has
+    C{X-Content-Type-Options: nosniff} and a content security policy that
+    allows the site's own scripts and WebSocket connections only.
+    """
+
+    contentTypes = {
+        **static.File.contentTypes,
+        ".html": "text/html; charset=utf-8",
+        ".js": "text/javascript; charset=utf-8",
+        ".mjs": "text/javascript; charset=utf-8",
+        ".css": "text/css; charset=utf-8",
+        ".ts": "text/plain; charset=utf-8",
+        ".txt": "text/plain; charset=utf-8",
+        ".svg": "image/svg+xml",
+        ".png": "image/png",
+        ".ico": "image/x-icon",
+    }
+    indexNames = ["index.html"]
+    #: The C{Cache-Control} of files outside C{vendor/}.
+    cacheControl = b"no-cache"
+    #: The C{Cache-Control} of files under C{vendor/}.
+    vendorCacheControl = b"public, max-age=31536000, immutable"
+    #: Scripts from the site only; C{'unsafe-eval'} because protobufjs
+    #: compiles its encoders and decoders at run time.
+    securityPolicy = (
+        b"default-src 'self'; script-src 'self' 'unsafe-eval'; "
+        b"connect-src 'self' ws: wss:; img-src 'self' data:; "
+        b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+
+    def __init__(self, path: str, notFound: IResource, *args: Any) -> None:
+        """
+        :param path: the directory (or file) to serve.
+        :param notFound: the resource of any missing name.
+        """
+        super().__init__(path, *args)
+        self.childNotFound = cast(Any, notFound)
+
+    def createSimilarFile(self, path: str) -> Pages:
+        """
+        Called for a child: a L{Pages} of C{path} with the same 404.
+        """
+        child = Pages(path, self.childNotFound, self.defaultType)
+        child.indexNames = self.indexNames[:]
+        return child
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        """
+        Called for a child: the file named C{path} here, or 404 (a name that
+        is not UTF-8 included, which C{File} would log with a traceback).
+        """
+        try:
+            path.decode("utf-8")
+        except UnicodeDecodeError:
+            return cast(IResource, self.childNotFound)
+        return cast(IResource, super().getChild(path, request))
+
+    def directoryListing(self) -> IResource:
+        """
+        Called for a directory without an index: 404, never a listing.
+        """
+        return cast(IResource, self.childNotFound)
+
+    def render_GET(self, request: Request) -> bytes | int:
+        """
+        Called for C{GET} (and C{HEAD}): the file with its cache and
+        security headers.
+        """
+        vendored = self.parent().basename() == "vendor"
+        request.setHeader(
+            b"cache-control",
+            self.vendorCacheControl if vendored else self.cacheControl,
+        )
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        request.setHeader(b"content-security-policy", self.securityPolicy)
+        request.setHeader(b"referrer-policy", b"no-referrer")
+        return cast(bytes | int, super().render_GET(request))
+
+    render_HEAD = render_GET
+
+
+def _pagesPrefix(prefix: str) -> list[bytes]:
+    """
+    :return: the path segments of a pages prefix (none for C{/}).
+    :raises ValueError: if C{prefix} does not start with C{/}.
+    """
+    if not prefix.startswith("/"):
+        raise ValueError(f"the pages prefix must start with /, not {prefix!r}")
+    return [part.encode("utf-8") for part in prefix.strip("/").split("/") if part]
+
+
 class _PlayersChannel(HTTPChannel):
     """
     The HTTP channel of the players' site.
@@ -645,8 +758,14 @@ def _normalPath(path: bytes) -> bytes:
 
 class AphelionSite(Site):
     """
-    The C{Site} of the players: the WebSocket endpoint at one path, 404 on
-    any other, with the limits of Part 6 that apply before the upgrade.
+    The C{Site} of the players: the WebSocket endpoint at one path, the
+    static pages (if any) under their prefix, 404 on any other path, with
+    the limits of Part 6 that apply before the upgrade.
+
+    An upgrade request on the endpoint's path always reaches the endpoint.
+    A plain request there gets 426, unless the endpoint's path is the pages
+    prefix itself (C{--legacy} serves the endpoint at C{/}): then it gets the
+    pages' index, for a person who opens the site in a browser.
 
     A connection over a per-address limit at accept is dropped: it is given
     a protocol that aborts it at once, reading nothing and answering
@@ -661,6 +780,8 @@ class AphelionSite(Site):
     :ivar endpoint: the WebSocket endpoint resource.
     :ivar path: its URL path.
     :ivar gate: the per-address limits and deadlines.
+    :ivar pages: the static pages, or L{None} when none are served.
+    :ivar pagesPrefix: the URL path the pages are under, such as C{/}.
     """
 
     protocol = _PlayersChannel  # type: ignore[assignment]
@@ -674,6 +795,8 @@ class AphelionSite(Site):
         throttledLog: ThrottledLog,
         clock: IReactorTime,
         stopLog: bool = False,
+        pagesPrefix: str | None = None,
+        pagesDirectory: FilePath[str] | None = None,
     ) -> None:
         """
         :param endpoint: the WebSocket endpoint resource.
@@ -682,6 +805,10 @@ class AphelionSite(Site):
         :param throttledLog: writes the lines an outsider can cause.
         :param clock: the clock of the channels' timers.
         :param stopLog: stop C{throttledLog} when the site stops.
+        :param pagesPrefix: the URL path to serve the pages under, such as
+            C{/} or C{/play/}; L{None} serves none.
+        :param pagesDirectory: the pages' directory, L{PAGES} by default.
+        :raises ValueError: if C{pagesPrefix} does not start with C{/}.
         """
         # The upgrade deadline replaces Twisted's idle timeout, which
         # restarts with every byte; without a deadline, keep the idle one.
@@ -694,6 +821,21 @@ class AphelionSite(Site):
         self._throttled = throttledLog
         self._stopLog = stopLog
         self._notFound = _NotFound(path, throttledLog)
+        self.pagesPrefix = pagesPrefix
+        self.pages: Pages | None = None
+        self._prefix: list[bytes] = []
+        if pagesPrefix is not None:
+            self._prefix = _pagesPrefix(pagesPrefix)
+            directory = PAGES if pagesDirectory is None else pagesDirectory
+            self.pages = Pages(directory.path, self._notFound)
+            # The pages' scripts learn the endpoint's path (--path) here.
+            endpointInfo = json.dumps({"path": path}).encode("utf-8")
+            self.pages.putChild(
+                b"endpoint.json", static.Data(endpointInfo, "application/json")
+            )
+        self._pagesAtEndpoint = self.pages is not None and self._path == _normalPath(
+            b"/" + b"/".join(self._prefix)
+        )
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
         """
@@ -712,12 +854,24 @@ class AphelionSite(Site):
     def getResourceFor(self, request: Request) -> IResource:
         """
         The WebSocket endpoint for its path (with or without a trailing
-        slash), a 404 for any other.
+        slash), a page under the pages prefix, a 404 for any other.
         """
         request.site = self
         cast(Any, request).sitepath = []
-        if _normalPath(request.path) == self._path:
+        if _normalPath(request.path) == self._path and (
+            not self._pagesAtEndpoint or _asksForWebSocket(request)
+        ):
             return self.endpoint
+        pages = self.pages
+        prefix = self._prefix
+        postpath: list[bytes] = request.postpath or []
+        if pages is not None and postpath[: len(prefix)] == prefix:
+            if len(postpath) == len(prefix) and prefix:
+                # /play is /play/ (which the page's relative links need).
+                return Redirect(b"/" + b"/".join(prefix) + b"/")
+            request.prepath = postpath[: len(prefix)]
+            request.postpath = postpath[len(prefix) :]
+            return cast(IResource, getChildForRequest(pages, request))
         return self._notFound
 
     def acceptableProtocols(self) -> list[bytes]:
@@ -753,11 +907,13 @@ def makeSite(
     clock: IReactorTime,
     *,
     throttledLog: ThrottledLog | None = None,
+    pagesPrefix: str | None = "/",
+    pagesDirectory: FilePath[str] | None = None,
 ) -> AphelionSite:
     """
     Make the players' site: the WebSocket endpoint of C{factory} at
-    C{config.path}, behind the limits of Part 6 that apply before the
-    upgrade.
+    C{config.path}, and the players' pages under C{pagesPrefix}, behind
+    the limits of Part 6 that apply before the upgrade.
 
     :param factory: the C{WebSocketServerFactory} (an
         C{AphelionServerFactory}).
@@ -767,7 +923,11 @@ def makeSite(
     :param clock: the clock of every timer.
     :param throttledLog: the rate-limited log to write to; by default the
         site makes its own and stops it when it stops.
+    :param pagesPrefix: the URL path of the pages (C{--pages-prefix}), the
+        site's root by default; L{None} serves none (C{--no-pages}).
+    :param pagesDirectory: the pages' directory, L{PAGES} by default.
     :return: the site, ready for C{strports.service}.
+    :raises ValueError: if C{pagesPrefix} does not start with C{/}.
     """
     stopLog = throttledLog is None
     if throttledLog is None:
@@ -780,6 +940,8 @@ def makeSite(
         throttledLog=throttledLog,
         clock=clock,
         stopLog=stopLog,
+        pagesPrefix=pagesPrefix,
+        pagesDirectory=pagesDirectory,
     )
 
 
