@@ -21,7 +21,7 @@ from aphelion.client import AphelionClientFactory, AphelionClientProtocol
 from aphelion.codes import CloseCode
 from aphelion.config import Config
 from aphelion.service import build
-from aphelion.web import AphelionSite, makeSite
+from aphelion.web import PAGES, AphelionSite, makeSite
 
 UPGRADE = (
     b"GET /aphelion HTTP/1.1\r\n"
@@ -230,3 +230,36 @@ class WebIntegrationTests(TestCase):
         await self.eventually(lambda: self.site.gate.connectionsFrom("127.0.0.1") == 1)
         player = await self.player()
         self.assertEqual(len(player.token or b""), 32)
+
+    async def test_pagesServed(self) -> None:
+        """
+        On a real port, the root is the index with its link to the chat
+        page, and C{/aphelion.js} is the library, whole, through the file
+        producer.
+        """
+        self.startServer()
+        client = await self.raw(data=b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, _, body = (await client.done).partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+        self.assertIn(b'href="chat.html"', body)
+        client = await self.raw(data=b"GET /aphelion.js HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, _, body = (await client.done).partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+        self.assertEqual(body, PAGES.child("aphelion.js").getContent())
+        for leak in (b"twisted", b"server:", __version__.encode()):
+            self.assertNotIn(leak, head.lower())
+
+    async def test_pagesOff(self) -> None:
+        """
+        A site made without pages answers 404 at the root.
+        """
+        config = replace(self.config)
+        service: Any = build(config, self.reactor)
+        self.factory = service.factory
+        self.site = makeSite(self.factory, config, self.reactor, pagesPrefix=None)
+        port = self.reactor.listenTCP(0, self.site, interface="127.0.0.1")
+        self.port = port.getHost().port
+        self.addCleanup(self.serverGone)
+        self.addCleanup(port.stopListening)
+        client = await self.raw(data=b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertTrue((await client.done).startswith(b"HTTP/1.1 404 "))

@@ -6,17 +6,21 @@ site over in-memory transports, with a L{MemoryReactorClock} for every timer.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
 import txaio
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
+from twisted.internet import _producer_helpers
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.protocol import connectionDone
+from twisted.internet.task import Cooperator
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
+from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 from txaio.testutil import replace_loop
 
@@ -24,6 +28,7 @@ from aphelion import __version__
 from aphelion.config import Config
 from aphelion.web import (
     FILE_RESERVE,
+    PAGES,
     Admission,
     AphelionSite,
     WebSocketEndpoint,
@@ -839,3 +844,197 @@ class FileLimitTests(SynchronousTestCase):
         after = resource.getrlimit(resource.RLIMIT_NOFILE)
         self.assertGreaterEqual(after[0], before[0])
         self.assertEqual(after[1], before[1])
+
+
+class PagesTests(SiteTestsMixin, SynchronousTestCase):
+    """
+    The players' pages: under a prefix (the root by default), through
+    C{static.File}, no listing, the logged 404 for any other name, cache and
+    security headers, no version.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        # static.File writes through a pull producer, which a Cooperator
+        # drives: one on the test's clock instead of the global reactor.
+        cooperator = Cooperator(scheduler=lambda work: self.clock.callLater(0, work))
+        self.patch(_producer_helpers, "cooperate", cooperator.cooperate)
+
+    def useSite(self, config: Config | None = None, **kwargs: Any) -> None:
+        """
+        Serve the pages with C{makeSite}'s keyword arguments C{kwargs}.
+        """
+        self.site = makeSite(self.factory, config or self.config, self.clock, **kwargs)
+
+    def get(self, path: bytes, extra: bytes = b"") -> tuple[bytes, bytes]:
+        """
+        GET C{path} on a new connection, which closes after the response.
+
+        :return: the response's head and body.
+        """
+        channel, transport = self.connect()
+        channel.dataReceived(
+            b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n"
+        )
+        for _ in range(100):
+            if transport.disconnecting:
+                break
+            self.clock.advance(0)
+        response: bytes = transport.value()
+        self.close(channel, transport)
+        for leak in (b"twisted", b"autobahn", b"server:", __version__.encode()):
+            self.assertNotIn(leak, response.split(b"\r\n\r\n")[0].lower())
+        head, _, body = response.partition(b"\r\n\r\n")
+        return head, body
+
+    def test_index(self) -> None:
+        """
+        The root is C{index.html}, which links to the chat page, with the
+        cache and security headers.
+        """
+        head, body = self.get(b"/")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+        self.assertIn(b"\r\nContent-Type: text/html; charset=utf-8", head)
+        self.assertIn(b"\r\nCache-Control: no-cache", head)
+        self.assertIn(b"\r\nLast-Modified: ", head)
+        self.assertIn(b"\r\nX-Content-Type-Options: nosniff", head)
+        self.assertIn(b"\r\nContent-Security-Policy: default-src 'self'", head)
+        self.assertIn(b'href="chat.html"', body)
+
+    def test_library(self) -> None:
+        """
+        The library is at C{/aphelion.js}, as JavaScript, byte for byte the
+        file in the pages.
+        """
+        head, body = self.get(b"/aphelion.js")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+        self.assertIn(b"\r\nContent-Type: text/javascript; charset=utf-8", head)
+        self.assertEqual(body, PAGES.child("aphelion.js").getContent())
+
+    def test_chatPage(self) -> None:
+        """
+        The chat page and its script are served.
+        """
+        for path in (b"/chat.html", b"/chat.js", b"/style.css"):
+            head, _ = self.get(path)
+            self.assertTrue(head.startswith(b"HTTP/1.1 200 "), path)
+
+    def test_notModified(self) -> None:
+        """
+        A page not modified since the browser's copy gets 304 and no body.
+        """
+        head, body = self.get(
+            b"/chat.html", b"If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT\r\n"
+        )
+        self.assertTrue(head.startswith(b"HTTP/1.1 304 "), head)
+        self.assertEqual(body, b"")
+
+    def test_vendorImmutable(self) -> None:
+        """
+        A vendored file, whose name carries its version, is immutable.
+        """
+        names = [p.basename() for p in PAGES.child("vendor").children()]
+        script = next(n for n in names if n.endswith(".js")).encode()
+        head, _ = self.get(b"/vendor/" + script)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+        self.assertIn(b"\r\nCache-Control: public, max-age=31536000, immutable", head)
+        self.assertIn(b".LICENSE", b" ".join(n.encode() for n in names))
+
+    def test_noListing(self) -> None:
+        """
+        A directory without an index is 404, never a listing; unknown names,
+        escapes out of the directory and names that are not UTF-8 are 404.
+        """
+        for path in (
+            b"/vendor/",
+            b"/nope.html",
+            b"/%2e%2e/setup.cfg",
+            b"/..%2fsetup.cfg",
+            b"/%ff",
+            b"/chat.html/x",
+        ):
+            head, _ = self.get(path)
+            self.assertTrue(head.startswith(b"HTTP/1.1 404 "), (path, head))
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_notFoundLogged(self) -> None:
+        """
+        A missing page is logged as any other path is, rate-limited.
+        """
+        with capturedLogs() as events:
+            self.get(b"/nope.html")
+            self.get(b"/again.html")
+        self.assertEqual(len(events), 1)
+        self.assertEqual(events[0]["path"], "/nope.html")
+
+    def test_endpointInfo(self) -> None:
+        """
+        C{endpoint.json} tells the pages' scripts the endpoint's path.
+        """
+        head, body = self.get(b"/endpoint.json")
+        self.assertIn(b"\r\nContent-Type: application/json", head)
+        self.assertEqual(json.loads(body), {"path": "/aphelion"})
+
+    def test_endpointKeepsItsPath(self) -> None:
+        """
+        With the pages at the root, the endpoint still upgrades and a plain
+        request on its path still gets 426.
+        """
+        self.upgrade()
+        head, _ = self.get(b"/aphelion")
+        self.assertTrue(head.startswith(b"HTTP/1.1 426 "), head)
+
+    def test_prefix(self) -> None:
+        """
+        Under a prefix, the pages are there and the root is 404; the prefix
+        without its slash redirects to it, for the relative links.
+        """
+        self.useSite(pagesPrefix="/play")
+        head, body = self.get(b"/play/")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+        self.assertIn(b'href="chat.html"', body)
+        self.assertTrue(self.get(b"/play/chat.html")[0].startswith(b"HTTP/1.1 200 "))
+        head, _ = self.get(b"/play")
+        self.assertTrue(head.startswith(b"HTTP/1.1 302 "), head)
+        self.assertIn(b"\r\nLocation: /play/", head)
+        self.assertTrue(self.get(b"/")[0].startswith(b"HTTP/1.1 404 "))
+        self.assertTrue(self.get(b"/chat.html")[0].startswith(b"HTTP/1.1 404 "))
+
+    def test_off(self) -> None:
+        """
+        With no pages, every path but the endpoint's is 404.
+        """
+        self.useSite(pagesPrefix=None)
+        self.assertIsNone(self.site.pages)
+        for path in (b"/", b"/aphelion.js", b"/chat.html"):
+            self.assertTrue(self.get(path)[0].startswith(b"HTTP/1.1 404 "), path)
+
+    def test_endpointAtRoot(self) -> None:
+        """
+        With the endpoint at the root (C{--legacy}) and the pages there too,
+        an upgrade of the root reaches the endpoint and a plain request gets
+        the index.
+        """
+        self.useSite(replace(self.config, path="/"))
+        channel, transport = self.connect()
+        channel.dataReceived(upgradeRequest(b"/"))
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 101 "))
+        head, body = self.get(b"/")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+        self.assertIn(b"chat.html", body)
+
+    def test_badPrefix(self) -> None:
+        """
+        A prefix must start with a slash.
+        """
+        self.assertRaises(ValueError, self.useSite, pagesPrefix="play")
+
+    def test_otherDirectory(self) -> None:
+        """
+        Another directory can be served instead of the shipped pages.
+        """
+        directory = FilePath(self.mktemp())
+        directory.makedirs()
+        directory.child("index.html").setContent(b"mine")
+        self.useSite(pagesDirectory=directory)
+        self.assertEqual(self.get(b"/")[1], b"mine")
