@@ -13,15 +13,8 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.cred.portal import Portal
 from twisted.logger import Logger
 from twisted.web.server import Site
-from zope.interface import classImplements
 
-from aphelion.auth import (
-    BoundedAuthenticator,
-    DatabaseChecker,
-    PlayerRealm,
-    TicketChecker,
-    authenticate,
-)
+from aphelion.auth import BoundedAuthenticator, PlayerRealm, authenticate
 from aphelion.codes import CloseCode
 from aphelion.config import Config
 from aphelion.control.proxy import LinkConnector, controlFactoryMaker
@@ -37,10 +30,6 @@ from aphelion.websocket import AphelionServerFactory
 __all__ = ["AuthProxyService", "ShutdownService", "build"]
 
 _log = Logger()
-
-# FIXME(issue 7): aphelion.auth is to declare this itself; then these go.
-classImplements(DatabaseChecker, IReactorUser)
-classImplements(TicketChecker, IReactorUser)
 
 
 class AuthProxyService(MultiService):

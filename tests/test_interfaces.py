@@ -15,10 +15,6 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyClass, verifyObject
 
 import aphelion
-
-# FIXME(issue 7): aphelion.service declares IReactorUser on the checkers
-# until aphelion.auth does.
-import aphelion.service
 from aphelion.auth import DatabaseChecker, PlayerIdentity, TicketChecker
 from aphelion.control.proxy import ControlClientProtocol, PlayerLinkProtocol
 from aphelion.control.spawn import GameServer, GameServerMonitor
@@ -66,12 +62,11 @@ class ImplementationTests(SynchronousTestCase):
 
     def test_player(self) -> None:
         """
-        L{aphelion.testing.Player} is an L{IPlayer}; so is the realm's
-        L{PlayerIdentity} in shape (it declares the interface of
-        L{aphelion.auth} until that imports this one).
+        L{aphelion.testing.Player} and the realm's L{PlayerIdentity} are
+        L{IPlayer}s.
         """
         verifyObject(IPlayer, Player("alice"))
-        verifyObject(IPlayer, PlayerIdentity("alice", "Alice"), tentative=True)
+        verifyObject(IPlayer, PlayerIdentity("alice", "Alice"))
 
     def test_playerLink(self) -> None:
         """
