@@ -102,6 +102,9 @@ class Config:
     :ivar logInterval: seconds between the summary lines of a rate-limited
         log cause.
     :ivar exempt: CIDR networks exempt from the per-address limits.
+    :ivar pagesPrefix: the URL path under which the players' pages (the
+        index, the chat page, C{aphelion.js}) are served.
+    :ivar pages: whether the players' pages are served at all.
     """
 
     listen: tuple[str, ...] = ("tcp:80",)
@@ -153,3 +156,5 @@ class Config:
     playerWriteLimit: int = 4 * 1024 * 1024
     logInterval: float = 10.0
     exempt: tuple[str, ...] = ()
+    pagesPrefix: str = "/"
+    pages: bool = True

@@ -162,7 +162,12 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
     factory = AphelionServerFactory(
         clock=reactor, registry=registry, config=config, gateway=gateway
     )
-    site = makeSite(factory, config, reactor)
+    site = makeSite(
+        factory,
+        config,
+        reactor,
+        pagesPrefix=config.pagesPrefix if config.pages else None,
+    )
     top = AuthProxyService(factory=factory, monitor=monitor, gateway=gateway, site=site)
     monitor.setServiceParent(top)
     for description in config.listen:

@@ -81,6 +81,12 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "the first session.",
         ],
         [
+            "no-pages",
+            None,
+            "Serve no pages (index, chat page, aphelion.js): only the WebSocket "
+            "endpoint.",
+        ],
+        [
             "legacy",
             None,
             "Serve the original Aphelion Java client: path /, ack cap 127, no "
@@ -91,6 +97,12 @@ class Options(usage.Options, strcred.AuthOptionMixin):
 
     optParameters = [
         ["path", None, _DEFAULTS.path, "URL path of the WebSocket endpoint."],
+        [
+            "pages-prefix",
+            None,
+            _DEFAULTS.pagesPrefix,
+            "URL path of the players' pages (index, chat page, /aphelion.js).",
+        ],
         [
             "init-timeout",
             None,
@@ -451,6 +463,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             self._legacyProfile()
         if not self["path"].startswith("/"):
             raise usage.UsageError("--path must start with /")
+        if not self["pages-prefix"].startswith("/"):
+            raise usage.UsageError("--pages-prefix must start with /")
         self._atLeast("init-timeout", 0, strictly=True)
         self._atLeast("ack-delay", 0)
         self._atLeast("auto-ping-interval", 1)
@@ -572,6 +586,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             playerWriteLimit=self["player-write-limit"],
             logInterval=self["log-interval"],
             exempt=tuple(self["exempt"]),
+            pagesPrefix=self["pages-prefix"],
+            pages=not self["no-pages"],
         )
 
 

@@ -60,3 +60,16 @@ class BuildTests(SynchronousTestCase):
         authenticator = service.gateway._authenticate  # type: ignore[attr-defined]
         self.assertIsInstance(authenticator, BoundedAuthenticator)
         self.assertEqual(authenticator.limit, 5)
+
+    def test_pages(self) -> None:
+        """
+        The site serves the pages under C{pagesPrefix}, and none when
+        C{pages} is off.
+        """
+        reactor = MemoryReactorClock()
+        site = build(
+            Config(listen=(), gameServers=0, pagesPrefix="/play"), reactor
+        ).site
+        self.assertEqual(site.pagesPrefix, "/play")
+        off = build(Config(listen=(), gameServers=0, pages=False), reactor).site
+        self.assertIsNone(off.pagesPrefix)

@@ -301,6 +301,17 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(config.revisions[AphelionProtocol.GAME], Revisions(1, 5))
         self.assertEqual(config.revisions[AphelionProtocol.PING], Revisions(1, 1))
 
+    def test_pages(self) -> None:
+        """
+        The pages are served at C{/} by default, elsewhere with
+        C{--pages-prefix}, not at all with C{--no-pages}; a prefix must be
+        absolute.
+        """
+        self.assertEqual((parse().pagesPrefix, parse().pages), ("/", True))
+        self.assertEqual(parse("--pages-prefix=/play").pagesPrefix, "/play")
+        self.assertFalse(parse("--no-pages").pages)
+        self.assertRaises(UsageError, parse, "--pages-prefix", "play")
+
     def test_legacyKeepsExplicitOptions(self) -> None:
         """
         An option given beside C{--legacy} keeps its value.
