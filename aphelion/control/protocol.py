@@ -33,9 +33,8 @@ count per interval (C{logInterval} of L{EnvelopeFactory}, 10 s by default)
 while more come (Part 6). The cause is a constant (C{"Error TIMEOUT sent"});
 the peer's address is only in the fields of the first line.
 
-A peer that does not read is found by the bytes really queued in the
-transport (L{bufferedBytes}), not by Twisted's C{pauseProducing}, which a
-transport calls again on every write while its buffer is full.
+A peer that does not read is found by the write-buffer watch of
+L{aphelion.control.flow}.
 
 Always close through L{EnvelopeProtocol.loseConnection} rather than the
 transport's: the protocol is registered as the transport's streaming producer
@@ -46,18 +45,17 @@ finishes closing.
 from __future__ import annotations
 
 import hmac
-import secrets
-from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
 from google.protobuf.message import Message
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from aphelion.codes import Encoding, EnvelopeType, ErrorCode
+from aphelion.control.flow import WriteBufferWatch
+from aphelion.control.timers import EnvelopeTimers
 from aphelion.envelope import (
     ENCODINGS,
     PAYLOAD_TYPES,
@@ -68,7 +66,7 @@ from aphelion.envelope import (
     encodeEnvelope,
     gameDataEnvelope,
 )
-from aphelion.fastwrite import bufferedBytes, writeNow
+from aphelion.fastwrite import writeNow
 from aphelion.limits import safeText
 from aphelion.logthrottle import ThrottledLog
 from aphelion.proto import control_pb2
@@ -159,8 +157,7 @@ class EnvelopeFactory(Factory):
         super().stopFactory()
 
 
-@implementer(IPushProducer)
-class EnvelopeProtocol(Protocol):
+class EnvelopeProtocol(EnvelopeTimers, WriteBufferWatch, Protocol):
     """
     One connection that speaks envelopes (Part 2.1), either end.
 
@@ -169,44 +166,23 @@ class EnvelopeProtocol(Protocol):
     L{allowedTypes} (or by overriding L{allowedNow}). Built only by a factory's
     C{buildProtocol}; the factory is an L{EnvelopeFactory}.
 
-    :cvar firstMessageTimeout: seconds within which the first envelope must
-        arrive once connected, else C{Error{7}}; L{None} for no limit.
-    :cvar heartbeats: whether L{startHeartbeats} runs when the connection is
-        made. Control connections need heartbeats; player connections do not.
-    :cvar heartbeatInterval: seconds between the C{Heartbeat}s sent.
-    :cvar deadAfter: seconds without receiving anything at all after which a
-        connection with heartbeats is dead: C{Error{7}} and close.
-    :cvar writeBufferLimit: bytes the transport may hold unsent while it has
-        paused this end (its write buffer is full: the peer reads too slowly)
-        before L{writeBufferOverflowed} is called; L{None} for no limit.
-        Measured with L{bufferedBytes} after each write while paused; for a
-        transport it cannot measure, the bytes written since the pause.
+    Its timers (the first-message timeout, L{setEnvelopeTimeout}, the
+    heartbeats and their class variables) are those of L{EnvelopeTimers}.
+
+    It is its transport's streaming producer, to see a peer that reads too
+    slowly: L{writeBufferLimit}, L{writePaused} and the C{IPushProducer}
+    methods are those of L{WriteBufferWatch}.
+
     :ivar allowedTypes: the types allowed now, or L{None} for all of them.
         C{Error} is always allowed.
-    :ivar writePaused: whether the transport's write buffer is full. Writes
-        still work (they are buffered); a sender with something to drop, such
-        as a state update that the next one replaces, may skip it.
     """
 
     _log = Logger()
     factory: EnvelopeFactory
 
-    firstMessageTimeout: float | None = 10.0
-    heartbeats = False
-    heartbeatInterval = 5.0
-    deadAfter = 15.0
-    writeBufferLimit: int | None = 4 * 1024 * 1024
-
     allowedTypes: frozenset[EnvelopeType] | None = None
-    writePaused = False
 
     _closing = False
-    _producing = False
-    _pausedBytes = 0
-    _envelopeCall: IDelayedCall | None = None
-    _heartbeatCall: IDelayedCall | None = None
-    _deadCall: IDelayedCall | None = None
-    _lastReceived = 0.0
 
     # -- Twisted callbacks ---------------------------------------------------
 
@@ -217,11 +193,6 @@ class EnvelopeProtocol(Protocol):
         """
         super().connectionMade()
         self._decoder = EnvelopeDecoder()
-        # Nonces of the Heartbeats we sent lately: one that comes back is the
-        # answer and is not answered again, so two ends that both answer
-        # Heartbeats never bounce one back and forth. Every other Heartbeat
-        # is answered, whatever its nonce.
-        self._nonces: deque[int] = deque(maxlen=16)
         transport: Any = self.transport
         # Twisted does not disable Nagle on TCP connections by default; on a
         # loopback relay it costs up to 40 ms a packet.
@@ -233,12 +204,8 @@ class EnvelopeProtocol(Protocol):
                 self._log.debug(
                     "cannot set TCP_NODELAY on {transport}", transport=transport
                 )
-        if getattr(transport, "registerProducer", None) is not None:
-            transport.registerProducer(self, True)
-            self._producing = True
-        self.setEnvelopeTimeout(self.firstMessageTimeout)
-        if self.heartbeats:
-            self.startHeartbeats()
+        self._watchWrites(transport)
+        self._startTimers()
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -276,31 +243,6 @@ class EnvelopeProtocol(Protocol):
         self._closing = True
         self._producing = False
         self._cancelTimers()
-
-    # -- IPushProducer: the transport tells us about its write buffer ----------
-
-    def pauseProducing(self) -> None:
-        """
-        Called when the transport's write buffer is full: the peer reads more
-        slowly than we write. A Twisted transport calls it again on every
-        write while the buffer stays full, so it resets nothing. Subclasses
-        that override it call C{super()}.
-        """
-        self.writePaused = True
-
-    def resumeProducing(self) -> None:
-        """
-        Called when the transport's write buffer has drained: the count of
-        bytes written while paused starts over. Subclasses that override it
-        call C{super()}.
-        """
-        self.writePaused = False
-        self._pausedBytes = 0
-
-    def stopProducing(self) -> None:
-        """
-        Called when the transport is gone; nothing to do.
-        """
 
     # -- hooks ---------------------------------------------------------------
 
@@ -345,30 +287,6 @@ class EnvelopeProtocol(Protocol):
             text=safeText(message.message, _MAX_ERROR_TEXT),
         )
         self.loseConnection()
-
-    def envelope_Heartbeat(self, message: control_pb2.Heartbeat) -> None:
-        """
-        Called when the peer sends C{Heartbeat}: answers it with the same
-        nonce, unless it is the answer to one of ours.
-        """
-        nonce = message.nonce
-        if nonce in self._nonces:
-            return
-        self.sendEnvelope(EnvelopeType.Heartbeat, control_pb2.Heartbeat(nonce=nonce))
-
-    def writeBufferOverflowed(self) -> None:
-        """
-        Called when the transport holds more than L{writeBufferLimit} bytes
-        unsent: the peer is far behind. Logs it (throttled) and aborts the
-        connection (an C{Error} would only join the queue).
-        """
-        self.factory.throttle.warn(
-            "peer reads too slowly",
-            "{peer} reads too slowly: more than {limit} bytes waiting; aborting",
-            peer=self._peer(),
-            limit=self.writeBufferLimit,
-        )
-        self.abortConnection()
 
     # -- sending -------------------------------------------------------------
 
@@ -417,14 +335,8 @@ class EnvelopeProtocol(Protocol):
         writeNow(transport, data)
         # The transport pauses us from inside that write once its buffer is
         # full; only then is the buffer worth measuring.
-        limit = self.writeBufferLimit
-        if self.writePaused and limit is not None:
-            queued = bufferedBytes(transport)
-            if queued is None:
-                self._pausedBytes += len(data)
-                queued = self._pausedBytes
-            if queued > limit:
-                self.writeBufferOverflowed()
+        if self.writePaused and self.writeBufferLimit is not None:
+            self._wrotePaused(transport, len(data))
 
     def sendError(self, code: ErrorCode, message: str) -> None:
         """
@@ -485,47 +397,6 @@ class EnvelopeProtocol(Protocol):
         """
         return self._closing
 
-    # -- timers --------------------------------------------------------------
-
-    def setEnvelopeTimeout(self, seconds: float | None) -> None:
-        """
-        Require the next envelope within C{seconds}, else C{Error{7}} and
-        close. Any envelope that arrives clears it. L{connectionMade} sets it to
-        L{firstMessageTimeout}; a subclass waiting for an answer sets it again.
-
-        :param seconds: the limit, or L{None} to clear it.
-        """
-        if self._envelopeCall is not None:
-            if self._envelopeCall.active():
-                self._envelopeCall.cancel()
-            self._envelopeCall = None
-        if seconds is not None and not self._closing:
-            self._envelopeCall = self.factory.clock.callLater(
-                seconds, self._envelopeTimedOut, seconds
-            )
-
-    def startHeartbeats(self) -> None:
-        """
-        Send a C{Heartbeat} every L{heartbeatInterval} seconds, and close the
-        connection with C{Error{7}} once nothing at all has been received for
-        L{deadAfter} seconds. Does nothing if they already run.
-        """
-        if self._heartbeatCall is not None or self._closing:
-            return
-        clock = self.factory.clock
-        self._lastReceived = clock.seconds()
-        self._heartbeatCall = clock.callLater(self.heartbeatInterval, self._beat)
-        self._deadCall = clock.callLater(self.deadAfter, self._checkAlive)
-
-    def stopHeartbeats(self) -> None:
-        """
-        Stop sending heartbeats and watching for silence.
-        """
-        for call in (self._heartbeatCall, self._deadCall):
-            if call is not None and call.active():
-                call.cancel()
-        self._heartbeatCall = self._deadCall = None
-
     # -- internals -----------------------------------------------------------
 
     def _dispatchAll(self, envelopes: list[Envelope]) -> None:
@@ -573,62 +444,6 @@ class EnvelopeProtocol(Protocol):
             self.sendError(e.code, e.message)
             return
         handler(message)
-
-    def _envelopeTimedOut(self, seconds: float) -> None:
-        """
-        No envelope came in time.
-        """
-        self._envelopeCall = None
-        self.sendError(ErrorCode.TIMEOUT, f"no envelope within {seconds:g} s")
-
-    def _beat(self) -> None:
-        """
-        Send one heartbeat and schedule the next.
-        """
-        self._heartbeatCall = None
-        if self._closing:
-            return
-        nonce = secrets.randbits(64)
-        self._nonces.append(nonce)
-        self.sendEnvelope(EnvelopeType.Heartbeat, control_pb2.Heartbeat(nonce=nonce))
-        if not self._closing:
-            self._heartbeatCall = self.factory.clock.callLater(
-                self.heartbeatInterval, self._beat
-            )
-
-    def _checkAlive(self) -> None:
-        """
-        Close the connection if it has been silent for L{deadAfter} seconds;
-        else check again when it would have been.
-        """
-        self._deadCall = None
-        if self._closing:
-            return
-        clock = self.factory.clock
-        silent = clock.seconds() - self._lastReceived
-        if silent >= self.deadAfter:
-            self.stopHeartbeats()
-            self.sendError(ErrorCode.TIMEOUT, f"nothing received for {silent:g} s")
-            return
-        self._deadCall = clock.callLater(self.deadAfter - silent, self._checkAlive)
-
-    def _cancelTimers(self) -> None:
-        """
-        Cancel the envelope timeout and the heartbeats.
-        """
-        if self._envelopeCall is not None:
-            if self._envelopeCall.active():
-                self._envelopeCall.cancel()
-            self._envelopeCall = None
-        self.stopHeartbeats()
-
-    def _unregister(self) -> None:
-        """
-        Stop being the transport's producer, so that it can close.
-        """
-        if self._producing:
-            self._producing = False
-            self.transport.unregisterProducer()  # type: ignore[union-attr]
 
     def _peer(self) -> str:
         """

@@ -7,6 +7,10 @@ game-server processes, opens the control connection of each (and of every
 remote game server configured by address and token), restarts them with
 back-off when they die, drains them with C{Shutdown}, and picks the server
 that seats the next player.
+
+It keeps a L{GameServer} record of each (L{aphelion.control.servers}); a
+local one runs as a process of L{childCommand}, spoken to by a
+L{ChildProtocol} (L{aphelion.control.process}).
 """
 
 from __future__ import annotations
@@ -14,26 +18,19 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.error import ProcessDone, ProcessExitedAlready
-from twisted.internet.interfaces import IDelayedCall
-from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from aphelion.control.process import ChildProtocol, childCommand
+from aphelion.control.servers import GameServer, RemoteGameServer, ServerState
 from aphelion.game.factory import PLAYER_WRITE_LIMIT
-from aphelion.interfaces import (
-    IControlConnection,
-    IGameServerPool,
-    IPlayerLink,
-    IPooledServer,
-)
+from aphelion.interfaces import IControlConnection, IGameServerPool, IPlayerLink
 from aphelion.session import newToken, tokenHint
 
 __all__ = [
@@ -43,216 +40,6 @@ __all__ = [
     "ServerState",
     "childCommand",
 ]
-
-
-class ServerState(Enum):
-    """
-    The states of a game server that an operator sees in the logs.
-    """
-
-    STARTING = "starting"
-    READY = "ready"
-    DRAINING = "draining"
-    STOPPED = "stopped"
-    CRASHED = "crashed"
-
-
-@dataclass(frozen=True)
-class RemoteGameServer:
-    """
-    A game server that runs elsewhere, started by the operator.
-
-    :ivar host: its address.
-    :ivar port: its TCP port.
-    :ivar token: its control token.
-    """
-
-    host: str
-    port: int
-    token: bytes = field(repr=False)
-
-
-@implementer(IPooledServer)
-@dataclass(eq=False)
-class GameServer:
-    """
-    One game server as the AuthProxy sees it.
-
-    :ivar serverId: the id the AuthProxy gave it.
-    :ivar token: its control token (never logged; see L{tokenHint}).
-    :ivar remote: whether it runs elsewhere (not spawned by us).
-    :ivar state: where it is in its life.
-    :ivar host: the address its control and player connections go to.
-    :ivar port: its port, once known.
-    :ivar name: the game's name, from C{Ready}.
-    :ivar capacity: players it takes, from C{Ready} and C{Status}.
-    :ivar players: players it reports, from C{Status}.
-    :ivar accepting: whether it takes players, from C{Status}.
-    :ivar pending: seats being set up on it that its C{Status} does not show yet.
-    :ivar control: the control connection, when open.
-    :ivar links: the player connections to it.
-    :ivar failures: deaths since it was last ready for long; drives back-off.
-    :ivar generation: counts its starts; a control connection of an earlier
-        start is stale.
-    """
-
-    serverId: str
-    token: bytes = field(repr=False)
-    remote: bool = False
-    state: ServerState = ServerState.STARTING
-    host: str = "127.0.0.1"
-    port: int | None = None
-    name: str = ""
-    capacity: int = 0
-    players: int = 0
-    accepting: bool = False
-    pending: int = 0
-    control: IControlConnection | None = None
-    links: set[IPlayerLink] = field(default_factory=set)
-    failures: int = 0
-    process: Any = None
-    generation: int = 0
-    _retired: Any = None
-    _restartCall: IDelayedCall | None = None
-    _killCall: IDelayedCall | None = None
-    _portCall: IDelayedCall | None = None
-    _readySince: float | None = None
-
-    @property
-    def draining(self) -> bool:
-        """
-        Whether it is being drained: it takes no new players.
-        """
-        return self.state is ServerState.DRAINING
-
-    def hasRoom(self) -> bool:
-        """
-        Whether the server is ready, accepting and not full.
-        """
-        return (
-            self.state is ServerState.READY
-            and self.accepting
-            and self.control is not None
-            and self.load() < self.capacity
-        )
-
-    def load(self) -> int:
-        """
-        Players on it, counting seats in progress. Its last C{Status} may not
-        show the players this AuthProxy seated a moment ago, so those count
-        too.
-        """
-        return max(self.players, len(self.links)) + self.pending
-
-
-def childCommand(
-    game: str,
-    serverId: str,
-    python: str = sys.executable,
-    *,
-    playerWriteLimit: int = PLAYER_WRITE_LIMIT,
-    logInterval: float = 10.0,
-) -> list[str]:
-    """
-    The command line of a local game-server process. It carries no secret:
-    the control token goes over the child's standard input.
-
-    :param game: the game module.
-    :param serverId: the server's id.
-    :param python: the Python that runs it.
-    :param playerWriteLimit: bytes that may wait unsent on one of its player
-        connections (C{--player-write-limit}).
-    :param logInterval: seconds between its summary log lines
-        (C{--log-interval}).
-    """
-    return [
-        python,
-        "-m",
-        "aphelion.game.child",
-        "--game",
-        game,
-        "--server-id",
-        serverId,
-        "--interface",
-        "127.0.0.1",
-        "--player-write-limit",
-        str(playerWriteLimit),
-        "--log-interval",
-        repr(float(logInterval)),
-    ]
-
-
-class _ChildProtocol(ProcessProtocol):
-    """
-    Talks to one game-server process: the token in, the port out, the logs.
-    """
-
-    _log = Logger()
-
-    def __init__(self, monitor: GameServerMonitor, server: GameServer) -> None:
-        self._monitor = monitor
-        self._server = server
-        self._out = b""
-        self._err = b""
-        self._portSeen = False
-
-    def connectionMade(self) -> None:
-        """
-        Called when the child is spawned: write the token line to its stdin.
-        """
-        super().connectionMade()
-        # The token goes over stdin, never argv or the environment. Stdin
-        # stays open: the child exits when it closes (when we die).
-        assert self.transport is not None
-        self.transport.write(self._server.token.hex().encode("ascii") + b"\n")
-
-    def outReceived(self, data: bytes) -> None:
-        """
-        Called with the child's standard output: its C{PORT n} line.
-        """
-        if self._portSeen:
-            return
-        self._out += data
-        if b"\n" not in self._out:
-            if len(self._out) > 256:
-                self._fail("no port line from the game server")
-            return
-        line = self._out.split(b"\n", 1)[0].strip()
-        self._portSeen = True
-        self._out = b""
-        word, _, number = line.partition(b" ")
-        if word != b"PORT" or not number.isdigit() or not 0 < int(number) < 65536:
-            self._fail("bad port line from the game server")
-            return
-        self._monitor.childListening(self._server, int(number))
-
-    def errReceived(self, data: bytes) -> None:
-        """
-        Called with the child's standard error: logged line by line.
-        """
-        self._err += data
-        *lines, self._err = self._err.split(b"\n")
-        for line in lines:
-            self._log.info(
-                "[{serverId}] {line}",
-                serverId=self._server.serverId,
-                line=line.decode("utf-8", "replace"),
-            )
-        if len(self._err) > 65536:
-            self._err = b""
-
-    def _fail(self, why: str) -> None:
-        self._log.error(
-            "game server {serverId}: {why}", serverId=self._server.serverId, why=why
-        )
-        self._monitor.childFailed(self._server)
-
-    def processEnded(self, reason: Failure) -> None:
-        """
-        Called when the child has exited.
-        """
-        self._monitor.childExited(self._server, reason)
-
 
 ControlFactoryMaker = Callable[["GameServerMonitor", GameServer], Any]
 
@@ -390,7 +177,12 @@ class GameServerMonitor(Service):
         server.token = newToken()  # a new token per spawn
         server.port = None
         server.process = self._reactor.spawnProcess(
-            _ChildProtocol(self, server),
+            ChildProtocol(
+                server,
+                listening=self.childListening,
+                failed=self.childFailed,
+                exited=self.childExited,
+            ),
             self._python,
             childCommand(
                 self.game,
