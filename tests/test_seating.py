@@ -70,13 +70,15 @@ class Connection:
 
 class FakeSeat:
     """
-    A seat on C{server}, with a link that is open until it is disconnected
-    or reports its end.
+    A seat on C{server}. Its link opens when the gateway carries out
+    L{SeatingBegun} (a seat the machine does not take, say because the
+    session ended meanwhile, never gets one) and stays open until it is
+    disconnected or reports its end.
     """
 
     def __init__(self, server: str) -> None:
         self.server = server
-        self.linkOpen = True
+        self.linkOpen = False
         self.linkMade = False
         self.connected = False
 
@@ -139,6 +141,7 @@ class SeatingStateMachine(RuleBasedStateMachine):
                 self.pick = action.exclude
             elif isinstance(action, SeatingBegun):
                 assert action.seat is machine.attempt
+                action.seat.linkOpen = True
                 self.pending[action.seat.server] += 1
             elif isinstance(action, SeatingOver):
                 self.pending[action.seat.server] -= 1
