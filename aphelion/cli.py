@@ -30,6 +30,7 @@ from aphelion.codes import CloseCode
 
 __all__ = [
     "COMMANDS",
+    "BotsOptions",
     "Command",
     "CommandOptions",
     "Options",
@@ -257,6 +258,126 @@ async def runChat(
     return 0 if code in (CloseCode.NORMAL, CloseCode.GOING_AWAY) else 1
 
 
+class BotsOptions(CommandOptions):
+    """
+    Options of C{aphelion bots}.
+    """
+
+    synopsis = "ws://HOST:PORT/PATH --count N [--game arena] [options]"
+    longdesc = (
+        "Run bots that play a game through an AuthProxy (dev auth: IDs "
+        "bot-1, bot-2, ...): each logs in, steers at random, and records "
+        "what a player feels. After --warmup seconds they record for "
+        "--seconds, then print the snapshot interval and its jitter, the "
+        "input-to-snapshot latency (p50, p99), missing ticks and reconnects. "
+        "Exits 1 if a bot was not seated."
+    )
+    optFlags = [["json", None, "Print the report as one JSON line."]]
+    optParameters = [
+        ["count", "n", 10, "Number of bots.", _positive(int)],
+        ["game", "g", "arena", "The game they play: arena."],
+        ["seconds", "s", 10.0, "Seconds to record.", _positive(float)],
+        ["warmup", "w", 2.0, "Seconds of play before recording.", _notNegative],
+        ["input-hz", None, 10.0, "Inputs each bot sends per second.", _positive(float)],
+        ["id-prefix", None, "bot-", "The bots' IDs: this and a number."],
+        ["first-id", None, 1, "The number of the first bot.", _positive(int)],
+        ["concurrency", None, 50, "Logins in flight.", _positive(int)],
+        [
+            "ack-delay",
+            None,
+            0.1,
+            "Seconds before an ack-only packet (acks ride on inputs within it).",
+            _notNegative,
+        ],
+        ["seed", None, None, "Seed of the bots' steering.", int],
+    ]
+
+    def parseArgs(self, url: str) -> None:  # type: ignore[override]
+        """
+        Take the server's WebSocket URL.
+        """
+        self["url"] = _checkURL(url)
+
+    def postOptions(self) -> None:
+        """
+        Check the game.
+        """
+        from aphelion.bots import GAMES
+
+        if self["game"] not in GAMES:
+            raise usage.UsageError(
+                f"--game must be one of {', '.join(GAMES)}, not {self['game']}"
+            )
+
+
+async def runBotsCommand(
+    reactor: Any, options: usage.Options, out: TextIO, err: TextIO
+) -> int:
+    """
+    Run C{aphelion bots}: progress on C{err}, the report on C{out}.
+
+    :return: 0 when every bot was seated, else 1.
+    """
+    import json
+
+    from aphelion.bots import runBots
+
+    def progress(line: str) -> None:
+        print(f"bots: {line}", file=err)
+        err.flush()
+
+    report = await runBots(
+        reactor,
+        options["url"],
+        options["count"],
+        seconds=options["seconds"],
+        warmup=options["warmup"],
+        inputHz=options["input-hz"],
+        idPrefix=options["id-prefix"],
+        firstId=options["first-id"],
+        concurrency=options["concurrency"],
+        ackDelay=options["ack-delay"],
+        seed=options["seed"],
+        progress=progress,
+    )
+    if options["json"]:
+        print(json.dumps(report.toDict()), file=out)
+    else:
+        figures = report.summary()
+
+        def ms(name: str) -> str:
+            value = figures[name]
+            return "-" if value is None else f"{value:.1f} ms"
+
+        rate = figures["snapshots_per_player_s"]
+        print(
+            f"{report.joined} of {report.players} bots seated; recorded "
+            f"{report.seconds:.1f} s at {options['input-hz']:g} inputs/s each",
+            file=out,
+        )
+        print(
+            f"snapshots: {report.snapshots} "
+            f"({'-' if rate is None else f'{rate:.1f}'}/s per bot); interval "
+            f"p50 {ms('interval_p50_ms')}, p99 {ms('interval_p99_ms')}, "
+            f"jitter (stdev) {ms('jitter_ms')}",
+            file=out,
+        )
+        print(
+            f"input-to-snapshot latency: p50 {ms('latency_p50_ms')}, "
+            f"p99 {ms('latency_p99_ms')} ({report.acknowledged} of "
+            f"{report.inputs} inputs seen applied)",
+            file=out,
+        )
+        print(
+            f"missing ticks: {report.missingTicks}; reconnects: "
+            f"{report.reconnects}; fewest snapshots of one bot: "
+            f"{report.fewestSnapshots}",
+            file=out,
+        )
+    out.flush()
+    return 0 if report.joined == report.players else 1
+
+
 async def runOffline(
     reactor: Any, options: usage.Options, out: TextIO, err: TextIO
 ) -> int:
@@ -272,6 +393,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("chat", ChatOptions, runChat, "Join the chat game and talk."),
     Command("accounts", AccountsOptions, runOffline, "Manage the accounts database."),
     Command("ticket", TicketOptions, runOffline, "Mint a login ticket."),
+    Command("bots", BotsOptions, runBotsCommand, "Run bots that play a game."),
 )
 
 

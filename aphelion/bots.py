@@ -1,0 +1,669 @@
+# -*- test-case-name: tests.test_bots -*-
+"""
+Bots for the arena (L{aphelion.games.arena}), on L{aphelion.client}: each
+logs in with a dev ID, steers at random and records what a player feels.
+
+What they report (L{Report}):
+
+  - the interval between consecutive snapshots (its p50, p99 and standard
+    deviation, the jitter), by the bot's clock on arrival;
+  - the input-to-snapshot latency: from sending an C{Input} to the first
+    snapshot whose C{you.ack} is at least that input's C{seq} (the game
+    applies inputs at its next tick, so at 20 Hz up to 50 ms of it is the
+    wait for the tick);
+  - missing ticks: the gaps in the snapshots' tick numbers;
+  - reconnects: connections that closed under a bot and were opened again
+    with the session's token.
+
+L{PlayerFeel} and L{Report} are plain classes (events in, figures out);
+L{Bot} is the client and L{runBots} runs many for a while. C{aphelion bots}
+(L{aphelion.cli}) prints the report; C{benchmarks/capacity.py} merges the
+reports of several processes (L{Report.fromDict}, L{Report.merge}).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
+from twisted.internet.task import LoopingCall, deferLater
+from twisted.logger import Logger
+
+from aphelion.client import AphelionClientFactory, AphelionClientProtocol
+from aphelion.client.connect import connectFactory
+from aphelion.codes import AphelionProtocol, CloseCode
+from aphelion.proto.arena_pb2 import C2S, S2C, Input
+from aphelion.proto.game_pb2 import Authenticate, AuthenticateResponse
+
+__all__ = [
+    "GAMES",
+    "Bot",
+    "Histogram",
+    "PlayerFeel",
+    "Report",
+    "runBots",
+]
+
+#: The games the bots can play.
+GAMES = ("arena",)
+
+_log = Logger()
+
+# Every direction a bot may steer in, standing still included.
+_DIRECTIONS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+
+
+class Histogram:
+    """
+    Durations in milliseconds, kept in buckets of L{resolution} ms so that
+    the histograms of several processes merge exactly, with the exact count,
+    sum and sum of squares beside them.
+
+    :cvar resolution: the width of a bucket, ms.
+    """
+
+    resolution = 0.1
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, int] = {}
+        self.count = 0
+        self.total = 0.0
+        self.squares = 0.0
+
+    def add(self, ms: float) -> None:
+        """
+        Record one duration.
+        """
+        bucket = int(ms / self.resolution)
+        self.buckets[bucket] = self.buckets.get(bucket, 0) + 1
+        self.count += 1
+        self.total += ms
+        self.squares += ms * ms
+
+    def merge(self, other: Histogram) -> None:
+        """
+        Add every duration of C{other} to this one.
+        """
+        for bucket, count in other.buckets.items():
+            self.buckets[bucket] = self.buckets.get(bucket, 0) + count
+        self.count += other.count
+        self.total += other.total
+        self.squares += other.squares
+
+    def percentile(self, fraction: float) -> float | None:
+        """
+        The duration below which C{fraction} of them fall (the upper edge of
+        its bucket), or L{None} when there are none.
+        """
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(fraction * self.count))
+        seen = 0
+        for bucket in sorted(self.buckets):
+            seen += self.buckets[bucket]
+            if seen >= rank:
+                return (bucket + 1) * self.resolution
+        raise AssertionError("counts do not add up")  # pragma: no cover
+
+    @property
+    def mean(self) -> float | None:
+        """
+        The mean duration, or L{None} when there are none.
+        """
+        return self.total / self.count if self.count else None
+
+    @property
+    def stdev(self) -> float | None:
+        """
+        The standard deviation (of the population), or L{None} when there
+        are none.
+        """
+        if not self.count:
+            return None
+        mean = self.total / self.count
+        return math.sqrt(max(0.0, self.squares / self.count - mean * mean))
+
+    def toDict(self) -> dict[str, Any]:
+        """
+        A JSON-able form, for L{fromDict}.
+        """
+        return {
+            "resolution": self.resolution,
+            "buckets": {str(k): v for k, v in sorted(self.buckets.items())},
+            "count": self.count,
+            "total": self.total,
+            "squares": self.squares,
+        }
+
+    @classmethod
+    def fromDict(cls, data: dict[str, Any]) -> Histogram:
+        """
+        The histogram that L{toDict} described.
+
+        :raises ValueError: if it was kept at another resolution.
+        """
+        if data["resolution"] != cls.resolution:
+            raise ValueError("histograms of another resolution do not merge")
+        histogram = cls()
+        histogram.buckets = {int(k): int(v) for k, v in data["buckets"].items()}
+        histogram.count = int(data["count"])
+        histogram.total = float(data["total"])
+        histogram.squares = float(data["squares"])
+        return histogram
+
+
+class Report:
+    """
+    What a group of bots felt while it was recording.
+
+    :ivar recording: whether events are counted now (the measured window).
+    :ivar players: bots in the group.
+    :ivar joined: bots that were seated.
+    :ivar seconds: the length of the measured window.
+    :ivar snapshots: snapshots received.
+    :ivar inputs: inputs sent.
+    :ivar acknowledged: inputs sent while recording that a snapshot showed
+        applied (their latency is measured).
+    :ivar missingTicks: ticks missing between consecutive snapshots.
+    :ivar reordered: snapshots whose tick was not after the last one's.
+    :ivar reconnects: connections opened again after one was lost.
+    :ivar fewestSnapshots: the fewest snapshots one seated bot received, or
+        L{None} before the end.
+    :ivar latency: input-to-snapshot latencies, ms.
+    :ivar interval: intervals between consecutive snapshots, ms.
+    """
+
+    _COUNTS = (
+        "players",
+        "joined",
+        "snapshots",
+        "inputs",
+        "acknowledged",
+        "missingTicks",
+        "reordered",
+        "reconnects",
+    )
+
+    def __init__(self) -> None:
+        self.recording = False
+        self.players = 0
+        self.joined = 0
+        self.seconds = 0.0
+        self.snapshots = 0
+        self.inputs = 0
+        self.acknowledged = 0
+        self.missingTicks = 0
+        self.reordered = 0
+        self.reconnects = 0
+        self.fewestSnapshots: int | None = None
+        self.latency = Histogram()
+        self.interval = Histogram()
+
+    def merge(self, other: Report) -> None:
+        """
+        Add the counts and durations of C{other}, a report of another group
+        over the same window.
+        """
+        for name in self._COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.seconds = max(self.seconds, other.seconds)
+        fewest = [
+            n for n in (self.fewestSnapshots, other.fewestSnapshots) if n is not None
+        ]
+        self.fewestSnapshots = min(fewest) if fewest else None
+        self.latency.merge(other.latency)
+        self.interval.merge(other.interval)
+
+    def toDict(self) -> dict[str, Any]:
+        """
+        A JSON-able form, for L{fromDict}.
+        """
+        data: dict[str, Any] = {name: getattr(self, name) for name in self._COUNTS}
+        data["seconds"] = self.seconds
+        data["fewest_snapshots"] = self.fewestSnapshots
+        data["latency"] = self.latency.toDict()
+        data["interval"] = self.interval.toDict()
+        data["summary"] = self.summary()
+        return data
+
+    @classmethod
+    def fromDict(cls, data: dict[str, Any]) -> Report:
+        """
+        The report that L{toDict} described.
+        """
+        report = cls()
+        for name in cls._COUNTS:
+            setattr(report, name, int(data[name]))
+        report.seconds = float(data["seconds"])
+        fewest = data.get("fewest_snapshots")
+        report.fewestSnapshots = None if fewest is None else int(fewest)
+        report.latency = Histogram.fromDict(data["latency"])
+        report.interval = Histogram.fromDict(data["interval"])
+        return report
+
+    def summary(self) -> dict[str, float | int | None]:
+        """
+        The headline figures: snapshots per player per second, the interval's
+        p50, p99 and jitter (standard deviation), the latency's p50 and p99
+        (ms), missing ticks and reconnects.
+        """
+        perPlayer = None
+        if self.joined and self.seconds:
+            perPlayer = self.snapshots / self.joined / self.seconds
+        return {
+            "players": self.players,
+            "joined": self.joined,
+            "snapshots_per_player_s": perPlayer,
+            "interval_p50_ms": self.interval.percentile(0.5),
+            "interval_p99_ms": self.interval.percentile(0.99),
+            "jitter_ms": self.interval.stdev,
+            "latency_p50_ms": self.latency.percentile(0.5),
+            "latency_p99_ms": self.latency.percentile(0.99),
+            "inputs": self.inputs,
+            "acknowledged": self.acknowledged,
+            "missing_ticks": self.missingTicks,
+            "reconnects": self.reconnects,
+            "fewest_snapshots": self.fewestSnapshots,
+        }
+
+
+class PlayerFeel:
+    """
+    What one player feels, from its inputs and the snapshots it receives;
+    counted into a L{Report} while that records.
+
+    :ivar lastTick: the tick of the last snapshot, or L{None}.
+    :ivar snapshots: the snapshots it received while the report recorded.
+    """
+
+    def __init__(self, report: Report) -> None:
+        self._report = report
+        self._pending: deque[tuple[int, float, bool]] = deque()
+        self._lastArrival: float | None = None
+        self.lastTick: int | None = None
+        self.snapshots = 0
+
+    def inputSent(self, seq: int, now: float) -> None:
+        """
+        Called when an input with C{seq} (larger than every earlier one) is
+        sent at C{now}, in seconds.
+        """
+        recording = self._report.recording
+        self._pending.append((seq, now, recording))
+        if recording:
+            self._report.inputs += 1
+
+    def snapshotReceived(self, tick: int, ack: int, now: float) -> None:
+        """
+        Called when a snapshot of C{tick} arrives at C{now} (seconds) and says
+        that the input C{ack} was the last one applied.
+        """
+        report = self._report
+        recording = report.recording
+        pending = self._pending
+        while pending and pending[0][0] <= ack:
+            # An input sent while recording counts even if the snapshot that
+            # applied it came after the end of the window.
+            _, sent, counted = pending.popleft()
+            if counted:
+                report.latency.add((now - sent) * 1000.0)
+                report.acknowledged += 1
+        last, self.lastTick = self.lastTick, tick
+        lastArrival, self._lastArrival = self._lastArrival, now
+        if not recording:
+            return
+        report.snapshots += 1
+        self.snapshots += 1
+        if last is not None:
+            if tick <= last:
+                report.reordered += 1
+            elif tick > last + 1:
+                report.missingTicks += tick - last - 1
+        if lastArrival is not None:
+            report.interval.add((now - lastArrival) * 1000.0)
+
+    def reconnected(self) -> None:
+        """
+        Called when the bot opened its connection again after losing it.
+        """
+        if self._report.recording:
+            self._report.reconnects += 1
+
+
+class _BotProtocol(AphelionClientProtocol):
+    """
+    A bot's connection: hands everything to its L{Bot}.
+    """
+
+    factory: _BotFactory
+
+    def handshakeDone(self, token: bytes, resumed: bool) -> None:
+        """
+        Called when the init handshake is done: tell the bot.
+        """
+        self.factory.bot.handshakeDone(self, resumed)
+
+    def payloadReceived(self, payload: bytes) -> None:
+        """
+        Called with each payload: tell the bot.
+        """
+        self.factory.bot.payloadReceived(payload)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        """
+        Called when the connection closed: tell the bot.
+        """
+        super().onClose(wasClean, code, reason)
+        self.factory.bot.connectionClosed(self)
+
+
+class _BotFactory(AphelionClientFactory):
+    protocol = _BotProtocol
+
+    def __init__(self, url: str, *, bot: Bot, **options: Any) -> None:
+        super().__init__(url, **options)
+        self.bot = bot
+
+
+class Bot:
+    """
+    One player of the arena: connects, authenticates with its ID, then
+    sends an C{Input} C{inputHz} times a second, now and then turning to a
+    random direction. A lost connection is opened again with the session's
+    token after L{reconnectDelay}; if the session is gone, the bot logs in
+    again.
+
+    :cvar reconnectDelay: seconds before opening a lost connection again.
+    :cvar maxReconnects: how many times in a row it tries.
+    :cvar turnChance: the chance that an input turns to a new direction.
+    :ivar seated: fires once the bot is first seated, or fails with why not.
+    :ivar joined: whether it was seated.
+    :ivar connection: the open connection, or L{None}.
+    """
+
+    reconnectDelay = 1.0
+    maxReconnects = 5
+    turnChance = 0.2
+
+    def __init__(
+        self,
+        reactor: Any,
+        url: str,
+        playerId: str,
+        report: Report,
+        *,
+        inputHz: float = 10.0,
+        rng: random.Random | None = None,
+        ackDelay: float = 0.1,
+    ) -> None:
+        """
+        :param reactor: connects, and is the clock.
+        :param url: the AuthProxy's WebSocket URL.
+        :param playerId: the ID to log in with (dev auth takes any).
+        :param report: where what it feels is counted.
+        :param inputHz: inputs per second.
+        :param rng: the source of its turns.
+        :param ackDelay: seconds before an ack-only packet: with more than
+            the input interval, acks ride on inputs.
+        """
+        self._reactor = reactor
+        self._url = url
+        self.playerId = playerId
+        self.feel = PlayerFeel(report)
+        self._inputHz = inputHz
+        self._random = rng if rng is not None else random.Random()
+        self._ackDelay = ackDelay
+        self._token: bytes | None = None
+        self._seq = 0
+        self._direction = (0, 0)
+        self._stopping = False
+        self._failures = 0
+        self._loop: LoopingCall | None = None
+        self._closed: Deferred[None] | None = None
+        self.connection: AphelionClientProtocol | None = None
+        self.seated: Deferred[None] = Deferred()
+        self.joined = False
+
+    def start(self) -> Deferred[None]:
+        """
+        Connect and log in.
+
+        :return: L{seated}.
+        """
+        self._connect()
+        return self.seated
+
+    def stop(self) -> Deferred[None]:
+        """
+        Stop steering and close with 1000.
+
+        :return: a L{Deferred} that fires once the connection is closed.
+        """
+        self._stopping = True
+        self._stopLoop()
+        connection = self.connection
+        if connection is None:
+            return Deferred.fromCoroutine(_nothing())
+        connection.closeWith(CloseCode.NORMAL, "bot done")
+        return Deferred.fromCoroutine(_closed(connection))
+
+    # -- from the connection -------------------------------------------------
+
+    def handshakeDone(self, connection: AphelionClientProtocol, resumed: bool) -> None:
+        """
+        Called when a connection finished its init handshake: log in, unless
+        it resumed a session that is logged in.
+        """
+        self.connection = connection
+        self._failures = 0
+        if self._token is not None:
+            self.feel.reconnected()
+        self._token = connection.token
+        if not resumed:
+            connection.sendPayload(
+                C2S(authenticate=Authenticate(id=self.playerId)).SerializeToString()
+            )
+
+    def payloadReceived(self, payload: bytes) -> None:
+        """
+        Called with each payload: a snapshot is counted; the first
+        C{connected} starts the steering; a refusal fails L{seated}.
+        """
+        try:
+            message = S2C.FromString(payload)
+        except DecodeError:
+            _log.warn("bot {playerId}: unreadable S2C", playerId=self.playerId)
+            return
+        if message.HasField("snapshot"):
+            self.feel.snapshotReceived(
+                message.snapshot.tick, message.you.ack, self._reactor.seconds()
+            )
+            return
+        if message.HasField("authenticate_response"):
+            response = message.authenticate_response
+            if response.result == AuthenticateResponse.NOT_AUTHENTICATED:
+                self._send(C2S(authenticate=Authenticate(id=self.playerId)))
+            elif response.result != AuthenticateResponse.OK:
+                name = AuthenticateResponse.Result.Name(response.result)
+                self._fail(f"not admitted: {name} {response.description}")
+        if message.HasField("connected") and not self.seated.called:
+            self.joined = True
+            self._startLoop()
+            self.seated.callback(None)
+
+    def connectionClosed(self, connection: AphelionClientProtocol) -> None:
+        """
+        Called when a connection closed: open it again, unless the bot is
+        stopping or has failed.
+        """
+        if connection is not self.connection:
+            # It closed before its handshake: the connect attempt's errback
+            # (_connectFailed) deals with it.
+            return
+        self.connection = None
+        if self._stopping:
+            return
+        self._failures += 1
+        if self._failures > self.maxReconnects:
+            self._fail(f"closed with {connection.closeCode}: {connection.closeReason}")
+            return
+        self._reactor.callLater(self.reconnectDelay, self._connect)
+
+    # -- internals -----------------------------------------------------------
+
+    def _connect(self) -> None:
+        if self._stopping:
+            return
+        factory = _BotFactory(
+            self._url,
+            bot=self,
+            clock=self._reactor,
+            aphelionProtocol=AphelionProtocol.GAME,
+            token=self._token,
+            ackDelay=self._ackDelay,
+        )
+        d = connectFactory(self._reactor, factory)
+        d.addErrback(self._connectFailed)
+
+    def _connectFailed(self, failure: Any) -> None:
+        if self._stopping:
+            return
+        self._failures += 1
+        if self._failures > self.maxReconnects:
+            self._fail(str(failure.value))
+            return
+        self._reactor.callLater(self.reconnectDelay, self._connect)
+
+    def _fail(self, why: str) -> None:
+        self._stopping = True
+        self._stopLoop()
+        if self.connection is not None:
+            self.connection.closeWith(CloseCode.NORMAL, "bot gives up")
+        if not self.seated.called:
+            self.seated.errback(RuntimeError(f"{self.playerId}: {why}"))
+        else:
+            _log.warn("bot {playerId} gave up: {why}", playerId=self.playerId, why=why)
+
+    def _send(self, message: C2S) -> bool:
+        connection = self.connection
+        if connection is None or not connection.handshaken:
+            return False
+        connection.sendPayload(message.SerializeToString())
+        return True
+
+    def _steer(self) -> None:
+        if self._random.random() < self.turnChance:
+            self._direction = self._random.choice(_DIRECTIONS)
+        dx, dy = self._direction
+        seq = self._seq + 1
+        if self._send(C2S(input=Input(seq=seq, dx=dx, dy=dy))):
+            self._seq = seq
+            self.feel.inputSent(seq, self._reactor.seconds())
+
+    def _startLoop(self) -> None:
+        loop = LoopingCall(self._steer)
+        loop.clock = self._reactor
+        self._loop = loop
+        # A random phase, so that the bots' inputs do not come in bursts.
+        self._reactor.callLater(
+            self._random.random() / self._inputHz, self._startLoopNow, loop
+        )
+
+    def _startLoopNow(self, loop: LoopingCall) -> None:
+        if self._loop is loop and not self._stopping:
+            loop.start(1.0 / self._inputHz).addErrback(
+                lambda f: _log.failure("bot steering failed", f)
+            )
+
+    def _stopLoop(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None and loop.running:
+            loop.stop()
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _closed(connection: AphelionClientProtocol) -> None:
+    await connection.whenClosed()
+
+
+async def runBots(
+    reactor: Any,
+    url: str,
+    count: int,
+    *,
+    seconds: float,
+    warmup: float = 2.0,
+    inputHz: float = 10.0,
+    idPrefix: str = "bot-",
+    firstId: int = 1,
+    concurrency: int = 50,
+    ackDelay: float = 0.1,
+    seed: int | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+) -> Report:
+    """
+    Run C{count} bots: log them in (C{concurrency} at a time), let them play
+    C{warmup} seconds, record for C{seconds}, then close them all.
+
+    :param idPrefix: with a number from C{firstId} up, the bots' IDs.
+    :param progress: called with a line at each stage (all seated,
+        recording, done).
+    :return: the L{Report} of the recorded window.
+    """
+    report = Report()
+    report.players = count
+    rng = random.Random(seed)
+    bots = [
+        Bot(
+            reactor,
+            url,
+            f"{idPrefix}{firstId + n}",
+            report,
+            inputHz=inputHz,
+            rng=random.Random(rng.random()),
+            ackDelay=ackDelay,
+        )
+        for n in range(count)
+    ]
+    semaphore = DeferredSemaphore(concurrency)
+    failures: list[str] = []
+
+    async def seat(bot: Bot) -> None:
+        try:
+            await semaphore.run(bot.start)
+        except Exception as e:
+            failures.append(str(e))
+        else:
+            report.joined += 1
+
+    await gatherResults([Deferred.fromCoroutine(seat(bot)) for bot in bots])
+    progress(f"{report.joined} of {count} bots seated")
+    for why in failures[:5]:
+        progress(f"not seated: {why}")
+    try:
+        await deferLater(reactor, warmup, lambda: None)
+        progress(f"recording for {seconds:g} s")
+        report.recording = True
+        started = reactor.seconds()
+        await deferLater(reactor, seconds, lambda: None)
+        report.recording = False
+        report.seconds = reactor.seconds() - started
+        seated = [bot.feel.snapshots for bot in bots if bot.joined]
+        report.fewestSnapshots = min(seated) if seated else None
+    finally:
+        closing = [bot.stop() for bot in bots]
+        await (
+            gatherResults(closing)
+            .addTimeout(10, reactor)
+            .addErrback(lambda f: progress(f"not every bot closed in time: {f.value}"))
+        )
+    progress("done")
+    return report
