@@ -83,6 +83,18 @@ class FakeSeat:
         self.connected = False
 
 
+def _varint(value: int) -> bytes:
+    """
+    C{value} as a protobuf varint.
+    """
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 def authenticate(playerId: str) -> bytes:
     """
     A C{C2S{authenticate}} payload.
@@ -124,7 +136,13 @@ class SeatingStateMachine(RuleBasedStateMachine):
     def carryOut(self, actions: list[Any]) -> None:
         """
         Do what the gateway does with each action, checking it may come now.
+        Once the session is no longer being seated, nothing is held.
         """
+        self._carryOut(actions)
+        if self.machine.state is not SessionState.SEATING:
+            self.held.clear()
+
+    def _carryOut(self, actions: list[Any]) -> None:
         machine = self.machine
         for action in actions:
             if isinstance(action, (Reply, Close, Malformed)):
@@ -184,11 +202,14 @@ class SeatingStateMachine(RuleBasedStateMachine):
         if connection in self.closed:
             return
         self.counter += 1
+        # Every payload is distinct (a game field 2 with the counter), so
+        # that "relayed twice" means the same packet twice.
+        unique = b"\x10" + _varint(self.counter)
         payload = {
-            "valid": authenticate("alice"),
-            "invalid": authenticate("bad\x00"),
-            "other": C2S().SerializeToString() + b"\x08\x01",
-            "garbage": b"\xff\xff",
+            "valid": authenticate("alice") + unique,
+            "invalid": authenticate("bad\x00") + unique,
+            "other": C2S().SerializeToString() + b"\x08\x01" + unique,
+            "garbage": b"\xff\xff" + unique,
             "game": b"\xfa\xfb" + self.counter.to_bytes(4, "big"),
         }[kind]
         state = self.machine.state
