@@ -66,7 +66,7 @@ from aphelion.envelope import (
     encodeEnvelope,
     gameDataEnvelope,
 )
-from aphelion.fastwrite import writeNow
+from aphelion.fastwrite import setNoDelay, writeNow
 from aphelion.limits import safeText
 from aphelion.logthrottle import ThrottledLog
 from aphelion.proto import control_pb2
@@ -196,14 +196,7 @@ class EnvelopeProtocol(EnvelopeTimers, WriteBufferWatch, Protocol):
         transport: Any = self.transport
         # Twisted does not disable Nagle on TCP connections by default; on a
         # loopback relay it costs up to 40 ms a packet.
-        setNoDelay = getattr(transport, "setTcpNoDelay", None)
-        if setNoDelay is not None:
-            try:
-                setNoDelay(True)
-            except OSError:
-                self._log.debug(
-                    "cannot set TCP_NODELAY on {transport}", transport=transport
-                )
+        setNoDelay(transport)
         self._watchWrites(transport)
         self._startTimers()
 
