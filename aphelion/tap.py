@@ -17,6 +17,7 @@ from aphelion.codes import AphelionProtocol
 from aphelion.config import Config
 from aphelion.control.spawn import RemoteGameServer
 from aphelion.handshake import Revisions
+from aphelion.limitoptions import checkLimits, limitParameters, limitValues
 from aphelion.limits import Exemptions
 from aphelion.web import raiseFileLimit
 
@@ -96,6 +97,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     ]
 
     optParameters = [
+        *limitParameters(),
         ["path", None, _DEFAULTS.path, "URL path of the WebSocket endpoint."],
         [
             "pages-prefix",
@@ -250,130 +252,6 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             float,
         ],
         [
-            "upgrade-timeout",
-            None,
-            _DEFAULTS.upgradeTimeout,
-            "Seconds from TCP accept to a completed WebSocket upgrade (dropped).",
-            float,
-        ],
-        [
-            "connections-per-address",
-            None,
-            _DEFAULTS.connectionsPerAddress,
-            "Open connections per client address, from TCP accept; 0 is no limit.",
-            int,
-        ],
-        [
-            "connection-rate",
-            None,
-            _DEFAULTS.connectionRate,
-            "New connections per second per client address.",
-            float,
-        ],
-        [
-            "connection-burst",
-            None,
-            _DEFAULTS.connectionBurst,
-            "Burst of new connections per client address.",
-            int,
-        ],
-        [
-            "auth-timeout",
-            None,
-            _DEFAULTS.authTimeout,
-            "Seconds a game connection has from its init packet to log in "
-            "(close 4008); 0 is no limit.",
-            float,
-        ],
-        [
-            "logins-per-minute",
-            None,
-            _DEFAULTS.loginsPerMinute,
-            "Authentication tries per minute per client address and per player "
-            "ID (TOO_MANY_ATTEMPTS beyond, without running the checker).",
-            float,
-        ],
-        [
-            "checker-queue",
-            None,
-            _DEFAULTS.checkerQueue,
-            "Credential checks waiting for the checker; more are answered OTHER busy.",
-            int,
-        ],
-        [
-            "checks-per-address",
-            None,
-            _DEFAULTS.checksPerAddress,
-            "Credential checks of one client address running at once; more "
-            "are answered OTHER busy. 0 is no limit.",
-            int,
-        ],
-        [
-            "max-sessions",
-            None,
-            _DEFAULTS.maxSessions,
-            "Sessions in all (close 1013); 0 is no limit.",
-            int,
-        ],
-        [
-            "sessions-per-address",
-            None,
-            _DEFAULTS.sessionsPerAddress,
-            "Sessions per client address (close 1013); 0 is no limit.",
-            int,
-        ],
-        [
-            "write-pause",
-            None,
-            _DEFAULTS.writePause,
-            "Bytes waiting to be written to a client at which it is not read.",
-            int,
-        ],
-        [
-            "write-limit",
-            None,
-            _DEFAULTS.writeLimit,
-            "Bytes waiting to be written to a client at which it is closed "
-            "with 4007 (reads too slowly).",
-            int,
-        ],
-        [
-            "queue-bytes",
-            None,
-            _DEFAULTS.queueBytes,
-            "Bytes queued for a lingering session (it ends beyond).",
-            int,
-        ],
-        [
-            "seating-buffer",
-            None,
-            _DEFAULTS.seatingBuffer,
-            "Payloads a client may send while being seated or moved (4007).",
-            int,
-        ],
-        [
-            "seating-buffer-bytes",
-            None,
-            _DEFAULTS.seatingBufferBytes,
-            "Bytes a client may send while being seated or moved (4007).",
-            int,
-        ],
-        [
-            "player-write-limit",
-            None,
-            _DEFAULTS.playerWriteLimit,
-            "Bytes a game server buffers toward one player before it "
-            "disconnects that player (reads too slowly).",
-            int,
-        ],
-        [
-            "log-interval",
-            None,
-            _DEFAULTS.logInterval,
-            "Seconds between summary lines of a rate-limited log cause.",
-            float,
-        ],
-        [
             "ping-revisions",
             None,
             "1:1",
@@ -490,24 +368,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             raise usage.UsageError("--ack-cap must be 1 to 254")
         if not 2 <= self["max-message"] <= 65536:
             raise usage.UsageError("--max-message must be 2 to 65536")
-        self._atLeast("upgrade-timeout", 0, strictly=True)
-        self._atLeast("connections-per-address", 0)
-        self._atLeast("connection-rate", 0, strictly=True)
-        self._atLeast("connection-burst", 1)
-        self._atLeast("auth-timeout", 0)
-        self._atLeast("logins-per-minute", 0, strictly=True)
-        self._atLeast("checker-queue", 1)
-        self._atLeast("checks-per-address", 0)
-        self._atLeast("max-sessions", 0)
-        self._atLeast("sessions-per-address", 0)
-        self._atLeast("write-pause", 65536)
-        self._atLeast("queue-bytes", 0)
-        self._atLeast("seating-buffer", 0)
-        self._atLeast("seating-buffer-bytes", 0)
-        self._atLeast("player-write-limit", 65536)
-        self._atLeast("log-interval", 0, strictly=True)
-        if self["write-limit"] < self["write-pause"]:
-            raise usage.UsageError("--write-limit must be at least --write-pause")
+        checkLimits(self)
 
     def _legacyProfile(self) -> None:
         """
@@ -568,25 +429,9 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             seating=self["seating"],
             gameConfig=self["game-config"],
             legacy=bool(self["legacy"]),
-            upgradeTimeout=self["upgrade-timeout"],
-            connectionsPerAddress=self["connections-per-address"],
-            connectionRate=self["connection-rate"],
-            connectionBurst=self["connection-burst"],
-            authTimeout=self["auth-timeout"],
-            loginsPerMinute=self["logins-per-minute"],
-            checkerQueue=self["checker-queue"],
-            checksPerAddress=self["checks-per-address"],
-            maxSessions=self["max-sessions"],
-            sessionsPerAddress=self["sessions-per-address"],
-            writePause=self["write-pause"],
-            writeLimit=self["write-limit"],
-            queueBytes=self["queue-bytes"],
-            seatingBuffer=self["seating-buffer"],
-            seatingBufferBytes=self["seating-buffer-bytes"],
-            playerWriteLimit=self["player-write-limit"],
-            logInterval=self["log-interval"],
             exempt=tuple(self["exempt"]),
             pagesPrefix=self["pages-prefix"],
+            **limitValues(self),
             pages=not self["no-pages"],
         )
 
