@@ -35,11 +35,8 @@ from aphelion.interfaces import (
 from aphelion.limits import Exemptions, safeText
 from aphelion.logins import BUSY, THROTTLED, LoginThrottle, accountOf
 from aphelion.logthrottle import ThrottledLog
-from aphelion.proto.game_pb2 import (
-    S2C,
-    AuthenticateResponse,
-    Disconnect,
-)
+from aphelion.proto.game_pb2 import S2C, AuthenticateResponse
+from aphelion.replies import authenticateResponse, disconnectNotice, legacyResult
 from aphelion.seat import Seat
 from aphelion.seating import (
     MAX_ID_BYTES,
@@ -57,33 +54,7 @@ __all__ = [
     "Seat",
     "SessionState",
     "accountOf",
-    "authenticateResponse",
-    "disconnectNotice",
 ]
-
-
-def authenticateResponse(result: int, description: str = "") -> bytes:
-    """
-    :return: a serialized C{S2C{authenticate_response}}.
-    """
-    return S2C(
-        authenticate_response=AuthenticateResponse(
-            result=result,  # type: ignore[arg-type]
-            description=description,
-        )
-    ).SerializeToString()
-
-
-def disconnectNotice(code: int, reason: str) -> bytes:
-    """
-    :return: a serialized C{S2C{disconnect{code, reason}}}, the notice before
-        a close or a move.
-    """
-    return S2C(disconnect=Disconnect(code=code, reason=reason)).SerializeToString()
-
-
-# The results the original Aphelion client knows (Part 1.7): 0-4.
-_LEGACY_RESULTS = range(5)
 
 
 Authenticator = Callable[[str], "Deferred[Any]"]
@@ -210,10 +181,8 @@ class Gateway:
         results the original client does not know are sent as C{OTHER} with
         the real one named in the description.
         """
-        if self.legacy and result not in _LEGACY_RESULTS:
-            name = AuthenticateResponse.Result.Name(result)
-            description = f"{name}: {description}" if description else name
-            result = AuthenticateResponse.OTHER
+        if self.legacy:
+            result, description = legacyResult(result, description)
         return authenticateResponse(result, description)
 
     def _response(self, result: int, description: str) -> bytes:
