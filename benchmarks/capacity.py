@@ -319,16 +319,21 @@ def runStep(
     }
 
 
+#: The leaf frame of a reactor waiting for events: idle, not work.
+IDLE_LEAF = "EPollReactor.doPoll (twisted/internet/epollreactor.py)"
+
+
 def summariseProfile(path: Path, top: int = 25) -> dict[str, Any]:
     """
     Where the sampled time went, from py-spy's raw collapsed stacks: the
-    share of samples by leaf function ("self") and by any function on the
-    stack ("total"), and by source file.
+    share of the busy samples (those not waiting in C{epoll}) by leaf
+    function ("self") and by any function on the stack ("total"), and by
+    source file; and the share of idle samples.
     """
     selfCounts: collections.Counter[str] = collections.Counter()
     totalCounts: collections.Counter[str] = collections.Counter()
     fileCounts: collections.Counter[str] = collections.Counter()
-    samples = 0
+    samples = idle = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, number = line.rpartition(" ")
         if not stack or not number.isdigit():
@@ -338,19 +343,24 @@ def summariseProfile(path: Path, top: int = 25) -> dict[str, Any]:
         frames = [frame.strip() for frame in stack.split(";") if frame.strip()]
         if not frames:
             continue
+        if _short(frames[-1]) == IDLE_LEAF:
+            idle += n
+            continue
         selfCounts[_short(frames[-1])] += n
         for frame in set(_short(f) for f in frames):
             totalCounts[frame] += n
         fileCounts[_file(frames[-1])] += n
 
+    busy = max(1, samples - idle)
+
     def shares(counter: collections.Counter[str]) -> list[tuple[str, float]]:
         return [
-            (name, round(100.0 * n / samples, 1))
-            for name, n in counter.most_common(top)
+            (name, round(100.0 * n / busy, 1)) for name, n in counter.most_common(top)
         ]
 
     return {
         "samples": samples,
+        "idle_percent": round(100.0 * idle / max(1, samples), 1),
         "self_percent": shares(selfCounts),
         "total_percent": shares(totalCounts),
         "file_self_percent": shares(fileCounts),
@@ -418,7 +428,7 @@ def parseArgs(argv: list[str] | None) -> argparse.Namespace:
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", default="100,200,400,600,800,1000,1200,1500")
-    parser.add_argument("--processes", type=int, default=4, help="bot processes")
+    parser.add_argument("--processes", type=int, default=2, help="bot processes")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--input-hz", type=float, default=10.0)
@@ -437,6 +447,11 @@ def parseArgs(argv: list[str] | None) -> argparse.Namespace:
         help="more options of twistd aphelion, such as '--ack-delay 0.05'",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the best step")
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="run every step, also after one that does not hold (for the costs)",
+    )
     parser.add_argument("--profile-rate", type=int, default=100)
     parser.add_argument(
         "--py-spy", default=shutil.which("py-spy") or str(VENV_BIN / "py-spy")
@@ -471,10 +486,14 @@ def main(argv: list[str] | None = None) -> int:
             f"proxy {step['proxy_cores']:.2f} cores, "
             f"other processes {step['other_cores']:.2f} cores"
         )
+        if not step["holds"] and not args.keep_going:
+            break
+    # The largest count below which every step held.
+    best = None
+    for step in steps:
         if not step["holds"]:
             break
-    held = [step for step in steps if step["holds"]]
-    best = held[-1] if held else None
+        best = step
     profile = None
     if args.profile and best is not None:
         if not Path(args.py_spy).exists():
@@ -511,7 +530,8 @@ def main(argv: list[str] | None = None) -> int:
     if profile is not None and profile["profile"] is not None:
         print(
             f"\nwhere the proxy's time went at {profile['players']} players "
-            "(py-spy, self):"
+            f"(py-spy, share of the busy samples, self; idle "
+            f"{profile['profile']['idle_percent']} % of all):"
         )
         for name, share in profile["profile"]["self_percent"][:15]:
             print(f"  {share:5.1f} %  {name}")
