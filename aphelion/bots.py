@@ -52,8 +52,6 @@ __all__ = [
 #: The games the bots can play.
 GAMES = ("arena",)
 
-_log = Logger()
-
 # Every direction a bot may steer in, standing still included.
 _DIRECTIONS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
 
@@ -386,6 +384,8 @@ class Bot:
     :ivar connection: the open connection, or L{None}.
     """
 
+    _log = Logger()
+
     reconnectDelay = 1.0
     maxReconnects = 5
     turnChance = 0.2
@@ -477,7 +477,7 @@ class Bot:
         try:
             message = S2C.FromString(payload)
         except DecodeError:
-            _log.warn("bot {playerId}: unreadable S2C", playerId=self.playerId)
+            self._log.warn("bot {playerId}: unreadable S2C", playerId=self.playerId)
             return
         if message.HasField("snapshot"):
             self.feel.snapshotReceived(
@@ -547,7 +547,9 @@ class Bot:
         if not self.seated.called:
             self.seated.errback(RuntimeError(f"{self.playerId}: {why}"))
         else:
-            _log.warn("bot {playerId} gave up: {why}", playerId=self.playerId, why=why)
+            self._log.warn(
+                "bot {playerId} gave up: {why}", playerId=self.playerId, why=why
+            )
 
     def _send(self, message: C2S) -> bool:
         connection = self.connection
@@ -577,7 +579,7 @@ class Bot:
     def _startLoopNow(self, loop: LoopingCall) -> None:
         if self._loop is loop and not self._stopping:
             loop.start(1.0 / self._inputHz).addErrback(
-                lambda f: _log.failure("bot steering failed", f)
+                lambda f: self._log.failure("bot steering failed", f)
             )
 
     def _stopLoop(self) -> None:
