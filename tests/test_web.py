@@ -943,7 +943,8 @@ class PagesTests(SiteTestsMixin, SynchronousTestCase):
     def test_noListing(self) -> None:
         """
         A directory without an index is 404, never a listing; unknown names,
-        escapes out of the directory and names that are not UTF-8 are 404.
+        escapes out of the directory, names that are not UTF-8 and names with
+        a control character (NUL: found by the fuzz tests as a 500) are 404.
         """
         for path in (
             b"/vendor/",
@@ -952,6 +953,9 @@ class PagesTests(SiteTestsMixin, SynchronousTestCase):
             b"/..%2fsetup.cfg",
             b"/%ff",
             b"/chat.html/x",
+            b"/style.css%00",
+            b"/%00",
+            b"/vendor/%0a",
         ):
             head, _ = self.get(path)
             self.assertTrue(head.startswith(b"HTTP/1.1 404 "), (path, head))

@@ -13,6 +13,8 @@ from twisted.web import static
 from twisted.web.resource import IResource
 from twisted.web.server import Request
 
+from aphelion.limits import hasControlCharacters
+
 __all__ = ["PAGES", "Pages"]
 
 #: The players' pages shipped with aphelion: C{index.html}, the chat page,
@@ -79,11 +81,14 @@ class Pages(static.File):
     def getChild(self, path: bytes, request: Request) -> IResource:
         """
         Called for a child: the file named C{path} here, or 404 (a name that
-        is not UTF-8 included, which C{File} would log with a traceback).
+        is not UTF-8, or holds a control character such as NUL, included,
+        which C{File} would fail on with a traceback and a 500).
         """
         try:
-            path.decode("utf-8")
+            name = path.decode("utf-8")
         except UnicodeDecodeError:
+            return cast(IResource, self.childNotFound)
+        if hasControlCharacters(name):
             return cast(IResource, self.childNotFound)
         return cast(IResource, super().getChild(path, request))
 
