@@ -32,6 +32,7 @@ from aphelion.proto.game_pb2 import (
 )
 from aphelion.session import MemorySessionRegistry, Session
 from aphelion.testing import RecordingConnection
+from aphelion.testing import RecordingPlayerLink as RecordingLink
 
 R = AuthenticateResponse
 
@@ -45,42 +46,6 @@ class Identity:
     playerId: str
     name: str = ""
     attributes: dict[str, str] = field(default_factory=dict)
-
-
-class RecordingLink:
-    """
-    A player link that records what its seat asks of it.
-    """
-
-    def __init__(self, seat: Seat) -> None:
-        self.seat = seat
-        self.sent: list[bytes] = []
-        self.disconnected: tuple[int, str] | None = None
-        self.paused = False
-
-    def sendGameData(self, payload: bytes) -> None:
-        """
-        Record a payload.
-        """
-        self.sent.append(payload)
-
-    def disconnect(self, code: int, reason: str) -> None:
-        """
-        Record the disconnect.
-        """
-        self.disconnected = (code, reason)
-
-    def pauseReading(self) -> None:
-        """
-        Record the pause.
-        """
-        self.paused = True
-
-    def resumeReading(self) -> None:
-        """
-        Record the resume.
-        """
-        self.paused = False
 
 
 def auth(playerId: str) -> bytes:
