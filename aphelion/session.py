@@ -81,7 +81,6 @@ class Session:
     :ivar seating: the gateway's L{SeatingMachine} of the session, from its
         first game payload on, else L{None}.
     :ivar ended: whether the session is over.
-    :ivar hadGame: whether a game connection ever joined it.
     :ivar address: the client address of the connection that made it.
     :ivar pinned: while set, the session's packets keep going on the
         connection of its last send, from one reactor turn to the next (the
@@ -103,7 +102,6 @@ class Session:
         "address",
         "connections",
         "ended",
-        "hadGame",
         "hint",
         "identity",
         "pinned",
@@ -143,7 +141,6 @@ class Session:
         self._endObservers: list[EndObserver] = []
         self._tick = 0
         self.ended = False
-        self.hadGame = False
 
     def __repr__(self) -> str:
         return f"<Session {self.hint} connections={len(self.connections)}>"
@@ -349,8 +346,6 @@ class MemorySessionRegistry:
             session._lingerCall = None
             self._log.info("session {hint} resumed", hint=session.hint)
         session.connections.append(connection)
-        if connection.protocol is AphelionProtocol.GAME:
-            session.hadGame = True
         return succeed(session)
 
     def detach(self, session: Session, connection: IConnection) -> Deferred[None]:
