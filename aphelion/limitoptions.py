@@ -16,7 +16,14 @@ from twisted.python import usage
 
 from aphelion.config import Config
 
-__all__ = ["LIMITS", "LimitOption", "checkLimits", "limitParameters", "limitValues"]
+__all__ = [
+    "LIMITS",
+    "LimitOption",
+    "atLeast",
+    "checkLimits",
+    "limitParameters",
+    "limitValues",
+]
 
 _DEFAULTS = Config()
 
@@ -175,6 +182,21 @@ def limitParameters() -> list[list[Any]]:
     ]
 
 
+def atLeast(
+    options: Mapping[str, Any], name: str, low: float, strictly: bool = False
+) -> None:
+    """
+    Check that the option C{name} is at least C{low} (more than it, if
+    C{strictly}).
+
+    :raises usage.UsageError: naming the option, the bound and the value.
+    """
+    value = options[name]
+    if value < low or (strictly and value == low):
+        relation = "more than" if strictly else "at least"
+        raise usage.UsageError(f"--{name} must be {relation} {low:g}, not {value}")
+
+
 def checkLimits(options: Mapping[str, Any]) -> None:
     """
     Check the limits' values.
@@ -183,12 +205,7 @@ def checkLimits(options: Mapping[str, Any]) -> None:
         below the write pause.
     """
     for limit in LIMITS:
-        value = options[limit.name]
-        if value < limit.low or (limit.strictly and value == limit.low):
-            relation = "more than" if limit.strictly else "at least"
-            raise usage.UsageError(
-                f"--{limit.name} must be {relation} {limit.low:g}, not {value}"
-            )
+        atLeast(options, limit.name, limit.low, limit.strictly)
     if options["write-limit"] < options["write-pause"]:
         raise usage.UsageError("--write-limit must be at least --write-pause")
 

@@ -17,7 +17,12 @@ from aphelion.codes import AphelionProtocol
 from aphelion.config import Config
 from aphelion.control.spawn import RemoteGameServer
 from aphelion.handshake import Revisions
-from aphelion.limitoptions import checkLimits, limitParameters, limitValues
+from aphelion.limitoptions import (
+    atLeast,
+    checkLimits,
+    limitParameters,
+    limitValues,
+)
 from aphelion.limits import Exemptions
 from aphelion.web import raiseFileLimit
 
@@ -385,10 +390,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             self["game-revisions"] = Revisions(1, 5)
 
     def _atLeast(self, name: str, low: float, strictly: bool = False) -> None:
-        value = self[name]
-        if value < low or (strictly and value == low):
-            relation = "more than" if strictly else "at least"
-            raise usage.UsageError(f"--{name} must be {relation} {low}, not {value}")
+        atLeast(self, name, low, strictly)
 
     def toConfig(self) -> Config:
         """
