@@ -45,9 +45,16 @@ class ArenaPageTests(TestCase):
         if missing is not None:
             raise self.skipTest(missing)
         assert NODE is not None and CHROMIUM is not None and CHROMEDRIVER is not None
-        # A small field, so that the page sees every bot.
+        # A small field that is one interest cell, so that the page sees
+        # every bot wherever they wander.
         port = await startAphelion(
-            self, "--game", "aphelion.games.arena", "--game-option", "size=400"
+            self,
+            "--game",
+            "aphelion.games.arena",
+            "--game-option",
+            "size=400",
+            "--game-option",
+            "interest=400",
         )
         screenshot = os.path.abspath(self.mktemp()) + "-arena.png"
         os.makedirs(os.path.dirname(screenshot), exist_ok=True)
