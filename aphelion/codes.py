@@ -53,6 +53,7 @@ class CloseCode(IntEnum):
     TOO_MANY_UNACKNOWLEDGED = 4007
     TOO_MANY_AUTH_ATTEMPTS = 4008
     SESSION_ENDED = 4009
+    SESSION_MOVED = 4010
 
 
 class ProtocolViolation(Exception):
@@ -144,3 +145,9 @@ class DisconnectCode(IntEnum):
     """A hook of the game raised."""
     MALFORMED_MESSAGE = 4
     """The game could not parse the player's message."""
+    MOVED = 5
+    """
+    The proxy side: the player's session moved to another AuthProxy of the
+    cluster, which resumes the seat with C{ClientAuth{resumed}} (Part 5).
+    The game server holds the seat for the seat hold time.
+    """

@@ -56,6 +56,7 @@ class CloseCodeTests(SynchronousTestCase):
                 "TOO_MANY_UNACKNOWLEDGED": 4007,
                 "TOO_MANY_AUTH_ATTEMPTS": 4008,
                 "SESSION_ENDED": 4009,
+                "SESSION_MOVED": 4010,
             },
         )
 
@@ -64,7 +65,7 @@ class CloseCodeTests(SynchronousTestCase):
         The contract's own codes are all in the private-use range 4000-4009.
         """
         private = [code for code in CloseCode if code >= 4000]
-        self.assertEqual(sorted(private), list(range(4000, 4010)))
+        self.assertEqual(sorted(private), list(range(4000, 4011)))
 
 
 class ErrorCodeTests(SynchronousTestCase):

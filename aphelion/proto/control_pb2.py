@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from aphelion.proto import game_pb2 as aphelion_dot_proto_dot_game__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61phelion/proto/control.proto\x12\x10\x61phelion.control\x1a\x19\x61phelion/proto/game.proto\"k\n\x04Type\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.aphelion.control.Type.Kind\x12\r\n\x05token\x18\x02 \x01(\x0c\")\n\x04Kind\x12\x0f\n\x0bUNSPECIFIED\x10\x00\x12\n\n\x06\x43LIENT\x10\x02\"\x04\x08\x01\x10\x01\"\xbf\x01\n\x07\x43ontrol\x12\r\n\x05token\x18\x01 \x01(\x0c\x12\x11\n\tserver_id\x18\x02 \x01(\t\x12\x37\n\x07options\x18\x03 \x03(\x0b\x32&.aphelion.control.Control.OptionsEntry\x12)\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x19.aphelion.game.GameConfig\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\":\n\x05Ready\x12\x11\n\tserver_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\">\n\x06Status\x12\x0f\n\x07players\x18\x01 \x01(\r\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\r\x12\x11\n\taccepting\x18\x03 \x01(\x08\"/\n\x08Shutdown\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1a\n\tHeartbeat\x12\r\n\x05nonce\x18\x01 \x01(\x04\"\xce\x01\n\nClientAuth\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\x0c\x12\x16\n\x0eremote_address\x18\x04 \x01(\t\x12@\n\nattributes\x18\x05 \x03(\x0b\x32,.aphelion.control.ClientAuth.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"(\n\x08Rejected\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"*\n\nDisconnect\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0f\n\x07message\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61phelion/proto/control.proto\x12\x10\x61phelion.control\x1a\x19\x61phelion/proto/game.proto\"k\n\x04Type\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.aphelion.control.Type.Kind\x12\r\n\x05token\x18\x02 \x01(\x0c\")\n\x04Kind\x12\x0f\n\x0bUNSPECIFIED\x10\x00\x12\n\n\x06\x43LIENT\x10\x02\"\x04\x08\x01\x10\x01\"\xd5\x01\n\x07\x43ontrol\x12\r\n\x05token\x18\x01 \x01(\x0c\x12\x11\n\tserver_id\x18\x02 \x01(\t\x12\x37\n\x07options\x18\x03 \x03(\x0b\x32&.aphelion.control.Control.OptionsEntry\x12)\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x19.aphelion.game.GameConfig\x12\x14\n\x0c\x63lient_token\x18\x05 \x01(\x0c\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\":\n\x05Ready\x12\x11\n\tserver_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\">\n\x06Status\x12\x0f\n\x07players\x18\x01 \x01(\r\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\r\x12\x11\n\taccepting\x18\x03 \x01(\x08\"/\n\x08Shutdown\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1a\n\tHeartbeat\x12\r\n\x05nonce\x18\x01 \x01(\x04\"\xdf\x01\n\nClientAuth\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\x0c\x12\x16\n\x0eremote_address\x18\x04 \x01(\t\x12@\n\nattributes\x18\x05 \x03(\x0b\x32,.aphelion.control.ClientAuth.AttributesEntry\x12\x0f\n\x07resumed\x18\x06 \x01(\x08\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"(\n\x08Rejected\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"*\n\nDisconnect\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0f\n\x07message\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,25 +41,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TYPE_KIND']._serialized_start=143
   _globals['_TYPE_KIND']._serialized_end=184
   _globals['_CONTROL']._serialized_start=187
-  _globals['_CONTROL']._serialized_end=378
-  _globals['_CONTROL_OPTIONSENTRY']._serialized_start=332
-  _globals['_CONTROL_OPTIONSENTRY']._serialized_end=378
-  _globals['_READY']._serialized_start=380
-  _globals['_READY']._serialized_end=438
-  _globals['_STATUS']._serialized_start=440
-  _globals['_STATUS']._serialized_end=502
-  _globals['_SHUTDOWN']._serialized_start=504
-  _globals['_SHUTDOWN']._serialized_end=551
-  _globals['_HEARTBEAT']._serialized_start=553
-  _globals['_HEARTBEAT']._serialized_end=579
-  _globals['_CLIENTAUTH']._serialized_start=582
-  _globals['_CLIENTAUTH']._serialized_end=788
-  _globals['_CLIENTAUTH_ATTRIBUTESENTRY']._serialized_start=739
-  _globals['_CLIENTAUTH_ATTRIBUTESENTRY']._serialized_end=788
-  _globals['_REJECTED']._serialized_start=790
-  _globals['_REJECTED']._serialized_end=830
-  _globals['_DISCONNECT']._serialized_start=832
-  _globals['_DISCONNECT']._serialized_end=874
-  _globals['_ERROR']._serialized_start=876
-  _globals['_ERROR']._serialized_end=914
+  _globals['_CONTROL']._serialized_end=400
+  _globals['_CONTROL_OPTIONSENTRY']._serialized_start=354
+  _globals['_CONTROL_OPTIONSENTRY']._serialized_end=400
+  _globals['_READY']._serialized_start=402
+  _globals['_READY']._serialized_end=460
+  _globals['_STATUS']._serialized_start=462
+  _globals['_STATUS']._serialized_end=524
+  _globals['_SHUTDOWN']._serialized_start=526
+  _globals['_SHUTDOWN']._serialized_end=573
+  _globals['_HEARTBEAT']._serialized_start=575
+  _globals['_HEARTBEAT']._serialized_end=601
+  _globals['_CLIENTAUTH']._serialized_start=604
+  _globals['_CLIENTAUTH']._serialized_end=827
+  _globals['_CLIENTAUTH_ATTRIBUTESENTRY']._serialized_start=778
+  _globals['_CLIENTAUTH_ATTRIBUTESENTRY']._serialized_end=827
+  _globals['_REJECTED']._serialized_start=829
+  _globals['_REJECTED']._serialized_end=869
+  _globals['_DISCONNECT']._serialized_start=871
+  _globals['_DISCONNECT']._serialized_end=913
+  _globals['_ERROR']._serialized_start=915
+  _globals['_ERROR']._serialized_end=953
 # @@protoc_insertion_point(module_scope)

@@ -23,7 +23,7 @@ class Type(_message.Message):
     def __init__(self, kind: _Optional[_Union[Type.Kind, str]] = ..., token: _Optional[bytes] = ...) -> None: ...
 
 class Control(_message.Message):
-    __slots__ = ("token", "server_id", "options", "config")
+    __slots__ = ("token", "server_id", "options", "config", "client_token")
     class OptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -35,11 +35,13 @@ class Control(_message.Message):
     SERVER_ID_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_TOKEN_FIELD_NUMBER: _ClassVar[int]
     token: bytes
     server_id: str
     options: _containers.ScalarMap[str, str]
     config: _game_pb2.GameConfig
-    def __init__(self, token: _Optional[bytes] = ..., server_id: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., config: _Optional[_Union[_game_pb2.GameConfig, _Mapping]] = ...) -> None: ...
+    client_token: bytes
+    def __init__(self, token: _Optional[bytes] = ..., server_id: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., config: _Optional[_Union[_game_pb2.GameConfig, _Mapping]] = ..., client_token: _Optional[bytes] = ...) -> None: ...
 
 class Ready(_message.Message):
     __slots__ = ("server_id", "name", "capacity")
@@ -76,7 +78,7 @@ class Heartbeat(_message.Message):
     def __init__(self, nonce: _Optional[int] = ...) -> None: ...
 
 class ClientAuth(_message.Message):
-    __slots__ = ("player_id", "name", "session_id", "remote_address", "attributes")
+    __slots__ = ("player_id", "name", "session_id", "remote_address", "attributes", "resumed")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -89,12 +91,14 @@ class ClientAuth(_message.Message):
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     REMOTE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_FIELD_NUMBER: _ClassVar[int]
     player_id: str
     name: str
     session_id: bytes
     remote_address: str
     attributes: _containers.ScalarMap[str, str]
-    def __init__(self, player_id: _Optional[str] = ..., name: _Optional[str] = ..., session_id: _Optional[bytes] = ..., remote_address: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    resumed: bool
+    def __init__(self, player_id: _Optional[str] = ..., name: _Optional[str] = ..., session_id: _Optional[bytes] = ..., remote_address: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ..., resumed: _Optional[bool] = ...) -> None: ...
 
 class Rejected(_message.Message):
     __slots__ = ("code", "reason")
