@@ -65,6 +65,12 @@ class Config:
         to every game server in C{Control}, or L{None}.
     :ivar seating: C{spread} (the fewest players first) or C{fill} (the most
         players that still leave room first).
+    :ivar registry: C{memory}, or the C{redis://} (C{rediss://}) URL of the
+        cluster's shared session registry (Part 5).
+    :ivar nodeAddress: this AuthProxy's address, published in its node
+        record.
+    :ivar countsInterval: seconds between refreshes of the cluster's counts
+        and of the node record (the node's heartbeat).
     :ivar legacy: the profile of the original Aphelion Java client (Part
         1.7): results 5-8 of C{AuthenticateResponse} are sent as C{OTHER}
         with the real one in the description. C{--legacy} also sets the
@@ -136,6 +142,9 @@ class Config:
     drainDeadline: float = 10.0
     gameOptions: tuple[tuple[str, str], ...] = ()
     seating: str = "spread"
+    registry: str = "memory"
+    nodeAddress: str = ""
+    countsInterval: float = 1.0
     gameConfig: tuple[str, bytes] | None = None
     legacy: bool = False
     upgradeTimeout: float = 10.0

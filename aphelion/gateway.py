@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 
 from aphelion import actions as A
 from aphelion.auth import CheckerBusy
-from aphelion.codes import CloseCode
+from aphelion.codes import CloseCode, DisconnectCode
 from aphelion.interfaces import (
     IConnection,
     IGameServerPool,
@@ -46,7 +46,7 @@ from aphelion.seating import (
     SessionState,
     validPlayerId,
 )
-from aphelion.session import Session
+from aphelion.session import Session, SessionFull
 
 __all__ = [
     "MAX_ID_BYTES",
@@ -356,7 +356,19 @@ class Gateway:
         d = self._registry.authenticate(
             session, player.playerId, refuse=self.refuseNewcomer
         )
-        return d.addCallback(self._bound, player, session)
+        d.addCallback(self._bound, player, session)
+        return d.addErrback(self._bindFailed, session)
+
+    def _bindFailed(self, failure: Failure, session: Session) -> None:
+        # A registry on a shared store that cannot be reached (Part 5.2):
+        # try again later.
+        failure.trap(SessionFull)
+        self._log.info(
+            "session {hint}: login refused: {why}",
+            hint=session.hint,
+            why=failure.getErrorMessage(),
+        )
+        self._end(session, A.End(CloseCode.TRY_AGAIN_LATER, failure.getErrorMessage()))
 
     def _bound(self, other: Session | None, player: IPlayer, session: Session) -> None:
         refused = other is not None and self.refuseNewcomer
@@ -439,6 +451,9 @@ class Gateway:
             hint=session.hint,
             serverId=seat.server.serverId,
         )
+        if seat.resumed:
+            # Handed over: the client was seated all along.
+            return
         response = S2C(connected=seat.details)
         if action.greet:
             response.authenticate_response.result = AuthenticateResponse.OK
@@ -500,6 +515,56 @@ class Gateway:
                     "moving session {hint} failed", hint=seat.session.hint
                 ):
                     seat.lost("game server went away")
+
+    # -- the cluster (Part 5.2): called by a registry on a shared store ----------
+
+    def kick(self, session: Session, reason: str) -> None:
+        """
+        Called when the session's player logged in on another node: end it
+        with C{S2C{disconnect}} and 4009.
+        """
+        self._endWithNotice(session, A.EndWithNotice(reason))
+
+    def moved(self, session: Session) -> None:
+        """
+        Called when the session moves to another node, before the registry
+        ends it here with 4010: tell its game server C{Disconnect{MOVED}},
+        so that it holds the seat for the new node.
+        """
+        machine = session.seating
+        seat = machine.seat if machine is not None else None
+        if seat is not None and seat.link is not None:
+            if self._monitor is not None:
+                self._monitor.linkRemoved(seat.server, seat.link)
+            seat.link.disconnect(DisconnectCode.MOVED, "session moved")
+
+    def resumed(self, session: Session, serverId: str) -> None:
+        """
+        Called when the session was handed over to this node: take its seat
+        back on the game server C{serverId} with C{ClientAuth{resumed}}, or
+        seat it anew when that server is gone (or there was none).
+        """
+        find = getattr(self._monitor, "find", None)
+        if not serverId or find is None or self._connectLink is None:
+            self._resumeOn(None, session)
+            return
+        d = find(serverId)
+        d.addCallback(self._resumeOn, session)
+        d.addErrback(
+            lambda f: self._log.failure(
+                "session {hint}: resuming the seat failed", f, hint=session.hint
+            )
+        )
+
+    def _resumeOn(self, server: IPooledServer | None, session: Session) -> None:
+        if session.ended:
+            return
+        machine = self._machineOf(session)
+        if server is None:
+            self._carryOut(session, machine.resumed(None, None))
+            return
+        seat = Seat(self._carryOut, session, machine, server, resumed=True)
+        self._carryOut(session, machine.resumed(seat, server))
 
     # -- the end -----------------------------------------------------------------
 

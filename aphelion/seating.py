@@ -12,6 +12,7 @@ the state lives in this module, as h11's C{_state.py} has it: the gateway
 The states, and the events that move a session between them::
 
     UNAUTHENTICATED --checkStarted--> AUTHENTICATING
+    UNAUTHENTICATED --resumed--> SEATING       (handed over from another node)
     AUTHENTICATING --checkFailed, bound(refused)--> UNAUTHENTICATED
     AUTHENTICATING --bound--> SEATING          (Pick a game server)
     SEATING --accepted--> RELAYING
@@ -99,7 +100,8 @@ class SessionState(Enum):
 # Every transition the machine may make; any other is a bug in this module.
 _TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
     SessionState.UNAUTHENTICATED: frozenset(
-        {SessionState.AUTHENTICATING, SessionState.ENDED}
+        # SEATING: a session handed over from another node (resumed).
+        {SessionState.AUTHENTICATING, SessionState.SEATING, SessionState.ENDED}
     ),
     SessionState.AUTHENTICATING: frozenset(
         {SessionState.UNAUTHENTICATED, SessionState.SEATING, SessionState.ENDED}
@@ -364,6 +366,20 @@ class SeatingMachine(Generic[S]):
         self.picking = True
         self.tried = exclude
         return [Pick(exclude)]
+
+    def resumed(self, seat: S | None, server: Hashable) -> list[Action[S]]:
+        """
+        The session was authenticated and seated on another node of the
+        cluster, and handed over to this one (Part 5.2): take C{seat} back
+        on C{server}, or, with no seat, seat the player anew, as a move.
+        """
+        if self.state is not SessionState.UNAUTHENTICATED:
+            return []
+        self.moving = True
+        actions = self._seek(frozenset())
+        if seat is None:
+            return actions
+        return self.serverPicked(seat, server)
 
     def serverPicked(self, seat: S, server: Hashable) -> list[Action[S]]:
         """

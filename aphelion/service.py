@@ -23,11 +23,14 @@ from aphelion.gateway import Gateway
 from aphelion.interfaces import IReactorUser
 from aphelion.limits import Exemptions
 from aphelion.proto.game_pb2 import GameConfig
+from aphelion.registry.client import RedisClient
+from aphelion.registry.cluster import ClusterLinkConnector, ClusterPool
+from aphelion.registry.redis import RedisSessionRegistry, newNodeId
 from aphelion.session import MemorySessionRegistry
 from aphelion.web import makeSite
 from aphelion.websocket import AphelionServerFactory
 
-__all__ = ["AuthProxyService", "ShutdownService", "build"]
+__all__ = ["AuthProxyService", "ClusterService", "ShutdownService", "build"]
 
 _log = Logger()
 
@@ -41,6 +44,9 @@ class AuthProxyService(MultiService):
     :ivar monitor: the game-server monitor.
     :ivar gateway: the gateway.
     :ivar site: the web site (to listen on more endpoints).
+    :ivar registry: the session registry.
+    :ivar pool: the game servers the gateway seats on (the monitor, or in a
+        cluster the L{ClusterPool} around it).
     """
 
     def __init__(
@@ -56,6 +62,35 @@ class AuthProxyService(MultiService):
         self.monitor = monitor
         self.gateway = gateway
         self.site = site
+        self.registry: Any = None
+        self.pool: Any = None
+
+
+class ClusterService(Service):
+    """
+    Joins the cluster when the AuthProxy starts: connects the shared
+    registry to Redis and starts the cluster's view of the game servers.
+    """
+
+    def __init__(self, registry: RedisSessionRegistry, pool: ClusterPool) -> None:
+        self._registry = registry
+        self._pool = pool
+
+    def startService(self) -> None:
+        """
+        Called when the AuthProxy starts.
+        """
+        super().startService()
+        self._registry.start()
+        self._pool.start()
+
+    def stopService(self) -> None:
+        """
+        Called when the AuthProxy stops (the registry is closed by
+        L{ShutdownService}).
+        """
+        super().stopService()
+        self._pool.stop()
 
 
 class ShutdownService(Service):
@@ -93,8 +128,7 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
     :return: the parent service.
     """
     exempt = Exemptions(config.exempt)
-    registry = MemorySessionRegistry(
-        clock=reactor,
+    limits: dict[str, Any] = dict(
         sessionTimeout=config.sessionTimeout,
         maxConnections=config.connectionsPerSession,
         queueLimit=config.queueLimit,
@@ -103,6 +137,28 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
         sessionsPerAddress=config.sessionsPerAddress,
         exempt=exempt,
     )
+    client: RedisClient | None = None
+    registry: MemorySessionRegistry
+    nodeId = ""
+    if config.registry == "memory":
+        registry = MemorySessionRegistry(clock=reactor, **limits)
+    else:
+        client = RedisClient(reactor=reactor, url=config.registry)
+        nodeId = newNodeId()
+        registry = RedisSessionRegistry(
+            clock=reactor,
+            client=client,
+            nodeId=nodeId,
+            address=config.nodeAddress,
+            countsInterval=config.countsInterval,
+            deadAfter=config.deadAfter,
+            **limits,
+        )
+        _log.info(
+            "node {nodeId} of a cluster: sessions shared in {url}",
+            nodeId=nodeId,
+            url=client.url,
+        )
     monitor = GameServerMonitor(
         reactor=reactor,
         game=config.game,
@@ -127,8 +183,25 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
             if config.gameConfig is not None
             else None
         ),
+        # Game-server ids unique in the cluster, and client tokens that
+        # the other nodes may use (Part 5.2).
+        idPrefix=f"{nodeId[:8]}-" if nodeId else "",
+        clientTokens=client is not None,
     )
     monitor.setName("game-servers")
+    pool: Any = monitor
+    connectLink: Any = LinkConnector(reactor, connectTimeout=config.controlTimeout)
+    cluster: ClusterPool | None = None
+    if client is not None:
+        pool = cluster = ClusterPool(
+            clock=reactor,
+            client=client,
+            monitor=monitor,
+            nodeId=nodeId,
+            refreshInterval=config.countsInterval,
+            deadAfter=config.deadAfter,
+        )
+        connectLink = ClusterLinkConnector(cluster, connectLink)
     authenticator = None
     if config.checkers:
         for checker in config.checkers:
@@ -146,8 +219,8 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
     gateway = Gateway(
         registry=registry,
         authenticator=authenticator,
-        monitor=monitor,
-        connectLink=LinkConnector(reactor, connectTimeout=config.controlTimeout),
+        monitor=pool,
+        connectLink=connectLink,
         authTries=config.authTries,
         refuseNewcomer=config.refuseNewcomer,
         clock=reactor,
@@ -169,6 +242,12 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
         pagesPrefix=config.pagesPrefix if config.pages else None,
     )
     top = AuthProxyService(factory=factory, monitor=monitor, gateway=gateway, site=site)
+    top.registry = registry
+    top.pool = pool
+    if isinstance(registry, RedisSessionRegistry):
+        registry.hooks = gateway
+        assert cluster is not None
+        ClusterService(registry, cluster).setServiceParent(top)
     monitor.setServiceParent(top)
     for description in config.listen:
         listener: IService = strports.service(description, site, reactor=reactor)

@@ -35,6 +35,7 @@ __all__ = [
     "LinkConnector",
     "PlayerLinkFactory",
     "PlayerLinkProtocol",
+    "clientTokenOf",
 ]
 
 T = EnvelopeType
@@ -68,6 +69,10 @@ class ControlClientProtocol(EnvelopeProtocol):
         control = control_pb2.Control(
             token=server.token, server_id=server.serverId, options=monitor.options
         )
+        if server.clientToken:
+            # In a cluster, player connections from every node present this
+            # token, published in Redis; the control token stays here.
+            control.client_token = server.clientToken
         if monitor.gameConfig is not None:
             control.config.CopyFrom(monitor.gameConfig)
         self.sendEnvelope(T.Control, control)
@@ -178,7 +183,9 @@ class PlayerLinkProtocol(EnvelopeProtocol):
         self.seat = factory.seat
         self.sendEnvelope(
             T.Type,
-            control_pb2.Type(kind=control_pb2.Type.CLIENT, token=factory.server.token),
+            control_pb2.Type(
+                kind=control_pb2.Type.CLIENT, token=clientTokenOf(factory.server)
+            ),
         )
         self.sendEnvelope(T.ClientAuth, factory.clientAuth)
         self.seat.linkMade(self)
@@ -327,6 +334,15 @@ class PlayerLinkFactory(EnvelopeFactory, ClientFactory):
             self.seat.lost(reason.getErrorMessage())
 
 
+def clientTokenOf(server: IPooledServer) -> bytes:
+    """
+    :return: the token a player connection to C{server} presents: its
+        client token when it has one (Part 5), else its control token.
+    """
+    token: bytes = getattr(server, "clientToken", None) or server.token
+    return token
+
+
 class LinkConnector:
     """
     Opens player connections to game servers, for the gateway.
@@ -355,6 +371,9 @@ class LinkConnector:
             session_id=session.sessionId,
             remote_address=remote,
             attributes=dict(identity.attributes),
+            # A session handed over from another node of the cluster asks
+            # for the seat the game server holds for it (Part 5.2).
+            resumed=bool(getattr(seat, "resumed", False)),
         )
         assert server.port is not None
         self._reactor.connectTCP(

@@ -86,7 +86,16 @@ class GameServerMonitor(Service):
         gameConfig: Any = None,
         playerWriteLimit: int = PLAYER_WRITE_LIMIT,
         logInterval: float = 10.0,
+        idPrefix: str = "",
+        clientTokens: bool = False,
     ) -> None:
+        """
+        :param idPrefix: put before each server id (C{gs1}, C{remote1}),
+            so that the ids of a cluster's nodes differ.
+        :param clientTokens: give each game server a client token of its
+            own for player connections (C{Control.client_token}), new per
+            start: in a cluster it is published for the other nodes.
+        """
         if seating not in ("spread", "fill"):
             raise ValueError(f"seating is spread or fill, not {seating!r}")
         if playerWriteLimit <= 0:
@@ -109,13 +118,15 @@ class GameServerMonitor(Service):
         self._python = python
         self._makeControlFactory = makeControlFactory
         self._lostObservers: list[Callable[[GameServer], object]] = []
+        self._changeObservers: list[Callable[[GameServer], object]] = []
+        self.clientTokens = clientTokens
         self._exits: dict[str, list[Deferred[None]]] = {}
         self.servers: dict[str, GameServer] = {}
         for i in range(count):
-            serverId = f"gs{i + 1}"
+            serverId = f"{idPrefix}gs{i + 1}"
             self.servers[serverId] = GameServer(serverId, newToken())
         for i, remote in enumerate(remotes):
-            serverId = f"remote{i + 1}"
+            serverId = f"{idPrefix}remote{i + 1}"
             self.servers[serverId] = GameServer(
                 serverId, remote.token, remote=True, host=remote.host, port=remote.port
             )
@@ -164,12 +175,30 @@ class GameServerMonitor(Service):
                 serverId=server.serverId,
                 state=state.value,
             )
+            self._changed(server)
+
+    def addChangeObserver(self, observer: Callable[[GameServer], object]) -> None:
+        """
+        Call C{observer(server)} whenever a game server's state, load,
+        capacity or readiness to take players changes (a cluster publishes
+        them).
+        """
+        self._changeObservers.append(observer)
+
+    def _changed(self, server: GameServer) -> None:
+        for observer in self._changeObservers:
+            try:
+                observer(server)
+            except Exception:
+                self._log.failure("game server change observer failed")
 
     def _start(self, server: GameServer) -> None:
         server._restartCall = None
         if not self.running:
             return
         server.generation += 1
+        if self.clientTokens:
+            server.clientToken = newToken()  # a new client token per start
         self._setState(server, ServerState.STARTING)
         if server.remote:
             self._connectControl(server)
@@ -310,6 +339,7 @@ class GameServerMonitor(Service):
         server.players = players
         server.capacity = capacity
         server.accepting = accepting
+        self._changed(server)
 
     def controlLost(
         self,
@@ -466,8 +496,8 @@ class GameServerMonitor(Service):
         if server.state in (ServerState.STOPPED, ServerState.DRAINING):
             return
         deadline = self.drainDeadline if deadline is None else deadline
-        self._setState(server, ServerState.DRAINING)
         server.accepting = False
+        self._setState(server, ServerState.DRAINING)
         if server._restartCall is not None and server._restartCall.active():
             server._restartCall.cancel()
             server._restartCall = None
