@@ -183,8 +183,7 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
             if config.gameConfig is not None
             else None
         ),
-        # Game-server ids unique in the cluster, and client tokens that
-        # the other nodes may use (Part 5.2).
+        # Game-server ids unique in the cluster (Part 5.2).
         idPrefix=f"{nodeId[:8]}-" if nodeId else "",
         clientTokens=client is not None,
     )

@@ -35,7 +35,6 @@ __all__ = [
     "LinkConnector",
     "PlayerLinkFactory",
     "PlayerLinkProtocol",
-    "clientTokenOf",
 ]
 
 T = EnvelopeType
@@ -60,19 +59,19 @@ class ControlClientProtocol(EnvelopeProtocol):
     def connectionMade(self) -> None:
         """
         Called when the control connection is open: send C{Control} with the
-        token, the server id, the options and the game config.
+        token, the server id, the options, the client token and the game
+        config.
         """
         super().connectionMade()
         factory = self.factory
         server = factory.server
         monitor = factory.monitor
         control = control_pb2.Control(
-            token=server.token, server_id=server.serverId, options=monitor.options
+            token=server.token,
+            server_id=server.serverId,
+            options=monitor.options,
+            client_token=server.clientToken,
         )
-        if server.clientToken:
-            # In a cluster, player connections from every node present this
-            # token, published in Redis; the control token stays here.
-            control.client_token = server.clientToken
         if monitor.gameConfig is not None:
             control.config.CopyFrom(monitor.gameConfig)
         self.sendEnvelope(T.Control, control)
@@ -184,7 +183,8 @@ class PlayerLinkProtocol(EnvelopeProtocol):
         self.sendEnvelope(
             T.Type,
             control_pb2.Type(
-                kind=control_pb2.Type.CLIENT, token=clientTokenOf(factory.server)
+                kind=control_pb2.Type.CLIENT,
+                token=factory.server.clientToken or factory.server.token,
             ),
         )
         self.sendEnvelope(T.ClientAuth, factory.clientAuth)
@@ -332,15 +332,6 @@ class PlayerLinkFactory(EnvelopeFactory, ClientFactory):
         """
         with self._log.failuresHandled("reporting an unreachable game server failed"):
             self.seat.lost(reason.getErrorMessage())
-
-
-def clientTokenOf(server: IPooledServer) -> bytes:
-    """
-    :return: the token a player connection to C{server} presents: its
-        client token when it has one (Part 5), else its control token.
-    """
-    token: bytes = getattr(server, "clientToken", None) or server.token
-    return token
 
 
 class LinkConnector:

@@ -92,10 +92,10 @@ class GameServerMonitor(Service):
         """
         :param idPrefix: put before each server id (C{gs1}, C{remote1}),
             so that the ids of a cluster's nodes differ.
-        :param clientTokens: give each game server a client token of its
-            own for player connections (C{Control.client_token}), new per
-            start: in a cluster it is published for the other nodes.
+        :param clientTokens: give each game server a client token per start
+            (C{Control.client_token}), which a cluster publishes.
         """
+        self.clientTokens = clientTokens
         if seating not in ("spread", "fill"):
             raise ValueError(f"seating is spread or fill, not {seating!r}")
         if playerWriteLimit <= 0:
@@ -119,7 +119,6 @@ class GameServerMonitor(Service):
         self._makeControlFactory = makeControlFactory
         self._lostObservers: list[Callable[[GameServer], object]] = []
         self._changeObservers: list[Callable[[GameServer], object]] = []
-        self.clientTokens = clientTokens
         self._exits: dict[str, list[Deferred[None]]] = {}
         self.servers: dict[str, GameServer] = {}
         for i in range(count):
@@ -198,7 +197,10 @@ class GameServerMonitor(Service):
             return
         server.generation += 1
         if self.clientTokens:
-            server.clientToken = newToken()  # a new client token per start
+            # A new client token per start, sent in Control: player
+            # connections present it, and a cluster publishes it (never the
+            # control token).
+            server.clientToken = newToken()
         self._setState(server, ServerState.STARTING)
         if server.remote:
             self._connectControl(server)

@@ -90,6 +90,13 @@ class SharedGameServer:
     links: set[IPlayerLink] = field(default_factory=set)
     draining: bool = False
 
+    @property
+    def clientToken(self) -> bytes:
+        """
+        What its player connections present (the same as L{token}).
+        """
+        return self.token
+
     def hasRoom(self) -> bool:
         """
         Whether it takes players and has room, as last known.
