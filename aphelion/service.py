@@ -72,7 +72,9 @@ class ClusterService(Service):
     registry to Redis and starts the cluster's view of the game servers.
     """
 
-    def __init__(self, registry: RedisSessionRegistry, pool: ClusterPool) -> None:
+    def __init__(
+        self, registry: RedisSessionRegistry, pool: ClusterPool | None
+    ) -> None:
         self._registry = registry
         self._pool = pool
 
@@ -82,7 +84,8 @@ class ClusterService(Service):
         """
         super().startService()
         self._registry.start()
-        self._pool.start()
+        if self._pool is not None:
+            self._pool.start()
 
     def stopService(self) -> None:
         """
@@ -90,7 +93,8 @@ class ClusterService(Service):
         L{ShutdownService}).
         """
         super().stopService()
-        self._pool.stop()
+        if self._pool is not None:
+            self._pool.stop()
 
 
 class ShutdownService(Service):
@@ -245,7 +249,6 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
     top.pool = pool
     if isinstance(registry, RedisSessionRegistry):
         registry.hooks = gateway
-        assert cluster is not None
         ClusterService(registry, cluster).setServiceParent(top)
     monitor.setServiceParent(top)
     for description in config.listen:
