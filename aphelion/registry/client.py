@@ -344,9 +344,6 @@ class RedisClient:
         self.up = up
         if up:
             self._log.info("Redis at {url} is reachable", url=self.url)
-            waiters, self._upWaiters = self._upWaiters, []
-            for d in waiters:
-                d.callback(None)
         elif not self._stopped:
             self._log.warn(
                 "Redis at {url} is unreachable ({why}); retrying with back-off",
@@ -358,6 +355,10 @@ class RedisClient:
                 observer(up)
             except Exception:
                 self._log.failure("Redis state observer failed")
+        if up:
+            waiters, self._upWaiters = self._upWaiters, []
+            for d in waiters:
+                d.callback(None)
 
     # -- commands -------------------------------------------------------------
 
