@@ -542,8 +542,11 @@ class Gateway:
         """
         Called when the session was handed over to this node: take its seat
         back on the game server C{serverId} with C{ClientAuth{resumed}}, or
-        seat it anew when that server is gone (or there was none).
+        seat it anew when that server is gone (or there was none). What the
+        client sends meanwhile is held until it is seated.
         """
+        machine = self._machineOf(session)
+        self._carryOut(session, machine.resumed())
         find = getattr(self._monitor, "find", None)
         if not serverId or find is None or self._connectLink is None:
             self._resumeOn(None, session)
@@ -557,14 +560,14 @@ class Gateway:
         )
 
     def _resumeOn(self, server: IPooledServer | None, session: Session) -> None:
-        if session.ended:
-            return
         machine = self._machineOf(session)
+        if session.ended or not machine.picking:
+            return
         if server is None:
-            self._carryOut(session, machine.resumed(None, None))
+            self._pick(session, A.Pick(frozenset()))
             return
         seat = Seat(self._carryOut, session, machine, server, resumed=True)
-        self._carryOut(session, machine.resumed(seat, server))
+        self._carryOut(session, machine.serverPicked(seat, server))
 
     # -- the end -----------------------------------------------------------------
 

@@ -367,19 +367,22 @@ class SeatingMachine(Generic[S]):
         self.tried = exclude
         return [Pick(exclude)]
 
-    def resumed(self, seat: S | None, server: Hashable) -> list[Action[S]]:
+    def resumed(self) -> list[Action[S]]:
         """
         The session was authenticated and seated on another node of the
-        cluster, and handed over to this one (Part 5.2): take C{seat} back
-        on C{server}, or, with no seat, seat the player anew, as a move.
+        cluster, and is handed over to this one (Part 5.2): it is seated
+        again, as a move, on the server of its seat when that is still
+        there (L{serverPicked} with a resumed seat) or on any (a L{Pick}
+        that the gateway makes itself). What the client sends meanwhile is
+        held.
         """
         if self.state is not SessionState.UNAUTHENTICATED:
             return []
         self.moving = True
-        actions = self._seek(frozenset())
-        if seat is None:
-            return actions
-        return self.serverPicked(seat, server)
+        self._moveTo(SessionState.SEATING)
+        self.picking = True
+        self.tried = frozenset()
+        return []
 
     def serverPicked(self, seat: S, server: Hashable) -> list[Action[S]]:
         """

@@ -14,11 +14,12 @@ own C{Status}).
 Two nodes seating at once must not seat a game server past its capacity:
 L{ClusterLinkConnector} reserves a place before opening a player
 connection, in one Lua script that counts the server's players and the
-places reserved (by any node) in the last seconds (C{<prefix>gs:<id>:seats},
-a sorted set of reservations by expiry). A reservation is given up when the
-seating ends, after a short grace (the game server's next C{Status} shows
-the player). A game server's own C{Rejected{FULL}} stays the backstop; the
-session is then seated elsewhere.
+places reserved by any node for seatings in progress
+(C{<prefix>gs:<id>:seats}, a sorted set of reservations by expiry). A
+reservation ends with its seating; the game server's next C{Status} then
+counts the player. In the moment between the two another node may count one
+player too few: the game server's own C{Rejected{FULL}} is the backstop, and
+the session is then seated elsewhere.
 """
 
 from __future__ import annotations
@@ -51,13 +52,6 @@ local players = tonumber(redis.call('HGET', KEYS[1], 'players') or '0')
 if players + redis.call('ZCARD', KEYS[2]) >= capacity then return 0 end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return 1
-"""
-
-_SETTLE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
 return 1
 """
 
@@ -135,15 +129,13 @@ class ClusterPool:
 
     :ivar monitor: the node's own L{GameServerMonitor}.
     :ivar shared: the other nodes' game servers, by id, as last read.
-    :ivar reserveFor: milliseconds a reservation of a place lives while its
-        seating goes on.
-    :ivar settleFor: milliseconds it lives once the seating ended.
+    :ivar reserveFor: milliseconds a reservation of a place lives at most
+        (a node that dies while seating leaves it to expire).
     """
 
     _log = Logger()
 
     reserveFor = 15000
-    settleFor = 3000
 
     def __init__(
         self,
@@ -364,12 +356,12 @@ class ClusterPool:
             member = reservations.pop(0)
             if not reservations:
                 del self._reservations[server.serverId]
-            d = self.client.script(
-                _SETTLE,
-                [self._key(server.serverId) + ":seats"],
-                [member, self.settleFor],
+            # Made or given up: the game server's next Status counts the
+            # player, if seated.
+            self._write(
+                [["ZREM", self._key(server.serverId) + ":seats", member]],
+                "ending a reservation",
             )
-            d.addErrback(self._ignore, "settling a reservation")
 
     def linkAdded(self, server: Any, link: IPlayerLink) -> None:
         if self._isOwn(server):
