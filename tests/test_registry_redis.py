@@ -263,3 +263,8 @@ class ClusterRegistryTests(TestCase):
         await self.a.client.whenUp().addTimeout(10, reactor)
         fresh: Session = await self.a.open(None, RecordingConnection())
         self.assertIsNone(await self.a.authenticate(fresh, "d"))
+        # What the restarted Redis lost was written again: node B can take
+        # the session over.
+        await self.b.client.whenUp().addTimeout(10, reactor)
+        resumed: Session = await self.b.open(session.token, RecordingConnection())
+        self.assertEqual((resumed.token, resumed.playerId), (session.token, "c"))

@@ -205,9 +205,45 @@ class RedisSessionRegistry(MemorySessionRegistry):
 
     def _stateChanged(self, up: bool) -> None:
         if up:
-            # Back (or there at last): be a node of the cluster at once.
+            # Back (or there at last): be a node of the cluster at once, and
+            # write again what a restarted Redis may have lost.
+            self._republish()
             d = Deferred.fromCoroutine(self._refreshNow())
             d.addErrback(self._ignoreUnavailable, "refreshing the node record")
+
+    def _republish(self) -> None:
+        commands: list[list[Any]] = []
+        for key in self._recorded:
+            session = self._keys.get(key)
+            if session is None or session.playerId is None:
+                continue
+            ttl = int(self.sessionTimeout * 1000) if session.lingering else self._ttl
+            record = self._session(key)
+            fields: list[Any] = [
+                "node",
+                self.nodeId,
+                "sid",
+                session.sessionId.hex(),
+                "player",
+                session.playerId,
+                "server",
+                getattr(getattr(session.seat, "server", None), "serverId", "") or "",
+            ]
+            identity = session.identity
+            if identity is not None:
+                fields += [
+                    "name",
+                    identity.name,
+                    "attrs",
+                    json.dumps(dict(identity.attributes), sort_keys=True),
+                ]
+            commands += [
+                ["HSET", record, *fields],
+                ["PEXPIRE", record, ttl],
+                ["SET", self._player(session.playerId), key, "PX", ttl],
+            ]
+        if commands:
+            self._write(commands, "writing the sessions again")
 
     def close(self) -> Deferred[None]:
         """
