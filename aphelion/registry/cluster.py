@@ -42,6 +42,12 @@ from aphelion.registry.client import RedisClient, RedisUnavailable
 
 __all__ = ["ClusterLinkConnector", "ClusterPool", "SharedGameServer"]
 
+_PUBLISH = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -221,32 +227,31 @@ class ClusterPool:
             self._write([["DEL", key]], "withdrawing a game server")
             return
         accepting = server.accepting and server.state is ServerState.READY
-        self._write(
+        # One operation per Status: the fields and the expiry together.
+        d = self.client.script(
+            _PUBLISH,
+            [key],
             [
-                [
-                    "HSET",
-                    key,
-                    "node",
-                    self.nodeId,
-                    "host",
-                    server.host,
-                    "port",
-                    server.port or "",
-                    "ctoken",
-                    (server.clientToken or b"").hex(),
-                    "name",
-                    server.name,
-                    "capacity",
-                    server.capacity,
-                    "players",
-                    server.players,
-                    "accepting",
-                    "1" if accepting else "0",
-                ],
-                ["PEXPIRE", key, self._ttl],
+                self._ttl,
+                "node",
+                self.nodeId,
+                "host",
+                server.host,
+                "port",
+                server.port or "",
+                "ctoken",
+                (server.clientToken or b"").hex(),
+                "name",
+                server.name,
+                "capacity",
+                server.capacity,
+                "players",
+                server.players,
+                "accepting",
+                "1" if accepting else "0",
             ],
-            "publishing a game server",
         )
+        d.addErrback(self._ignore, "publishing a game server")
 
     def _lost(self, server: Any) -> None:
         for observer in self._lostObservers:
