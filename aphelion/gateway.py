@@ -189,6 +189,13 @@ class Gateway:
         made = self._responses.get((result, description))
         return made if made is not None else self.response(result, description)
 
+    def setAuthenticator(self, authenticator: Any) -> None:
+        """
+        Check the logins from now on with C{authenticator} (a reload of
+        C{--auth}); the checks in flight end with the one they started on.
+        """
+        self._authenticate = authenticator
+
     def stop(self) -> None:
         """
         Called when the AuthProxy stops: cancel the summary log timers.
