@@ -7,6 +7,7 @@ stopped with C{SIGTERM}, with real chat players on loopback sockets.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -215,3 +216,80 @@ class TerminateTests(TestCase):
         log = process.output.decode()
         self.assertIn("draining: SIGTERM", log)
         self.assertIn("Server Shut Down.", log)
+
+
+class StdoutTwistd(TwistdProcess):
+    """
+    A C{twistd} child whose standard output is kept apart.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stdout = b""
+
+    def outReceived(self, data: bytes) -> None:
+        """
+        Keep standard output, and look for the port as usual.
+        """
+        self.stdout += data
+        super().outReceived(data)
+
+
+class JSONLogTests(TestCase):
+    """
+    C{twistd --logger aphelion.logs.json -n aphelion}.
+    """
+
+    async def test_jsonLines(self) -> None:
+        """
+        Every line on standard output is one JSON object with time, level,
+        namespace and text; a game server's own events arrive with its
+        server id; no field holds a token.
+        """
+        process = StdoutTwistd()
+        argv = [
+            TWISTD,
+            "--logger",
+            "aphelion.logs.json",
+            "-n",
+            "--pidfile=",
+            "aphelion",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--auth",
+            "dev",
+        ]
+        transport = reactor.spawnProcess(process, TWISTD, argv, env=dict(os.environ))
+
+        async def kill() -> None:
+            if not process.ended.called:
+                transport.signalProcess("KILL")
+                await within(process.ended)
+
+        self.addCleanup(lambda: Deferred.fromCoroutine(kill()))
+        port = await within(process.port, 30)
+        await waitFor(lambda: b"game server gs1 ready" in process.stdout)
+        client, _ = await seatedPlayer(self, f"ws://127.0.0.1:{port}/aphelion", "alice")
+        await chatRoundTrip(self, client, "alice", "hello")
+        await waitFor(lambda: b"alice joined" in process.stdout)
+        transport.signalProcess("TERM")
+        await within(process.ended)
+        lines = [json.loads(line) for line in process.stdout.decode().splitlines()]
+        self.assertGreater(len(lines), 5)
+        for line in lines:
+            self.assertLessEqual({"time", "level", "namespace", "text"}, set(line))
+            self.assertNotIn("token", line)
+        fromChild = [
+            line
+            for line in lines
+            if line.get("serverId") == "gs1"
+            and line["namespace"].startswith("aphelion.games.chat")
+        ]
+        self.assertTrue(fromChild, process.stdout.decode())
+        self.assertTrue(fromChild[0]["text"].startswith("[gs1] "))
+        seated = [
+            line
+            for line in lines
+            if line["text"] == f"session {line.get('hint')} seated on gs1"
+        ]
+        self.assertTrue(seated)
