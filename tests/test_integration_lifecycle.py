@@ -53,9 +53,10 @@ def startAphelion(
     test: TestCase,
     arguments: Sequence[str],
     twistdArguments: Sequence[str] = (),
+    listen: str = "tcp:0:interface=127.0.0.1",
 ) -> TwistdProcess:
     """
-    Start C{twistd [TWISTD_ARGS] -n aphelion --listen tcp:0... ARGS}; stop
+    Start C{twistd [TWISTD_ARGS] -n aphelion --listen LISTEN ARGS}; stop
     it with SIGTERM (then SIGKILL) in cleanup, by its pid.
     """
     process = TwistdProcess()
@@ -66,7 +67,7 @@ def startAphelion(
         "--pidfile=",
         "aphelion",
         "--listen",
-        "tcp:0:interface=127.0.0.1",
+        listen,
         *arguments,
     ]
     transport = reactor.spawnProcess(process, TWISTD, argv, env=dict(os.environ))
