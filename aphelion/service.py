@@ -180,6 +180,9 @@ class AuthProxyService(MultiService):
 
         :return: the changes found.
         """
+        if self.draining:
+            self._log.warn("reload ignored: the AuthProxy is stopping")
+            return []
         if self.loadConfig is None:
             self._log.warn("reload: there is no configuration to read again")
             return []

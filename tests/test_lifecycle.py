@@ -253,6 +253,17 @@ class ReloadTests(SynchronousTestCase):
             "reload refused, nothing changed: aphelion.toml", messages(events)
         )
 
+    def test_noReloadWhileStopping(self) -> None:
+        """
+        A reload that arrives while the AuthProxy drains changes nothing.
+        """
+        self.service.loadConfig = lambda: Config(listen=(), gameServers=0, queueBytes=1)
+        self.service.startDraining("test")
+        with capturedLogs() as events:
+            self.assertEqual(self.service.reloadConfig(), [])
+        self.assertIn("reload ignored", messages(events))
+        self.assertNotEqual(self.service.factory.registry.queueBytes, 1)  # type: ignore[attr-defined]
+
     def test_reloadConfigReads(self) -> None:
         """
         L{AuthProxyService.reloadConfig} applies what C{loadConfig} reads.
