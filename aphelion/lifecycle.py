@@ -37,7 +37,13 @@ ATTRIBUTES: dict[str, tuple[str, str]] = {
     "queueLimit": ("registry", "queueLimit"),
     "queueBytes": ("registry", "queueBytes"),
     "maxSessions": ("registry", "maxSessions"),
+    "sessionsPerAddress": ("registry", "sessionsPerAddress"),
     "upgradeTimeout": ("gate", "upgradeTimeout"),
+    "connectionsPerAddress": ("gate", "connectionsPerAddress"),
+    "connectionRate": ("gate", "connectionRate"),
+    "connectionBurst": ("gate", "connectionBurst"),
+    "loginsPerMinute": ("logins", "loginsPerMinute"),
+    "checksPerAddress": ("logins", "checksPerAddress"),
     "authTries": ("rules", "authTries"),
     "seatingBuffer": ("rules", "heldPackets"),
     "seatingBufferBytes": ("rules", "heldBytes"),
@@ -49,9 +55,10 @@ ATTRIBUTES: dict[str, tuple[str, str]] = {
 """
 The reloadable fields that one attribute of a running object holds, as
 C{field: (object, attribute)}; the objects are the session registry, the
-connection gate of the site, the gateway's seating rules and the game-server
-monitor. Each applies to what starts after the reload: a new session, a new
-connection, a new seat, a game server spawned from now on.
+connection gate of the site, the gateway's seating rules and login
+throttles, and the game-server monitor. Each applies to what starts after
+the reload: a new session, a new connection, a new seat, an address first
+seen, a game server spawned from now on.
 """
 
 THROUGH_CONFIG = frozenset(

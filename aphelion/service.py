@@ -233,6 +233,7 @@ class AuthProxyService(MultiService):
                 "registry": self.factory.registry,
                 "gate": getattr(self.site, "gate", None),
                 "rules": self.gateway.rules,
+                "logins": getattr(self.gateway, "logins", None),
                 "monitor": self.monitor,
             }[owner]
             if not hasattr(target, attribute):

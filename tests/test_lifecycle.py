@@ -10,6 +10,7 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python import usage
@@ -193,6 +194,37 @@ class ReloadTests(SynchronousTestCase):
         self.assertIn("reload: sessionTimeout: 60.0 -> 5.0", text)
         self.assertIn("reload: maxConnections: 10000 -> 7", text)
         self.assertNotIn(SECRET, text)
+
+    def test_perAddressLimits(self) -> None:
+        """
+        The per-address limits reach the gate, the login throttles and the
+        registry, and act on what comes next.
+        """
+        new = Config(
+            listen=(),
+            gameServers=0,
+            checkers=self.config.checkers,
+            connectionsPerAddress=1,
+            connectionRate=2.0,
+            connectionBurst=3,
+            loginsPerMinute=6.0,
+            checksPerAddress=1,
+            sessionsPerAddress=5,
+        )
+        self.service.reload(new)
+        gate: Any = self.service.site.gate  # type: ignore[attr-defined]
+        self.assertEqual(
+            (gate.connectionsPerAddress, gate.connectionRate, gate.connectionBurst),
+            (1, 2.0, 3),
+        )
+        logins = self.service.gateway.logins
+        self.assertEqual((logins.loginsPerMinute, logins.checksPerAddress), (6.0, 1))
+        registry: Any = self.service.factory.registry
+        self.assertEqual(registry.sessionsPerAddress, 5)
+        self.assertIsNotNone(gate.admit(IPv4Address("TCP", "192.0.2.1", 1)))
+        self.assertIsNone(gate.admit(IPv4Address("TCP", "192.0.2.1", 2)))
+        self.assertIsNone(logins.begin("192.0.2.1", "alice", "h1"))
+        self.assertIsNotNone(logins.begin("192.0.2.1", "bob", "h2"))
 
     def test_needsRestart(self) -> None:
         """
