@@ -184,6 +184,32 @@ class ChildEventTests(SynchronousTestCase):
         self.assertEqual(line["playerId"], "alice")
         self.assertEqual(line["namespace"], "aphelion.games.chat.Chat")
 
+    def test_levelKept(self) -> None:
+        """
+        A warning or a failure of the game server stays one in the
+        AuthProxy's log, traceback included.
+        """
+        with capturedLogs() as events:
+            self.protocol.errReceived(
+                self.childLine(playerId="x", count=1, log_level=LogLevel.warn)
+            )
+            self.protocol.errReceived(
+                self.childLine(
+                    playerId="x",
+                    count=1,
+                    log_level=LogLevel.critical,
+                    log_failure=Failure(ZeroDivisionError("no")),
+                )
+            )
+        self.assertEqual(
+            [e["log_level"] for e in events], [LogLevel.warn, LogLevel.critical]
+        )
+        out = io.StringIO()
+        logs.json(out)(events[1])
+        self.assertIn("ZeroDivisionError", json.loads(out.getvalue())["failure"])
+        # The failure, restored from the child's JSON, reached trial's log too.
+        self.assertEqual(len(self.flushLoggedErrors()), 1)
+
     def test_splitAndText(self) -> None:
         """
         Events split across reads are whole once their newline arrives; a

@@ -20,6 +20,7 @@ from aphelion.game.factory import PLAYER_WRITE_LIMIT
 __all__ = ["ChildProtocol", "childCommand"]
 
 # The keys of a legacy (twisted.python.log) event: formatting reads them.
+_LEVELS = frozenset(LogLevel.iterconstants())
 _LEGACY_KEYS = frozenset({"message", "format", "isError", "system", "why", "failure"})
 
 
@@ -168,7 +169,7 @@ class ChildProtocol(ProcessProtocol):
             "line": message,
             "log_format": "[{serverId}] {line}",
             "log_namespace": event.get("log_namespace", "aphelion.game.child"),
-            "log_level": level if isinstance(level, LogLevel) else LogLevel.info,
+            "log_level": level if level in _LEVELS else LogLevel.info,
             "log_time": event.get("log_time"),
             "log_source": None,
         }
