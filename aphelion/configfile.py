@@ -20,7 +20,7 @@ from __future__ import annotations
 import getopt
 import sys
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.python import usage
@@ -103,12 +103,15 @@ class ConfigFileOptions(usage.Options):
         if options is None:
             options = sys.argv[1:]
         self.arguments = list(options)
-        given = set(self._givenOnCommandLine(self.arguments))
-        path = self._configPath(self.arguments)
+        given = self._givenOnCommandLine(self.arguments)
+        path = next(
+            (value for name, value in reversed(given) if name == "config"), None
+        )
         fromFile: set[str] = set()
         if path is not None:
             self.configFile = path
-            fromFile = self._applyFile(path, readConfigFile(path), given)
+            names = {name for name, _ in given}
+            fromFile = self._applyFile(path, readConfigFile(path), names)
         try:
             super().parseOptions(self.arguments)
         except usage.UsageError as e:
@@ -118,29 +121,25 @@ class ConfigFileOptions(usage.Options):
                     raise usage.UsageError(f"{path}: {name}: {e}") from e
             raise
 
-    def _givenOnCommandLine(self, arguments: Sequence[str]) -> Iterable[str]:
+    def _givenOnCommandLine(self, arguments: Sequence[str]) -> list[tuple[str, str]]:
+        """
+        :return: C{(name, value)} of each option of the command line, by the
+            name it is known under (a short or abbreviated one resolved); none
+            when it does not parse (the parse proper then says why).
+        """
         try:
             pairs, _ = getopt.getopt(list(arguments), self.shortOpt, self.longOpt)
         except getopt.error:
-            return  # the parse proper reports it
-        for opt, _value in pairs:
+            return []
+        given = []
+        for opt, value in pairs:
             spelled = opt.lstrip("-")
             name = self.synonyms.get(
                 spelled, self.synonyms.get(spelled.replace("-", "_"))
             )
             if isinstance(name, str):
-                yield name
-
-    def _configPath(self, arguments: Sequence[str]) -> str | None:
-        path = None
-        try:
-            pairs, _ = getopt.getopt(list(arguments), self.shortOpt, self.longOpt)
-        except getopt.error:
-            return None
-        for opt, value in pairs:
-            if opt == "--config":
-                path = value
-        return path
+                given.append((name, value))
+        return given
 
     def _applyFile(self, path: str, table: dict[str, Any], given: set[str]) -> set[str]:
         """
