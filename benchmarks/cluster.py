@@ -11,8 +11,9 @@ dev}) and the Python client.
 - **seats/s**: C{--seats} clients, C{--concurrency} at a time, each opens
   a game connection, authenticates, waits for C{connected} and
   C{game_config}, and closes (the nodes run with a session timeout of 0,
-  so that the session ends and its seat is freed). The registries take turns over C{--rounds}
-  rounds; the figure of each is the total over its rounds.
+  so that the session ends and its seat is freed). The registries take
+  turns over C{--rounds} rounds; the figure of each is the total over its
+  rounds.
 - **Redis operations per seat**: the commands the node sent during its
   seating rounds, over the seats (the node's once-a-second refresh is
   counted too, and named apart).
