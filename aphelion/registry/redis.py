@@ -404,7 +404,7 @@ class RedisSessionRegistry(MemorySessionRegistry):
         if waiting is None:
             waiting = self._resuming[key] = Deferred.fromCoroutine(
                 self._takeOver(token, key, connection)
-            )
+            ).addErrback(self._unavailable)
             try:
                 session = await waiting
             finally:
@@ -451,6 +451,14 @@ class RedisSessionRegistry(MemorySessionRegistry):
         if self.hooks is not None:
             self.hooks.resumed(session, serverId)
         return session
+
+    def _unavailable(self, failure: Failure) -> Failure:
+        # Redis went away in the middle of a takeover: try again later.
+        if failure.check(RedisUnavailable):
+            return Failure(
+                RegistryUnavailable("session store unavailable, try again later")
+            )
+        return failure
 
     def _adopt(
         self,
