@@ -435,6 +435,7 @@ def build(
         # Game-server ids unique in the cluster (Part 5.2).
         idPrefix=f"{nodeId[:8]}-" if nodeId else "",
         clientTokens=client is not None,
+        sharedRemotes=client is not None,
     )
     monitor.setName("game-servers")
     seats: Any = monitor

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from dataclasses import replace
 from typing import Any
 
@@ -21,13 +22,13 @@ from aphelion.auth import DevChecker
 from aphelion.client import AphelionClientProtocol, ClosedError, connect, ping
 from aphelion.codes import AphelionProtocol, CloseCode
 from aphelion.config import Config
-from aphelion.control.spawn import ServerState
+from aphelion.control.spawn import RemoteGameServer, ServerState
 from aphelion.game.interfaces import IGameServer
 from aphelion.proto import chat_pb2
 from aphelion.proto.game_pb2 import C2S, S2C, Authenticate, AuthenticateResponse
 from aphelion.service import AuthProxyService, build
 from tests.redisserver import RedisServer, missing, startRedis
-from tests.test_integration_system import say, waitFor, within
+from tests.test_integration_system import ChildProcess, say, waitFor, within
 from tests.test_integration_twistd import startTwistd, timeout
 
 reactor: Any = _reactor
@@ -334,6 +335,85 @@ class SharedGameServerTests(ClusterTestCase):
             moved = S2C.FromString(await within(again.nextPayload(), 30))
         self.assertTrue(moved.HasField("connected"), moved)
         self.assertEqual(moved.connected.player_id, "alice")
+
+
+class RemoteControlTests(ClusterTestCase):
+    """
+    A game server started by the operator and configured on two nodes:
+    one at a time holds its control connection.
+    """
+
+    if not GAME_SIDE:
+        skip = NO_GAME_SIDE
+
+    async def remoteGameServer(self) -> RemoteGameServer:
+        """
+        Start a chat game server with a token file; kill it in cleanup.
+        """
+        token = os.urandom(32)
+        tokenFile = self.mktemp()
+        with open(tokenFile, "w") as f:
+            f.write(token.hex() + "\n")
+        child = ChildProcess()
+        argv = [
+            sys.executable,
+            "-m",
+            "aphelion.game.child",
+            "--game",
+            "aphelion.games.chat",
+            "--token-file",
+            tokenFile,
+        ]
+        transport = reactor.spawnProcess(
+            child, sys.executable, argv, env=dict(os.environ)
+        )
+
+        async def stop() -> None:
+            if not child.ended.called:
+                transport.signalProcess("KILL")
+            await within(child.ended, 20)
+
+        self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
+        port = await within(child.port, 20)
+        return RemoteGameServer("127.0.0.1", port, token)
+
+    async def test_takeover(self) -> None:
+        """
+        Exactly one node controls the remote game server; both seat players
+        on it; when the controlling node stops, the other takes the control
+        over, its players keep playing, and new players are seated.
+        """
+        await self.startRedis()
+        remote = await self.remoteGameServer()
+        settings = dict(
+            gameServers=0,
+            remoteGameServers=(remote,),
+            deadAfter=2.0,
+            heartbeatInterval=0.5,
+        )
+        a, b = await self.node(**settings), await self.node(**settings)
+        serverId = f"remote-127.0.0.1-{remote.port}"
+
+        def controllers() -> list[Node]:
+            return [
+                n
+                for n in (a, b)
+                if n.service.monitor.servers[serverId].state is ServerState.READY
+            ]
+
+        await waitFor(lambda: len(controllers()) == 1)
+        [owner] = controllers()
+        other = b if owner is a else a
+        await waitFor(lambda: serverId in other.service.pool.shared)
+        alice, seated = await self.seated(other.url, "alice")
+        self.assertEqual(seated.connected.server_id, serverId)
+        bob, _ = await self.seated(other.url, "bob")
+        await owner.service.stopService()
+        await waitFor(lambda: controllers() == [other])
+        alice.sendPayload(say("still here"))
+        self.assertEqual(await self.heard(bob), ("alice", "still here"))
+        _, carol = await self.seated(other.url, "carol")
+        self.assertEqual(carol.connected.server_id, serverId)
 
 
 async def _sleep(seconds: float) -> None:

@@ -88,14 +88,27 @@ class GameServerMonitor(Service):
         logInterval: float = 10.0,
         idPrefix: str = "",
         clientTokens: bool = False,
+        sharedRemotes: bool = False,
     ) -> None:
         """
-        :param idPrefix: put before each server id (C{gs1}, C{remote1}),
-            so that the ids of a cluster's nodes differ.
+        :param idPrefix: put before each spawned server's id (C{gs1}), so
+            that the ids of a cluster's nodes differ.
+        :param sharedRemotes: the remote game servers are shared by the
+            nodes of a cluster (Part 5.2): each is named by its address, the
+            same on every node; one node at a time holds its control
+            connection, as L{controlGate} decides; and a node that stops
+            lets go of it without draining it, for another node to take
+            over.
         :param clientTokens: give each game server a client token per start
             (C{Control.client_token}), which a cluster publishes.
         """
         self.clientTokens = clientTokens
+        self.sharedRemotes = sharedRemotes
+        #: In a cluster (set by the cluster's pool): C{mayControl(server)}
+        #: is asked before each start of a shared remote server (a node that
+        #: may not asks again every L{claimInterval} seconds), and
+        #: C{released(server)} is told when this node lets go of it.
+        self.controlGate: Any = None
         if seating not in ("spread", "fill"):
             raise ValueError(f"seating is spread or fill, not {seating!r}")
         if playerWriteLimit <= 0:
@@ -125,7 +138,11 @@ class GameServerMonitor(Service):
             serverId = f"{idPrefix}gs{i + 1}"
             self.servers[serverId] = GameServer(serverId, newToken())
         for i, remote in enumerate(remotes):
-            serverId = f"{idPrefix}remote{i + 1}"
+            serverId = (
+                f"remote-{remote.host}-{remote.port}"
+                if sharedRemotes
+                else f"remote{i + 1}"
+            )
             self.servers[serverId] = GameServer(
                 serverId, remote.token, remote=True, host=remote.host, port=remote.port
             )
@@ -152,6 +169,9 @@ class GameServerMonitor(Service):
                 server._restartCall.cancel()
             server._restartCall = None
             self._cancelPortCall(server)
+            if server.remote and self.sharedRemotes:
+                self._letGo(server)
+                continue
             if server.process is not None:
                 done: Deferred[None] = Deferred()
                 self._exits.setdefault(server.serverId, []).append(done)
@@ -163,6 +183,19 @@ class GameServerMonitor(Service):
         if not waits:
             return succeed(None)
         return DeferredList(waits)
+
+    def _letGo(self, server: GameServer) -> None:
+        """
+        Close a remote game server's control connection without draining
+        it, for another node of the cluster to take over.
+        """
+        self._setState(server, ServerState.STOPPED)
+        transport = getattr(server.control, "transport", None)
+        server.control = None
+        if transport is not None:
+            transport.loseConnection()
+        if self.controlGate is not None:
+            self.controlGate.released(server)
 
     # -- life cycle ----------------------------------------------------------
 
@@ -191,9 +224,18 @@ class GameServerMonitor(Service):
             except Exception:
                 self._log.failure("game server change observer failed")
 
+    claimInterval = 1.0
+
     def _start(self, server: GameServer) -> None:
         server._restartCall = None
         if not self.running:
+            return
+        gate = self.controlGate
+        if server.remote and gate is not None and not gate.mayControl(server):
+            # Another node of the cluster holds its control connection.
+            server._restartCall = self._reactor.callLater(
+                self.claimInterval, self._start, server
+            )
             return
         server.generation += 1
         if self.clientTokens:

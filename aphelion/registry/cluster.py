@@ -48,6 +48,32 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 
+# Hold (or take, when nobody holds it) the control of a remote game server.
+_CLAIM = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# Delete a key only while a field (or, for a string, the value) names us.
+_DELETE_MINE = """
+local holder
+if redis.call('TYPE', KEYS[1])['ok'] == 'hash' then
+  holder = redis.call('HGET', KEYS[1], 'node')
+else
+  holder = redis.call('GET', KEYS[1])
+end
+if holder == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -165,6 +191,8 @@ class ClusterPool:
         self._reservations: dict[str, list[str]] = {}
         self._refreshCall: IDelayedCall | None = None
         self._lostObservers: list[Callable[[Any], object]] = []
+        self._controlling: dict[str, bool] = {}
+        monitor.controlGate = self
         monitor.addChangeObserver(self._publish)
         monitor.addLostObserver(self._lost)
 
@@ -198,6 +226,8 @@ class ClusterPool:
         if not self.client.up:
             return
         for server in self.monitor.servers.values():
+            if server.remote and self.monitor.sharedRemotes:
+                self._claim(server)
             if server.state is ServerState.READY:
                 self._write(
                     [["PEXPIRE", self._key(server.serverId), self._ttl]], "refreshing"
@@ -224,7 +254,8 @@ class ClusterPool:
             return
         key = self._key(server.serverId)
         if server.state not in (ServerState.READY, ServerState.DRAINING):
-            self._write([["DEL", key]], "withdrawing a game server")
+            # Only our own record: another node may control a shared one.
+            self._deleteMine(key)
             return
         accepting = server.accepting and server.state is ServerState.READY
         # One operation per Status: the fields and the expiry together.
@@ -252,6 +283,47 @@ class ClusterPool:
             ],
         )
         d.addErrback(self._ignore, "publishing a game server")
+
+    # -- the control of shared remote game servers (one node at a time) ------
+
+    def _claim(self, server: GameServer) -> None:
+        d = self.client.script(
+            _CLAIM,
+            [self._key(server.serverId) + ":control"],
+            [self.nodeId, self._ttl],
+        )
+
+        def claimed(answer: Any) -> None:
+            held = answer == 1
+            if held != self._controlling.get(server.serverId, False):
+                self._log.info(
+                    "cluster: this node {verb} the control of {serverId}",
+                    verb="takes" if held else "does not hold",
+                    serverId=server.serverId,
+                )
+            self._controlling[server.serverId] = held
+
+        d.addCallbacks(claimed, self._ignore, errbackArgs=("claiming control",))
+
+    def mayControl(self, server: GameServer) -> bool:
+        """
+        Whether this node holds the control of the shared remote game
+        server C{server} (as last claimed in Redis).
+        """
+        return self._controlling.get(server.serverId, False)
+
+    def released(self, server: GameServer) -> None:
+        """
+        This node let go of the control of C{server}: another node may
+        take it at once.
+        """
+        if self._controlling.pop(server.serverId, False):
+            self._deleteMine(self._key(server.serverId) + ":control")
+            self._deleteMine(self._key(server.serverId))
+
+    def _deleteMine(self, key: str) -> None:
+        d = self.client.script(_DELETE_MINE, [key], [self.nodeId])
+        d.addErrback(self._ignore, "withdrawing a record")
 
     def _lost(self, server: Any) -> None:
         for observer in self._lostObservers:
@@ -306,7 +378,7 @@ class ClusterPool:
             known yet), or L{None}.
         """
         own = self.monitor.servers.get(serverId)
-        if own is not None:
+        if own is not None and own.control is not None:
             return succeed(own)
         return Deferred.fromCoroutine(self._find(serverId))
 
