@@ -58,8 +58,14 @@ class Node:
         return self.service.registry
 
     def ready(self) -> bool:
+        """
+        Whether Redis is reachable and its own game servers are ready (not
+        the remote ones, which one node at a time controls).
+        """
         return all(
-            s.state is ServerState.READY for s in self.service.monitor.servers.values()
+            s.state is ServerState.READY
+            for s in self.service.monitor.servers.values()
+            if not s.remote
         ) and bool(self.registry.client.up)
 
 
