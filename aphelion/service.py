@@ -117,6 +117,7 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
         restartInitial=config.restartInitial,
         playerWriteLimit=config.playerWriteLimit,
         logInterval=config.logInterval,
+        seatHold=config.seatHold,
         restartMax=config.restartMax,
         drainDeadline=config.drainDeadline,
         connectTimeout=config.controlTimeout,

@@ -257,6 +257,24 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             float,
         ],
         [
+            "seat-hold",
+            None,
+            _DEFAULTS.seatHold,
+            "Seconds a game server holds the seat of a player whose connection "
+            "went (its AuthProxy died, or its session moved to another), for it "
+            "to resume; 0 holds none.",
+            float,
+        ],
+        [
+            "workers",
+            None,
+            _DEFAULTS.workers,
+            "AuthProxy worker processes sharing the listening sockets; this "
+            "process then runs the game servers. More than 1 needs a Redis "
+            "registry.",
+            int,
+        ],
+        [
             "ping-revisions",
             None,
             "1:1",
@@ -365,6 +383,18 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self._atLeast("heartbeat", 0, strictly=True)
         self._atLeast("restart-initial", 0, strictly=True)
         self._atLeast("drain-deadline", 0)
+        self._atLeast("seat-hold", 0)
+        self._atLeast("workers", 1)
+        if self["workers"] > 1 and self.get("registry", "memory") in (
+            None,
+            "",
+            "memory",
+        ):
+            raise usage.UsageError(
+                "--workers above 1 needs a Redis registry (--registry "
+                "redis://HOST:PORT): the workers share sessions and game "
+                "servers through it"
+            )
         if self["dead-after"] <= self["heartbeat"]:
             raise usage.UsageError("--dead-after must be longer than --heartbeat")
         if self["restart-max"] < self["restart-initial"]:
@@ -435,6 +465,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             pagesPrefix=self["pages-prefix"],
             **limitValues(self),
             pages=not self["no-pages"],
+            seatHold=self["seat-hold"],
+            workers=self["workers"],
         )
 
 

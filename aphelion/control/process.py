@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from aphelion.control.servers import GameServer
-from aphelion.game.factory import PLAYER_WRITE_LIMIT
+from aphelion.game.factory import PLAYER_WRITE_LIMIT, SEAT_HOLD
 
 __all__ = ["ChildProtocol", "childCommand"]
 
@@ -27,6 +27,7 @@ def childCommand(
     *,
     playerWriteLimit: int = PLAYER_WRITE_LIMIT,
     logInterval: float = 10.0,
+    seatHold: float = SEAT_HOLD,
 ) -> list[str]:
     """
     The command line of a local game-server process. It carries no secret:
@@ -39,6 +40,8 @@ def childCommand(
         connections (C{--player-write-limit}).
     :param logInterval: seconds between its summary log lines
         (C{--log-interval}).
+    :param seatHold: seconds it holds the seat of a player whose connection
+        went (C{--seat-hold}).
     """
     return [
         python,
@@ -54,6 +57,8 @@ def childCommand(
         str(playerWriteLimit),
         "--log-interval",
         repr(float(logInterval)),
+        "--seat-hold",
+        repr(float(seatHold)),
     ]
 
 

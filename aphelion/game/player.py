@@ -4,26 +4,55 @@ The player connection of a game server (Part 2.4): L{GameServerProtocol},
 the class games subclass. The AuthProxy opens one connection per seated
 player; its first envelope is C{Type{CLIENT}}, then C{ClientAuth} seats the
 player and C{GameData} carries its messages both ways.
+
+Seat hold (Part 5.2): a seated player whose connection closes without a
+C{Disconnect}, or with C{Disconnect{MOVED}} (its session moved to another
+AuthProxy), keeps its seat for the game server's C{seatHold} seconds. The
+game does not see it leave: L{GameServerProtocol.playerHeld} is called, what
+the game sends it meanwhile is queued (at most L{HOLD_QUEUE_PACKETS} packets
+and L{HOLD_QUEUE_BYTES} bytes; more ends the hold, and the player leaves),
+and L{GameServerProtocol.writePaused} is true so that a game may skip state
+updates the next one replaces. A C{ClientAuth{resumed}} with the same
+C{session_id} and player id within the hold takes the seat back: the same
+protocol object (with whatever the game stored on it) adopts the new
+connection, L{GameServerProtocol.playerResumed} is called, the player gets
+C{Connected}, C{GameConfig} and then the queued packets, in order. When the
+hold ends unclaimed, L{GameServerProtocol.playerLeft} is called as usual. A
+C{ClientAuth{resumed}} that finds no held seat (it expired, or this game
+server restarted) seats the player as a new one: L{playerJoined} is called.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from aphelion.codes import DisconnectCode, EnvelopeType, ErrorCode, RejectCode
 from aphelion.control.protocol import EnvelopeProtocol, gameDataEnvelope, tokensMatch
-from aphelion.envelope import encodeEnvelope
+from aphelion.envelope import Envelope, encodeEnvelope
 from aphelion.game.game import Game
 from aphelion.game.interfaces import IGameServer
 from aphelion.limits import safeText
 from aphelion.proto import control_pb2
 from aphelion.proto.game_pb2 import GameConfig, GameDetails
+from aphelion.session import tokenHint
 
-__all__ = ["GameServerProtocol"]
+__all__ = ["HOLD_QUEUE_BYTES", "HOLD_QUEUE_PACKETS", "GameServerProtocol"]
+
+HOLD_QUEUE_PACKETS = 256
+"""
+Game messages queued for a held player (as the AuthProxy queues for a client
+without a connection); one more ends the hold.
+"""
+
+HOLD_QUEUE_BYTES = 1024 * 1024
+"""
+Bytes of envelopes queued for a held player; more ends the hold.
+"""
 
 _AUTH = frozenset({EnvelopeType.ClientAuth, EnvelopeType.Disconnect})
 _PLAYING = frozenset({EnvelopeType.GameData, EnvelopeType.Disconnect})
@@ -66,6 +95,10 @@ class GameServerProtocol(EnvelopeProtocol):
     _joining = False
     _rejection: tuple[int, str] | None = None
     _pending: list[bytes] | None = None
+    _held = False
+    _holdCall: IDelayedCall | None = None
+    _heldBytes = 0
+    _movedTo: GameServerProtocol | None = None
 
     # -- hooks for games -----------------------------------------------------
 
@@ -100,6 +133,30 @@ class GameServerProtocol(EnvelopeProtocol):
         :param reason: why, for logs.
         """
 
+    def playerHeld(self, reason: str) -> None:
+        """
+        Called when a seated player's connection is gone but its seat is
+        held (see the module's docstring): the player is still in
+        C{factory.players} and may come back (L{playerResumed}); if it does
+        not within the seat hold, L{playerLeft} follows. What the game
+        L{send}s meanwhile is queued, and L{writePaused} is true. The default
+        does nothing.
+
+        :param reason: why the connection went, for logs.
+        """
+
+    def playerResumed(self) -> None:
+        """
+        Called when a held player takes its seat back (C{ClientAuth} with
+        C{resumed}, say after its session moved to another AuthProxy),
+        instead of L{playerLeft} and L{playerJoined}: this same object now
+        speaks over the new connection, and what the game stored on it is
+        still there. L{remoteAddress}, L{name} and L{attributes} are those of
+        the new C{ClientAuth}. Once it returns, the player gets C{Connected},
+        the game's config, what was queued during the hold, then what this
+        hook L{send}s. It may L{kick}. The default does nothing.
+        """
+
     # -- what games call -------------------------------------------------------
 
     @property
@@ -113,9 +170,17 @@ class GameServerProtocol(EnvelopeProtocol):
     @property
     def seated(self) -> bool:
         """
-        Whether the player has joined and not left.
+        Whether the player has joined and not left (a held player has not
+        left).
         """
         return self._seated
+
+    @property
+    def held(self) -> bool:
+        """
+        Whether the player's connection is gone and its seat is held for it.
+        """
+        return self._held
 
     def send(self, payload: bytes) -> None:
         """
@@ -126,7 +191,7 @@ class GameServerProtocol(EnvelopeProtocol):
         :raises ValueError: if the payload is longer than 65535 bytes.
         """
         if self._pending is not None:
-            self._pending.append(gameDataEnvelope(payload))
+            self._queue(gameDataEnvelope(payload))
         else:
             self.sendGameData(payload)
 
@@ -192,10 +257,16 @@ class GameServerProtocol(EnvelopeProtocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
-        A seated player leaves.
+        A seated player's seat is held (see the module's docstring), or,
+        when it cannot be, the player leaves.
         """
         super().connectionLost(reason)
-        self._leave("connection lost")
+        if self._held:
+            return
+        if self._seated and self._holdable():
+            self._hold("connection lost")
+        else:
+            self._leave("connection lost")
 
     def writeBufferOverflowed(self) -> None:
         """
@@ -244,7 +315,8 @@ class GameServerProtocol(EnvelopeProtocol):
                 f"connection kind {message.kind} is not served",
             )
             return
-        if not tokensMatch(message.token, self.factory.token):
+        factory = self.factory
+        if not tokensMatch(message.token, factory.clientToken or factory.token):
             self.sendError(ErrorCode.BAD_TOKEN, "bad client token")
             return
         self.allowedTypes = _AUTH
@@ -263,6 +335,17 @@ class GameServerProtocol(EnvelopeProtocol):
         if not playerId:
             self._refuse(RejectCode.INVALID_PLAYER, "empty player id")
             return
+        if message.resumed:
+            held = factory.held.get(message.session_id) if message.session_id else None
+            if held is not None and held.playerId == playerId:
+                held._resume(self, message)
+                return
+            self._log.info(
+                "no seat held for player {playerId} (session {hint}); seating "
+                "it as a new player",
+                playerId=playerId,
+                hint=tokenHint(message.session_id),
+            )
         refusal = factory.seat(self, playerId)
         if refusal is not None:
             self._refuse(*refusal)
@@ -334,15 +417,20 @@ class GameServerProtocol(EnvelopeProtocol):
     def envelope_Disconnect(self, message: control_pb2.Disconnect) -> None:
         """
         Called when the AuthProxy ends the player's stay: the player leaves
-        and the connection closes.
+        and the connection closes; with code C{MOVED} (its session moved to
+        another AuthProxy) its seat is held instead.
         """
         reason = message.reason or "disconnected by the AuthProxy"
         self._log.info(
-            "player {playerId} disconnected: {reason}",
+            "player {playerId} disconnected: {reason} ({code})",
             playerId=self.playerId or "-",
             reason=reason,
+            code=message.code,
         )
-        self._leave(reason)
+        if message.code == DisconnectCode.MOVED and self._seated and self._holdable():
+            self._hold(reason)
+        else:
+            self._leave(reason)
         self.loseConnection()
 
     # -- for the game server ---------------------------------------------------
@@ -350,12 +438,13 @@ class GameServerProtocol(EnvelopeProtocol):
     def deliver(self, data: bytes) -> None:
         """
         Write encoded C{GameData} envelopes (say, one broadcast encoded once
-        for every player), or queue them while the player is joining.
+        for every player), or queue them while the player is joining or
+        held.
 
         :param data: whole envelopes.
         """
         if self._pending is not None:
-            self._pending.append(data)
+            self._queue(data)
         else:
             self.writeEnvelopes(data)
 
@@ -376,12 +465,165 @@ class GameServerProtocol(EnvelopeProtocol):
         )
         self.loseConnection()
 
+    def _dispatch(self, envelope: Envelope) -> None:
+        """
+        Dispatch one envelope, or, once a resume handed this connection to a
+        held player (the rest of the bytes that brought C{ClientAuth}), pass
+        it to that player.
+        """
+        target = self._movedTo
+        if target is None:
+            super()._dispatch(envelope)
+        elif not target.closing:
+            target._dispatch(envelope)
+
+    def _queue(self, data: bytes) -> None:
+        """
+        Queue envelopes for a joining or held player; a held player's queue
+        is bounded, and a full one ends the hold.
+        """
+        pending = self._pending
+        assert pending is not None
+        pending.append(data)
+        if not self._held:
+            return
+        self._heldBytes += len(data)
+        if len(pending) > HOLD_QUEUE_PACKETS or self._heldBytes > HOLD_QUEUE_BYTES:
+            self._log.info(
+                "too much queued for held player {playerId}; it leaves",
+                playerId=self.playerId,
+            )
+            self._leave("too much queued while its seat was held")
+
+    def _holdable(self) -> bool:
+        """
+        Whether this player's seat can be held: holds are on, the player has
+        a session id to resume with, and the server is not draining.
+        """
+        factory = self.factory
+        return bool(factory.seatHold > 0 and self.sessionId and not factory.draining)
+
+    def _hold(self, reason: str) -> None:
+        """
+        Hold the seat: queue what the game sends, and leave when the hold
+        ends unclaimed.
+        """
+        factory = self.factory
+        self._held = True
+        self._pending = []
+        self._heldBytes = 0
+        self.writePaused = True
+        previous = factory.held.get(self.sessionId)
+        factory.held[self.sessionId] = self
+        if previous is not None and previous is not self:
+            previous._leave("replaced by a newer held seat")
+        self._holdCall = factory.clock.callLater(factory.seatHold, self._holdExpired)
+        self._log.info(
+            "holding the seat of player {playerId} for {seconds:g} s: {reason}",
+            playerId=self.playerId,
+            seconds=factory.seatHold,
+            reason=reason,
+        )
+        with self._log.failuresHandled(
+            "playerHeld of player {playerId} failed", playerId=self.playerId
+        ):
+            self.playerHeld(reason)
+
+    def _holdExpired(self) -> None:
+        """
+        Nobody claimed the held seat in time: the player leaves.
+        """
+        self._holdCall = None
+        self._leave("seat hold expired")
+
+    def _endHold(self) -> None:
+        """
+        Stop holding the seat (taken back or given up); the queue stays.
+        """
+        if not self._held:
+            return
+        self._held = False
+        self.writePaused = False
+        call, self._holdCall = self._holdCall, None
+        if call is not None and call.active():
+            call.cancel()
+        held = self.factory.held
+        if held.get(self.sessionId) is self:
+            del held[self.sessionId]
+
+    def _resume(
+        self, fresh: GameServerProtocol, message: control_pb2.ClientAuth
+    ) -> None:
+        """
+        Take the held seat back over C{fresh}'s connection: this object
+        adopts the transport (and what C{fresh} has not decoded yet), the
+        game's L{playerResumed} is called, then C{Connected}, C{GameConfig}
+        and the queued packets go out.
+
+        :param fresh: the protocol the new connection was handed to, which
+            got the C{ClientAuth{resumed}}.
+        :param message: that C{ClientAuth}.
+        """
+        factory = self.factory
+        self._endHold()
+        transport: Any = fresh.transport
+        fresh._unregister()
+        fresh._movedTo = self
+        factory.connectionMoved(fresh, self)
+        self.transport = transport
+        self.connected = 1
+        self._closing = False
+        self._producing = False
+        self._decoder = fresh._decoder
+        self._watchWrites(transport)
+        self.writeBufferLimit = factory.playerWriteLimit
+        self.allowedTypes = _PLAYING
+        self.name = message.name
+        self.remoteAddress = message.remote_address
+        self.attributes = dict(message.attributes)
+        if self._pending is None:
+            self._pending = []
+        config: GameConfig | None = None
+        with self._log.failuresHandled(
+            "playerResumed of player {playerId} failed", playerId=self.playerId
+        ) as op:
+            self.playerResumed()
+            config = factory.game.gameConfig()
+        if op.failed or config is None:
+            self._pending = None
+            self.kick("internal error", DisconnectCode.INTERNAL_ERROR)
+            return
+        pending, self._pending = self._pending, None
+        if not self._seated:
+            return  # kicked from playerResumed
+        self.sendEnvelope(
+            EnvelopeType.Connected,
+            GameDetails(
+                server_id=factory.serverId,
+                name=factory.game.name,
+                player_id=self.playerId,
+                players=len(factory.players),
+                capacity=factory.capacity,
+            ),
+        )
+        self.sendEnvelope(EnvelopeType.GameConfig, config)
+        if pending:
+            self.writeEnvelopes(b"".join(pending))
+        self._log.info(
+            "player {playerId} took its held seat back ({count} packets queued)",
+            playerId=self.playerId,
+            count=len(pending or ()),
+        )
+
     def _leave(self, reason: str) -> None:
         """
         Unseat the player and call L{playerLeft}, once.
         """
         if not self._seated:
             return
+        if self._held:
+            self._endHold()
+            self._pending = None
         self._seated = False
         factory = self.factory
         factory.unseat(self)
