@@ -25,6 +25,7 @@ from aphelion.limits import Exemptions
 from aphelion.proto.game_pb2 import GameConfig
 from aphelion.session import MemorySessionRegistry
 from aphelion.web import makeSite
+from aphelion.web.proxied import ProxiedSiteFactory, isProxied
 from aphelion.websocket import AphelionServerFactory
 
 __all__ = ["AuthProxyService", "ShutdownService", "build"]
@@ -172,7 +173,14 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
     top = AuthProxyService(factory=factory, monitor=monitor, gateway=gateway, site=site)
     monitor.setServiceParent(top)
     for description in config.listen:
-        listener: IService = strports.service(description, site, reactor=reactor)
+        # Behind PROXY, a connection is admitted under the client's address,
+        # which only the header names.
+        listening: Any = (
+            ProxiedSiteFactory(site, clock=reactor, timeout=config.upgradeTimeout)
+            if isProxied(description)
+            else site
+        )
+        listener: IService = strports.service(description, listening, reactor=reactor)
         listener.setName(f"listen:{description}")
         listener.setServiceParent(top)
     ShutdownService(factory).setServiceParent(top)
