@@ -20,7 +20,7 @@ from aphelion.config import Config
 from aphelion.control.proxy import LinkConnector, controlFactoryMaker
 from aphelion.control.spawn import GameServerMonitor
 from aphelion.gateway import Gateway
-from aphelion.interfaces import IReactorUser
+from aphelion.interfaces import IGameServerPool, IReactorUser
 from aphelion.limits import Exemptions
 from aphelion.proto.game_pb2 import GameConfig
 from aphelion.session import MemorySessionRegistry
@@ -39,7 +39,7 @@ class AuthProxyService(MultiService):
     services, and the parts that more endpoints or tests reach for.
 
     :ivar factory: the WebSocket factory.
-    :ivar monitor: the game-server monitor.
+    :ivar monitor: the game-server monitor (or the pool given to L{build}).
     :ivar gateway: the gateway.
     :ivar site: the web site (to listen on more endpoints).
     """
@@ -48,7 +48,7 @@ class AuthProxyService(MultiService):
         self,
         *,
         factory: AphelionServerFactory,
-        monitor: GameServerMonitor,
+        monitor: Any,
         gateway: Gateway,
         site: Site,
     ) -> None:
@@ -84,13 +84,19 @@ class ShutdownService(Service):
         self._factory.throttle.stop()
 
 
-def build(config: Config, reactor: Any) -> AuthProxyService:
+def build(
+    config: Config, reactor: Any, *, pool: IGameServerPool | None = None
+) -> AuthProxyService:
     """
     Make the AuthProxy's services.
 
     :param config: the settings.
     :param reactor: provides C{IReactorTCP}, C{IReactorTime} and whatever the
         endpoint descriptions need.
+    :param pool: the game servers to seat players on, instead of the
+        L{GameServerMonitor} of the config's own (a worker of C{--workers},
+        with no game servers of its own, seats them on its parent's); a pool
+        that is a service becomes a child service.
     :return: the parent service.
     """
     exempt = Exemptions(config.exempt)
@@ -131,6 +137,7 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
         ),
     )
     monitor.setName("game-servers")
+    seats: Any = monitor if pool is None else pool
     authenticator = None
     if config.checkers:
         for checker in config.checkers:
@@ -148,7 +155,7 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
     gateway = Gateway(
         registry=registry,
         authenticator=authenticator,
-        monitor=monitor,
+        monitor=seats,
         connectLink=LinkConnector(reactor, connectTimeout=config.controlTimeout),
         authTries=config.authTries,
         refuseNewcomer=config.refuseNewcomer,
@@ -170,8 +177,10 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
         reactor,
         pagesPrefix=config.pagesPrefix if config.pages else None,
     )
-    top = AuthProxyService(factory=factory, monitor=monitor, gateway=gateway, site=site)
+    top = AuthProxyService(factory=factory, monitor=seats, gateway=gateway, site=site)
     monitor.setServiceParent(top)
+    if IService.providedBy(pool):
+        pool.setServiceParent(top)
     for description in config.listen:
         # Behind PROXY, a connection is admitted under the client's address,
         # which only the header names.

@@ -5,6 +5,7 @@ C{twistd aphelion}: command-line options and C{makeService}. Glue only.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from twisted.application.service import IService
@@ -275,6 +276,15 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             int,
         ],
         [
+            "worker",
+            None,
+            0,
+            "Internal: set by the parent of --workers on the command line of "
+            "its worker number I (it runs no game servers and accepts on the "
+            "sockets the parent passes).",
+            int,
+        ],
+        [
             "ping-revisions",
             None,
             "1:1",
@@ -292,11 +302,20 @@ class Options(usage.Options, strcred.AuthOptionMixin):
 
     def __init__(self) -> None:
         super().__init__()
+        self.argv: list[str] = []
         self["listen"] = []
         self["game-server"] = []
         self["game-option"] = []
         self["game-config"] = None
         self["exempt"] = []
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """
+        Parse the command line, and keep it: the workers of C{--workers}
+        run with the same options.
+        """
+        self.argv = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)
 
     def opt_game_server(self, value: str) -> None:
         """
@@ -385,11 +404,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self._atLeast("drain-deadline", 0)
         self._atLeast("seat-hold", 0)
         self._atLeast("workers", 1)
-        if self["workers"] > 1 and self.get("registry", "memory") in (
-            None,
-            "",
-            "memory",
-        ):
+        self._atLeast("worker", 0)
+        if self["worker"] > self["workers"]:
+            raise usage.UsageError("--worker is at most --workers")
+        if self["workers"] > 1:
+            self._sharedListeners()
+        # The parent of --workers checked this; its workers run regardless.
+        registry = self.get("registry") or "memory"
+        if self["workers"] > 1 and not self["worker"] and registry == "memory":
             raise usage.UsageError(
                 "--workers above 1 needs a Redis registry (--registry "
                 "redis://HOST:PORT): the workers share sessions and game "
@@ -418,6 +440,18 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 self[name] = legacy
         if self["game-revisions"] == Revisions():
             self["game-revisions"] = Revisions(1, 5)
+
+    def _sharedListeners(self) -> None:
+        """
+        Check that every C{--listen} can be shared by workers.
+        """
+        from aphelion.workers import parseListen
+
+        for description in self["listen"]:
+            try:
+                parseListen(description)
+            except ValueError as e:
+                raise usage.UsageError(str(e)) from e
 
     def _atLeast(self, name: str, low: float, strictly: bool = False) -> None:
         atLeast(self, name, low, strictly)
@@ -482,4 +516,12 @@ def makeService(options: Options) -> IService:
     for warning in raiseFileLimit(config):
         _log.warn("{warning}", warning=warning)
     reactor_: Any = reactor
+    if options["worker"]:
+        from aphelion.workers import makeWorkerService
+
+        return makeWorkerService(config, reactor_)
+    if config.workers > 1:
+        from aphelion.workers import WorkersService
+
+        return WorkersService(config, reactor_, options.argv)
     return service.build(config, reactor_)
