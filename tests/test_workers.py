@@ -472,3 +472,25 @@ class MakeWorkerServiceTests(SynchronousTestCase):
         self.assertIs(adopted[0][2], service.site)
         self.assertIsInstance(adopted[1][2].wrappedFactory, ProxiedSiteFactory)
         self.assertEqual(closed, [3, 4])
+
+
+class OneAcceptPortTests(SynchronousTestCase):
+    """
+    Tests of the worker's listening port.
+    """
+
+    def test_oneAcceptPerWakeUp(self) -> None:
+        """
+        A worker's port accepts one connection per wake-up, whatever Twisted
+        sets after one, so that a burst spreads over the workers.
+        """
+        from twisted.internet import tcp
+        from twisted.internet.protocol import Factory
+
+        from aphelion.workers.worker import _OneAcceptPort
+
+        port = tcp.Port(0, Factory())
+        port.__class__ = _OneAcceptPort
+        self.assertEqual(port.numberAccepts, 1)
+        port.numberAccepts = 120
+        self.assertEqual(port.numberAccepts, 1)

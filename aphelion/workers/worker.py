@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from twisted.application.service import Service
+from twisted.internet import tcp
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.stdio import StandardIO
 from twisted.logger import Logger
@@ -77,6 +78,30 @@ class RecordsReader(LineOnlyReceiver):
         self._parentGone()
 
 
+class _OneAcceptPort(tcp.Port):
+    """
+    A listening port that accepts one connection per wake-up. Twisted's
+    accepts up to a hundred or more, and grows the number while there are
+    more: on a socket several workers share, the first worker the kernel
+    wakes would take a whole burst of connections. One at a time, every
+    worker woken by the same readiness takes its turn, and a burst spreads
+    over the workers.
+    """
+
+    @property
+    def numberAccepts(self) -> int:
+        """
+        Always 1.
+        """
+        return 1
+
+    @numberAccepts.setter
+    def numberAccepts(self, value: int) -> None:
+        """
+        Ignored: Twisted adapts it after each wake-up.
+        """
+
+
 class _AdoptedPort(Service):
     """
     Accepts connections on a listening socket inherited from the parent.
@@ -94,7 +119,10 @@ class _AdoptedPort(Service):
         Adopt the socket (Twisted takes a copy of it; ours is closed).
         """
         super().startService()
-        self.port = self._reactor.adoptStreamPort(self._fd, self._family, self._factory)
+        port = self._reactor.adoptStreamPort(self._fd, self._family, self._factory)
+        if type(port) is tcp.Port:
+            port.__class__ = _OneAcceptPort
+        self.port = port
         os.close(self._fd)
 
     def stopService(self) -> Any:
