@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from dataclasses import replace
 from ipaddress import ip_address
 from typing import Any
 
@@ -26,11 +27,12 @@ from twisted.internet.endpoints import TCP6ClientEndpoint
 from twisted.internet.error import ConnectError, ProcessExitedAlready
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.internet.task import deferLater
+from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, TestCase
 
 from aphelion.auth import DevChecker
-from aphelion.client import AphelionClientProtocol, connect
+from aphelion.client import AphelionClientProtocol, ClosedError, connect
 from aphelion.codes import AphelionProtocol
 from aphelion.config import Config
 from aphelion.control.spawn import ServerState
@@ -102,9 +104,10 @@ class HAProxyTests(TestCase):
 
     timeout = 120
 
-    async def setUp(self) -> None:  # type: ignore[override]
+    async def start(self, **settings: Any) -> None:
         """
-        Two AuthProxies, then HAProxy in front of them.
+        Two AuthProxies (with C{settings} in their config), then HAProxy in
+        front of them.
         """
         if not os.access(HAPROXY, os.X_OK):
             raise SkipTest(f"no haproxy binary at {HAPROXY} (apt-get install haproxy)")
@@ -112,16 +115,14 @@ class HAProxyTests(TestCase):
         ports = []
         for _ in range(2):
             port = await freePort("127.0.0.1")
-            service = build(
-                Config(
-                    listen=(f"haproxy:tcp:{port}:interface=127.0.0.1",),
-                    gameServers=1,
-                    checkers=(DevChecker(),),
-                    restartInitial=0.2,
-                    drainDeadline=2,
-                ),
-                reactor,
+            config = Config(
+                listen=(f"haproxy:tcp:{port}:interface=127.0.0.1",),
+                gameServers=1,
+                checkers=(DevChecker(),),
+                restartInitial=0.2,
+                drainDeadline=2,
             )
+            service = build(replace(config, **settings), reactor)
             service.startService()
             self.addCleanup(service.stopService)
             self.proxies.append(service)
@@ -244,6 +245,7 @@ class HAProxyTests(TestCase):
         Two players log in and chat through haproxy; both land on the same
         AuthProxy (balance source).
         """
+        await self.start()
         alice = await self.seated("alice")
         bob = await self.seated("bob")
         alice.sendPayload(
@@ -260,6 +262,7 @@ class HAProxyTests(TestCase):
         (from the PROXY v2 header), not haproxy's; its per-address count is
         kept for that address, and the game server is told it.
         """
+        await self.start()
         alice = await self.seated("alice")
         [connection] = list(self.serving().factory.connections)
         local = alice.transport.getHost()  # type: ignore[union-attr]
@@ -276,6 +279,7 @@ class HAProxyTests(TestCase):
         A seated WebSocket left idle for longer than haproxy's client and
         server timeouts stays open (timeout tunnel) and still chats.
         """
+        await self.start()
         alice = await self.seated("alice")
         await deferLater(reactor, CLIENT_TIMEOUT * 2.5, lambda: None)
         self.assertFalse(alice.whenClosed().called)
@@ -284,3 +288,33 @@ class HAProxyTests(TestCase):
         )
         said = chat_pb2.S2C.FromString(await within(alice.nextPayload()))
         self.assertEqual(said.said.text, "still here")
+
+    async def test_perAddressLimitOnClientAddress(self) -> None:
+        """
+        The per-address connection limit applies to the client's address
+        from the PROXY header, and the log line of a dropped connection
+        names it: with one connection per address, a second client from
+        C{::1} is dropped.
+        """
+        await self.start(connectionsPerAddress=1)
+        await self.seated("alice")
+        lines: list[str] = []
+
+        def observe(event: LogEvent) -> None:
+            lines.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        # HAProxy answers 502 for the connection the AuthProxy dropped.
+        failure = await self.assertFailure(
+            within(
+                connect(
+                    reactor, f"ws://[::1]:{self.front}/aphelion", AphelionProtocol.GAME
+                )
+            ),
+            ClosedError,
+        )
+        self.assertIn("502", str(failure))
+        dropped = [line for line in lines if "dropped" in line]
+        self.assertTrue(dropped, lines)
+        self.assertIn("connection from ::1 dropped", dropped[0])
