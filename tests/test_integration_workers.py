@@ -11,11 +11,16 @@ restarted, and new connections work.
 from __future__ import annotations
 
 import os
-import shutil
+import re
 import signal
+import sys
 from typing import Any
 
 from twisted.internet import reactor as _reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.python.failure import Failure
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SkipTest, TestCase
 
 from aphelion.auth import DevChecker
@@ -169,35 +174,142 @@ class WorkersTests(TestCase):
 
 class WorkersCommandTests(TestCase):
     """
-    C{--workers 2} as one command: refused without a Redis registry.
+    C{--workers 2} as one command, C{python -m twisted aphelion --workers 2
+    --registry redis://...}: refused without a Redis registry; with one (a
+    real redis-server), it serves and survives a killed worker.
     """
+
+    timeout = 120
 
     def test_refusedWithoutRedis(self) -> None:
         """
         C{--workers 2} without C{--registry redis://...} is a usage error
         that says what is missing.
         """
-        from twisted.python.usage import UsageError
-
         options = Options()
         error = self.assertRaises(
             UsageError, options.parseOptions, ["--workers", "2", "--auth", "dev"]
         )
         self.assertIn("Redis registry", str(error))
 
-    def test_withRedisRegistry(self) -> None:
+    async def test_oneCommand(self) -> None:
         """
-        With a Redis registry configured, C{--workers 2} parses.
+        The command serves players on its workers, and a worker killed with
+        SIGKILL is restarted (the parent logs its new pid) while new players
+        are served.
         """
         if "registry" not in Options().keys():
             raise SkipTest(
                 "needs --registry (the Redis registry of aphelion/registry/, "
                 "issue 8's cluster part), not merged yet"
             )
-        if shutil.which("redis-server") is None:
-            raise SkipTest("no redis-server")
-        options = Options()
-        options.parseOptions(
-            ["--workers", "2", "--registry", "redis://127.0.0.1:6379", "--auth", "dev"]
+        try:
+            from tests.redisserver import (  # type: ignore[import-not-found]
+                missing,
+                startRedis,
+            )
+        except ImportError:
+            raise SkipTest("needs tests/redisserver.py (the cluster part)") from None
+        if missing():
+            raise SkipTest(missing())
+        redis = await startRedis(self)
+        port = await freePort()
+        self.url = f"ws://127.0.0.1:{port}/aphelion"
+        self.output = _Output()
+        process = reactor.spawnProcess(
+            self.output,
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "twisted",
+                "--log-format",
+                "text",
+                "aphelion",
+                "--workers",
+                "2",
+                "--registry",
+                redis.url,
+                "--listen",
+                f"tcp:{port}:interface=127.0.0.1",
+                "--auth",
+                "dev",
+                "--game-servers",
+                "2",
+                "--restart-initial",
+                "0.2",
+                "--drain-deadline",
+                "2",
+                "--no-pages",
+            ],
+            env=dict(os.environ),
         )
-        self.assertEqual(options.toConfig().workers, 2)
+        self.addCleanup(self.output.stop, process)
+        await waitFor(lambda: len(self.output.workerPids(1)) >= 1, 60)
+        clients = [await self.player(f"p{i}") for i in range(4)]
+        await self.chat(clients)
+        [pid] = self.output.workerPids(1)
+        os.kill(pid, signal.SIGKILL)
+        await waitFor(lambda: len(self.output.workerPids(1)) >= 2, 30)
+        clients = [await self.player(f"q{i}") for i in range(4)]
+        await self.chat(clients)
+
+    player = WorkersTests.player
+    close = WorkersTests.close
+    chat = WorkersTests.chat
+
+
+class _Output(ProcessProtocol):
+    """
+    The output of a C{twist aphelion} process, and its end.
+    """
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.ended: Deferred[None] = Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        """
+        Keep the output.
+        """
+        self.text += data.decode("utf-8", "replace")
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Failure) -> None:
+        """
+        It exited.
+        """
+        self.ended.callback(None)
+
+    def workerPids(self, index: int) -> list[int]:
+        """
+        The pids the parent logged for worker C{index}, in order.
+        """
+        return [
+            int(pid)
+            for pid in re.findall(rf"spawned worker {index} \(pid (\d+)\)", self.text)
+        ]
+
+    async def stop(self, process: Any) -> None:
+        """
+        SIGTERM, then wait for the exit (SIGKILL after 20 s).
+        """
+        if self.ended.called:
+            return
+        process.signalProcess("TERM")
+        try:
+            await self.ended.addTimeout(20, reactor)
+        except Exception:
+            process.signalProcess("KILL")
+            raise
+
+
+async def freePort() -> int:
+    """
+    A TCP port on 127.0.0.1 that was free a moment ago.
+    """
+    port = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+    number: int = port.getHost().port
+    await port.stopListening()
+    return number
