@@ -574,6 +574,7 @@ class GameServerProtocol(EnvelopeProtocol):
         self.connected = 1
         self._closing = False
         self._producing = False
+        self._pausedBytes = 0
         self._decoder = fresh._decoder
         self._watchWrites(transport)
         self.writeBufferLimit = factory.playerWriteLimit
