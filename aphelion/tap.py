@@ -5,7 +5,7 @@ C{twistd aphelion}: command-line options and C{makeService}. Glue only.
 
 from __future__ import annotations
 
-import sys
+from functools import partial
 from typing import Any
 
 from twisted.application.service import IService
@@ -16,6 +16,7 @@ from twisted.python import usage
 from aphelion.auth import IPlayerIdCredentials
 from aphelion.codes import AphelionProtocol
 from aphelion.config import Config
+from aphelion.configfile import ConfigFileOptions
 from aphelion.control.spawn import RemoteGameServer
 from aphelion.handshake import Revisions
 from aphelion.limitoptions import (
@@ -62,7 +63,7 @@ def _remoteGameServer(value: str) -> RemoteGameServer:
     return RemoteGameServer(host.strip("[]"), int(port), token)
 
 
-class Options(usage.Options, strcred.AuthOptionMixin):
+class Options(ConfigFileOptions, strcred.AuthOptionMixin):
     """
     Options of C{twistd aphelion}. Defaults are the contract's (Part 4).
     """
@@ -302,20 +303,11 @@ class Options(usage.Options, strcred.AuthOptionMixin):
 
     def __init__(self) -> None:
         super().__init__()
-        self.argv: list[str] = []
         self["listen"] = []
         self["game-server"] = []
         self["game-option"] = []
         self["game-config"] = None
         self["exempt"] = []
-
-    def parseOptions(self, options: list[str] | None = None) -> None:
-        """
-        Parse the command line, and keep it: the workers of C{--workers}
-        run with the same options.
-        """
-        self.argv = list(sys.argv[1:] if options is None else options)
-        super().parseOptions(options)
 
     def opt_game_server(self, value: str) -> None:
         """
@@ -523,5 +515,19 @@ def makeService(options: Options) -> IService:
     if config.workers > 1:
         from aphelion.workers import WorkersService
 
-        return WorkersService(config, reactor_, options.argv)
-    return service.build(config, reactor_)
+        return WorkersService(config, reactor_, options.arguments)
+    top = service.build(config, reactor_, handleSignals=True)
+    top.loadConfig = partial(_readAgain, type(options), list(options.arguments))
+    return top
+
+
+def _readAgain(optionsType: type[Options], arguments: list[str]) -> Config:
+    """
+    Parse the same command line again, reading its C{--config} file again:
+    the configuration of a reload.
+
+    :raises usage.UsageError: for a wrong value.
+    """
+    options = optionsType()
+    options.parseOptions(arguments)
+    return options.toConfig()

@@ -446,7 +446,9 @@ class MakeWorkerServiceTests(SynchronousTestCase):
             workers=2,
         )
         service = makeWorkerService(config, reactor, pool=pool, readParent=False)
-        self.assertIs(service.monitor, pool)
+        self.assertIs(service.pool, pool)
+        self.assertIs(service.gateway._monitor, pool)
+        self.assertEqual(service.monitor.servers, {})
         adopted: list[tuple[int, int, Any]] = []
 
         def adoptStreamPort(fd: int, family: int, factory: Any) -> Any:
