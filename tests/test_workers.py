@@ -496,3 +496,40 @@ class OneAcceptPortTests(SynchronousTestCase):
         self.assertEqual(port.numberAccepts, 1)
         port.numberAccepts = 120
         self.assertEqual(port.numberAccepts, 1)
+
+
+class WorkerLogTests(WorkersServiceTests):
+    """
+    The parent logs its workers' log events again.
+    """
+
+    def test_eventsLoggedAgain(self) -> None:
+        """
+        A worker's JSON event is logged again with its level, namespace and
+        fields, the field C{worker} and its text prefixed C{[worker I]};
+        a line that is no event is logged as it is.
+        """
+        from twisted.logger import LogLevel, capturedLogs, eventAsJSON, formatEvent
+
+        event = {
+            "log_format": "session {hint} seated on {serverId}",
+            "log_level": LogLevel.warn,
+            "log_namespace": "aphelion.gateway.Gateway",
+            "log_time": 1000.0,
+            "hint": "ab12",
+            "serverId": "gs1",
+            "warning": "a Python warning's keys are not kept",
+            "filename": "x.py",
+        }
+        line = "\x1e" + eventAsJSON(event) + "\n"
+        with capturedLogs() as events:
+            self.reactor.processes[1].stdout(line.encode()[:20])
+            self.reactor.processes[1].stdout(line.encode()[20:] + b"Traceback!\n")
+        [again, plain] = events
+        self.assertEqual(formatEvent(again), "[worker 2] session ab12 seated on gs1")
+        self.assertEqual(again["log_level"], LogLevel.warn)
+        self.assertEqual(again["log_namespace"], "aphelion.gateway.Gateway")
+        self.assertEqual((again["worker"], again["serverId"]), (2, "gs1"))
+        self.assertNotIn("warning", again)
+        self.assertNotIn("filename", again)
+        self.assertEqual(formatEvent(plain), "[worker 2] Traceback!")

@@ -20,7 +20,7 @@ from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+from twisted.logger import LogEvent, Logger, LogLevel, eventFromJSON, formatEvent
 from twisted.python.failure import Failure
 
 from aphelion.config import Config
@@ -32,11 +32,30 @@ from aphelion.workers.worker import FIRST_FD
 
 __all__ = ["WorkersService", "workerCommand"]
 
+_LEVELS = frozenset(LogLevel.iterconstants())
+# Keys that old-style observers act on (a Python warning's among them): a
+# worker's event logged again must not look like one of those.
+_LEGACY_KEYS = frozenset(
+    {
+        "message",
+        "format",
+        "isError",
+        "system",
+        "why",
+        "failure",
+        "warning",
+        "category",
+        "filename",
+        "lineno",
+    }
+)
+
 
 def workerCommand(python: str, argv: Sequence[str], index: int) -> list[str]:
     """
     The command line of worker C{index}: C{twist aphelion} with the parent's
-    own options and C{--worker INDEX}.
+    own options and C{--worker INDEX}, logging JSON events (which the parent
+    logs again, fields and all).
 
     :param python: the Python that runs it.
     :param argv: the options of the parent's C{aphelion} command.
@@ -47,7 +66,7 @@ def workerCommand(python: str, argv: Sequence[str], index: int) -> list[str]:
         "-m",
         "twisted",
         "--log-format",
-        "text",
+        "json",
         "aphelion",
         *argv,
         "--worker",
@@ -91,18 +110,55 @@ class _WorkerProtocol(ProcessProtocol):
 
     def outReceived(self, data: bytes) -> None:
         """
-        Log its log lines.
+        Log its log events again (L{workerEventReceived}); a line that is no
+        event (a traceback before logging began) as C{[worker I] line}.
         """
         self._buffer += data
         *lines, self._buffer = self._buffer.split(b"\n")
         for line in lines:
-            self._log.info(
-                "[worker {index}] {line}",
-                index=self._worker.index,
-                line=line.decode("utf-8", "replace"),
-            )
+            text = line.decode("utf-8", "replace").lstrip("\x1e")
+            if text.startswith("{"):
+                try:
+                    event = eventFromJSON(text)
+                except ValueError:
+                    pass
+                else:
+                    if isinstance(event, dict):
+                        self.workerEventReceived(event)
+                        continue
+            if text:
+                self._log.info(
+                    "[worker {index}] {line}", index=self._worker.index, line=text
+                )
         if len(self._buffer) > 65536:
             self._buffer = b""
+
+    def workerEventReceived(self, event: LogEvent) -> None:
+        """
+        Called with each log event of the worker: log it again with its own
+        namespace, level, time and fields, its text prefixed with
+        C{[worker I]}, and the field C{worker}.
+        """
+        message = formatEvent(event).replace("\n", "\\n")
+        fields = {
+            k: v
+            for k, v in event.items()
+            if not k.startswith("log_") and k not in _LEGACY_KEYS
+        }
+        level = event.get("log_level")
+        again: LogEvent = {
+            **fields,
+            "worker": self._worker.index,
+            "line": message,
+            "log_format": "[worker {worker}] {line}",
+            "log_namespace": event.get("log_namespace", "aphelion.workers"),
+            "log_level": level if level in _LEVELS else LogLevel.info,
+            "log_time": event.get("log_time"),
+            "log_source": None,
+        }
+        if event.get("log_failure") is not None:
+            again["log_failure"] = event["log_failure"]
+        self._log.observer(again)
 
     errReceived = outReceived
 
