@@ -515,7 +515,7 @@ def makeService(options: Options) -> IService:
     if config.workers > 1:
         from aphelion.workers import WorkersService
 
-        return WorkersService(config, reactor_, options.arguments)
+        return WorkersService(config, reactor_, options.arguments, handleSignals=True)
     top = service.build(config, reactor_, handleSignals=True)
     top.loadConfig = partial(_readAgain, type(options), list(options.arguments))
     return top

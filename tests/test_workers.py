@@ -533,3 +533,45 @@ class WorkerLogTests(WorkersServiceTests):
         self.assertNotIn("warning", again)
         self.assertNotIn("filename", again)
         self.assertEqual(formatEvent(plain), "[worker 2] Traceback!")
+
+
+class WorkersSignalTests(SynchronousTestCase):
+    """
+    C{SIGHUP} to the parent of C{--workers}.
+    """
+
+    def test_sighupIgnored(self) -> None:
+        """
+        With C{handleSignals}, C{SIGHUP} is handled (logged, not fatal) while
+        the service runs, and the previous handler is put back when it
+        stops.
+        """
+        import signal
+
+        from twisted.logger import capturedLogs
+
+        installed: dict[int, Any] = {}
+
+        def installSignal(number: int, handler: Any) -> Any:
+            previous = installed.get(number, "default")
+            installed[number] = handler
+            return previous
+
+        reactor = RecordingProcessReactor()
+        reactor.callFromThread = lambda f, *a: f(*a)  # type: ignore[method-assign]
+        service = WorkersService(
+            Config(listen=("tcp:0:interface=127.0.0.1",), gameServers=0, workers=2),
+            reactor,
+            [],
+            handleSignals=True,
+            installSignal=installSignal,
+        )
+        service.startService()
+        with capturedLogs() as events:
+            installed[signal.SIGHUP](signal.SIGHUP, None)
+        self.assertIn("not supported with --workers", str(events))
+        d = service.stopService()
+        for process in reactor.processes:
+            process.exit()
+        self.successResultOf(d)
+        self.assertEqual(installed[signal.SIGHUP], "default")

@@ -8,6 +8,7 @@ and supervises the workers.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from twisted.python.failure import Failure
 
 from aphelion.config import Config
 from aphelion.control.servers import ServerState
+from aphelion.lifecycle import SignalHandlers
 from aphelion.service import AuthProxyService, build
 from aphelion.workers.listen import ListenSpec, bindListening, parseListen
 from aphelion.workers.pool import GameServerRecord, encodeRecords
@@ -196,6 +198,8 @@ class WorkersService(MultiService):
         python: str = sys.executable,
         publishInterval: float = 0.25,
         stableAfter: float = 60.0,
+        handleSignals: bool = False,
+        installSignal: Any = signal.signal,
     ) -> None:
         """
         :param config: the settings; C{workers} is the number of workers.
@@ -207,6 +211,10 @@ class WorkersService(MultiService):
         :param publishInterval: seconds between looks at the game servers;
             the workers are told only of changes.
         :param stableAfter: L{stableAfter}.
+        :param handleSignals: handle C{SIGHUP} (as C{twistd} runs it): a
+            reload is not supported with workers, so it is logged and
+            ignored rather than ending the whole process tree.
+        :param installSignal: L{signal.signal}, or a fake in tests.
         :raises ValueError: if a listener cannot be shared.
         """
         super().__init__()
@@ -223,6 +231,11 @@ class WorkersService(MultiService):
         self.workers = [_Worker(i + 1) for i in range(config.workers)]
         self.node: AuthProxyService = build(replace(config, listen=()), reactor)
         self.node.setServiceParent(self)
+        self._signals = (
+            SignalHandlers(reactor, {signal.SIGHUP: self._noReload}, installSignal)
+            if handleSignals
+            else None
+        )
         self._stopping = False
         self._publish = LoopingCall(self._publishAll)
         self._publish.clock = reactor
@@ -243,6 +256,8 @@ class WorkersService(MultiService):
         """
         self._bind()
         super().startService()
+        if self._signals is not None:
+            self._signals.install()
         for worker in self.workers:
             self._spawn(worker)
         self._publish.start(self._publishInterval, now=False)
@@ -253,6 +268,8 @@ class WorkersService(MultiService):
         SIGKILL after L{stopDeadline}), then the game servers.
         """
         self._stopping = True  # no restarts from here on
+        if self._signals is not None:
+            self._signals.uninstall()
         if self._publish.running:
             self._publish.stop()
         waits: list[Deferred[None]] = []
@@ -277,6 +294,12 @@ class WorkersService(MultiService):
 
         gone: Deferred[Any] = DeferredList(waits) if waits else succeed(None)
         return gone.addCallback(workersGone)
+
+    def _noReload(self) -> None:
+        self._log.warn(
+            "SIGHUP: a reload is not supported with --workers; restart the "
+            "AuthProxy to apply new settings"
+        )
 
     # -- workers -------------------------------------------------------------
 
