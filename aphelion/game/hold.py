@@ -155,6 +155,10 @@ class SeatHold:
         Nobody claimed the held seat in time: the player leaves.
         """
         self._holdCall = None
+        self._log.info(
+            "the held seat of player {playerId} was not claimed; it leaves",
+            playerId=self.playerId,
+        )
         self._leave("seat hold expired")
 
     def _endHold(self) -> None:
