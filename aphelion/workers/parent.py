@@ -21,36 +21,19 @@ from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import LoopingCall
-from twisted.logger import LogEvent, Logger, LogLevel, eventFromJSON, formatEvent
+from twisted.logger import LogEvent, Logger, eventFromJSON
 from twisted.python.failure import Failure
 
 from aphelion.config import Config
 from aphelion.control.servers import ServerState
 from aphelion.lifecycle import SignalHandlers
+from aphelion.logs import relayedEvent
 from aphelion.service import AuthProxyService, build
 from aphelion.workers.listen import ListenSpec, bindListening, parseListen
 from aphelion.workers.pool import GameServerRecord, encodeRecords
 from aphelion.workers.worker import FIRST_FD
 
 __all__ = ["WorkersService", "workerCommand"]
-
-_LEVELS = frozenset(LogLevel.iterconstants())
-# Keys that old-style observers act on (a Python warning's among them): a
-# worker's event logged again must not look like one of those.
-_LEGACY_KEYS = frozenset(
-    {
-        "message",
-        "format",
-        "isError",
-        "system",
-        "why",
-        "failure",
-        "warning",
-        "category",
-        "filename",
-        "lineno",
-    }
-)
 
 
 def workerCommand(python: str, argv: Sequence[str], index: int) -> list[str]:
@@ -141,26 +124,15 @@ class _WorkerProtocol(ProcessProtocol):
         namespace, level, time and fields, its text prefixed with
         C{[worker I]}, and the field C{worker}.
         """
-        message = formatEvent(event).replace("\n", "\\n")
-        fields = {
-            k: v
-            for k, v in event.items()
-            if not k.startswith("log_") and k not in _LEGACY_KEYS
-        }
-        level = event.get("log_level")
-        again: LogEvent = {
-            **fields,
-            "worker": self._worker.index,
-            "line": message,
-            "log_format": "[worker {worker}] {line}",
-            "log_namespace": event.get("log_namespace", "aphelion.workers"),
-            "log_level": level if level in _LEVELS else LogLevel.info,
-            "log_time": event.get("log_time"),
-            "log_source": None,
-        }
-        if event.get("log_failure") is not None:
-            again["log_failure"] = event["log_failure"]
-        self._log.observer(again)
+        self._log.observer(
+            relayedEvent(
+                event,
+                "worker",
+                self._worker.index,
+                "[worker {worker}]",
+                "aphelion.workers",
+            )
+        )
 
     errReceived = outReceived
 
