@@ -111,6 +111,11 @@ class Config:
     :ivar pagesPrefix: the URL path under which the players' pages (the
         index, the chat page, C{aphelion.js}) are served.
     :ivar pages: whether the players' pages are served at all.
+    :ivar seatHold: seconds a game server holds the seat of a player whose
+        connection went without a C{Disconnect} (or with C{MOVED}), for it to
+        resume (Part 5.2); 0 holds none.
+    :ivar workers: AuthProxy worker processes sharing the listening sockets
+        (Part 5.3); more than 1 needs a Redis registry.
     """
 
     listen: tuple[str, ...] = ("tcp:80",)
@@ -167,3 +172,5 @@ class Config:
     exempt: tuple[str, ...] = ()
     pagesPrefix: str = "/"
     pages: bool = True
+    seatHold: float = 15.0
+    workers: int = 1

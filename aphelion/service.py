@@ -25,7 +25,7 @@ from aphelion.config import Config
 from aphelion.control.proxy import LinkConnector, controlFactoryMaker
 from aphelion.control.spawn import GameServerMonitor
 from aphelion.gateway import Gateway
-from aphelion.interfaces import IReactorUser
+from aphelion.interfaces import IGameServerPool, IReactorUser
 from aphelion.lifecycle import (
     ATTRIBUTES,
     Change,
@@ -41,6 +41,7 @@ from aphelion.registry.redis import RedisSessionRegistry, newNodeId
 from aphelion.replies import disconnectNotice
 from aphelion.session import MemorySessionRegistry
 from aphelion.web import makeSite
+from aphelion.web.proxied import ProxiedSiteFactory, isProxied
 from aphelion.websocket import AphelionServerFactory
 
 __all__ = [
@@ -69,8 +70,9 @@ class AuthProxyService(MultiService):
     :ivar gateway: the gateway.
     :ivar site: the web site (to listen on more endpoints).
     :ivar registry: the session registry.
-    :ivar pool: the game servers the gateway seats on (the monitor, or in a
-        cluster the L{ClusterPool} around it).
+    :ivar pool: the game servers the gateway seats on: the monitor, in a
+        cluster the L{ClusterPool} around it, or the pool given to
+        L{build}.
     :ivar config: the settings in force: those it was built with, and the
         reloadable ones of the last reload.
     :ivar draining: whether it is stopping (no longer ready).
@@ -83,6 +85,7 @@ class AuthProxyService(MultiService):
 
     _log = Logger()
     checkerCloseDelay = 60.0
+    pool: Any = None
 
     def __init__(
         self,
@@ -108,7 +111,7 @@ class AuthProxyService(MultiService):
         self.gateway = gateway
         self.site = site
         self.registry: Any = factory.registry
-        self.pool: Any = monitor
+        self.pool = monitor
         self.config = config if config is not None else factory.config
         self.draining = False
         self.loadConfig: Callable[[], Config] | None = None
@@ -364,7 +367,11 @@ def makeAuthenticator(config: Config, reactor: Any) -> BoundedAuthenticator | No
 
 
 def build(
-    config: Config, reactor: Any, *, handleSignals: bool = False
+    config: Config,
+    reactor: Any,
+    *,
+    handleSignals: bool = False,
+    pool: IGameServerPool | None = None,
 ) -> AuthProxyService:
     """
     Make the AuthProxy's services.
@@ -374,6 +381,10 @@ def build(
         endpoint descriptions need.
     :param handleSignals: handle C{SIGHUP} and C{SIGTERM} (as C{twistd}
         runs it; see L{AuthProxyService}).
+    :param pool: the game servers to seat players on, instead of the
+        L{GameServerMonitor} of the config's own (a worker of C{--workers},
+        with no game servers of its own, seats them on its parent's); a pool
+        that is a service becomes a child service.
     :return: the parent service.
     """
     exempt = Exemptions(config.exempt)
@@ -422,6 +433,7 @@ def build(
         restartInitial=config.restartInitial,
         playerWriteLimit=config.playerWriteLimit,
         logInterval=config.logInterval,
+        seatHold=config.seatHold,
         restartMax=config.restartMax,
         drainDeadline=config.drainDeadline,
         connectTimeout=config.controlTimeout,
@@ -434,14 +446,13 @@ def build(
         ),
         # Game-server ids unique in the cluster (Part 5.2).
         idPrefix=f"{nodeId[:8]}-" if nodeId else "",
-        clientTokens=client is not None,
         sharedRemotes=client is not None,
     )
     monitor.setName("game-servers")
-    seats: Any = monitor
+    seats: Any = monitor if pool is None else pool
     connectLink: Any = LinkConnector(reactor, connectTimeout=config.controlTimeout)
     cluster: ClusterPool | None = None
-    if client is not None:
+    if client is not None and pool is None:
         seats = cluster = ClusterPool(
             clock=reactor,
             client=client,
@@ -498,9 +509,18 @@ def build(
     # close, then the players' connections, then the game servers drain
     # (then, in a cluster, the node stops reading the others' game servers).
     monitor.setServiceParent(top)
+    if IService.providedBy(pool):
+        pool.setServiceParent(top)
     ShutdownService(factory).setServiceParent(top)
     for description in config.listen:
-        listener: IService = strports.service(description, site, reactor=reactor)
+        # Behind PROXY, a connection is admitted under the client's address,
+        # which only the header names.
+        listening: Any = (
+            ProxiedSiteFactory(site, clock=reactor, timeout=config.upgradeTimeout)
+            if isProxied(description)
+            else site
+        )
+        listener: IService = strports.service(description, listening, reactor=reactor)
         listener.setName(f"listen:{description}")
         listener.setServiceParent(top)
     return top
