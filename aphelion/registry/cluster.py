@@ -25,6 +25,7 @@ the session is then seated elsewhere.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +87,9 @@ redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 """
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 def _text(value: Any) -> str:
@@ -188,6 +192,9 @@ class ClusterPool:
         self.refreshInterval = refreshInterval
         self.deadAfter = deadAfter
         self.shared: dict[str, SharedGameServer] = {}
+        #: Names this host in the records: a game server on loopback is
+        #: seated on only by the nodes of its own host.
+        self.machine = socket.gethostname()
         self._reservations: dict[str, list[str]] = {}
         self._refreshCall: IDelayedCall | None = None
         self._lostObservers: list[Callable[[Any], object]] = []
@@ -280,6 +287,8 @@ class ClusterPool:
                 server.players,
                 "accepting",
                 "1" if accepting else "0",
+                "machine",
+                self.machine,
             ],
         )
         d.addErrback(self._ignore, "publishing a game server")
@@ -354,6 +363,12 @@ class ClusterPool:
                 continue
             record = _hash(reply)
             if not record or record.get("node") == self.nodeId:
+                continue
+            if (
+                record.get("host") in _LOOPBACK
+                and record.get("machine") != self.machine
+            ):
+                # Listening on another machine's loopback: out of reach.
                 continue
             serverId = key[len(self._key("")) :]
             seen.add(serverId)
