@@ -229,6 +229,21 @@ class ClusterRegistryTests(TestCase):
         self.assertEqual(resumed.playerId, "bob")
         self.assertEqual(self.b.hooks.resumedWith, [(resumed, "node1-gs1")])
 
+    async def test_stopLeavesSessions(self) -> None:
+        """
+        A node that stops tells the game servers its seated sessions moved
+        (they hold the seats) and leaves the sessions in Redis: another
+        node takes them over.
+        """
+        session, conn = await self.authenticated(self.a, "erin")
+        await self.a.seat(session, SEAT)
+        await self.a.detach(session, conn)
+        await self.a.close()
+        self.assertEqual(self.a.hooks.movedSessions, [session])
+        await self.b.client.execute("DEL", f"aphelion:node:{self.a.nodeId}")
+        resumed: Session = await self.b.open(session.token, RecordingConnection())
+        self.assertEqual((resumed.token, resumed.playerId), (session.token, "erin"))
+
     async def test_countsOfTheCluster(self) -> None:
         """
         Every node counts the players and seats of the whole cluster.

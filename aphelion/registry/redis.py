@@ -261,6 +261,14 @@ class RedisSessionRegistry(MemorySessionRegistry):
                 if session is not None and session.playerId is not None:
                     commands.append(["PEXPIRE", self._player(session.playerId), ms])
             self._write(commands, "leaving the sessions to the cluster")
+        if self.hooks is not None:
+            # Their game servers hold the seats (Disconnect{MOVED}) for the
+            # node the clients resume on.
+            for key in list(self._recorded):
+                session = self._keys.get(key)
+                if session is not None and session.seat is not None:
+                    with self._log.failuresHandled("leaving a seat failed"):
+                        self.hooks.moved(session)
         d = super().close()
         for call in (self._refreshCall, self._ttlCall):
             if call is not None and call.active():
