@@ -105,6 +105,10 @@ class Config:
     :ivar pagesPrefix: the URL path under which the players' pages (the
         index, the chat page, C{aphelion.js}) are served.
     :ivar pages: whether the players' pages are served at all.
+    :ivar admin: the strports description of the admin endpoint (metrics,
+        probes, API, dashboard), or L{None} for none.
+    :ivar adminToken: the bearer token of the admin API, or L{None}: then
+        the API refuses everything.
     """
 
     listen: tuple[str, ...] = ("tcp:80",)
@@ -158,3 +162,5 @@ class Config:
     exempt: tuple[str, ...] = ()
     pagesPrefix: str = "/"
     pages: bool = True
+    admin: str | None = None
+    adminToken: bytes | None = field(default=None, repr=False)

@@ -14,6 +14,8 @@ from twisted.cred.portal import Portal
 from twisted.logger import Logger
 from twisted.web.server import Site
 
+from aphelion.admin import Lifecycle, makeAdminSite
+from aphelion.admin.view import ProxyView
 from aphelion.auth import BoundedAuthenticator, PlayerRealm, authenticate
 from aphelion.codes import CloseCode
 from aphelion.config import Config
@@ -24,6 +26,7 @@ from aphelion.interfaces import IReactorUser
 from aphelion.limits import Exemptions
 from aphelion.proto.game_pb2 import GameConfig
 from aphelion.session import MemorySessionRegistry
+from aphelion.stats import Stats
 from aphelion.web import makeSite
 from aphelion.websocket import AphelionServerFactory
 
@@ -41,6 +44,10 @@ class AuthProxyService(MultiService):
     :ivar monitor: the game-server monitor.
     :ivar gateway: the gateway.
     :ivar site: the web site (to listen on more endpoints).
+    :ivar lifecycle: whether the AuthProxy is draining; call its
+        C{startDraining(reason)} to make C{/ready} answer 503.
+    :ivar stats: the running counts of packets, bytes, closes and logins.
+    :ivar adminSite: the admin site (C{--admin}), or L{None}.
     """
 
     def __init__(
@@ -50,12 +57,17 @@ class AuthProxyService(MultiService):
         monitor: GameServerMonitor,
         gateway: Gateway,
         site: Site,
+        lifecycle: Lifecycle | None = None,
+        adminSite: Site | None = None,
     ) -> None:
         super().__init__()
         self.factory = factory
         self.monitor = monitor
         self.gateway = gateway
         self.site = site
+        self.lifecycle = Lifecycle() if lifecycle is None else lifecycle
+        self.stats: Stats = factory.stats
+        self.adminSite = adminSite
 
 
 class ShutdownService(Service):
@@ -93,6 +105,7 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
     :return: the parent service.
     """
     exempt = Exemptions(config.exempt)
+    stats = Stats()
     registry = MemorySessionRegistry(
         clock=reactor,
         sessionTimeout=config.sessionTimeout,
@@ -158,9 +171,10 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
         seatingBuffer=config.seatingBuffer,
         seatingBufferBytes=config.seatingBufferBytes,
         logInterval=config.logInterval,
+        stats=stats,
     )
     factory = AphelionServerFactory(
-        clock=reactor, registry=registry, config=config, gateway=gateway
+        clock=reactor, registry=registry, config=config, gateway=gateway, stats=stats
     )
     site = makeSite(
         factory,
@@ -168,11 +182,42 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
         reactor,
         pagesPrefix=config.pagesPrefix if config.pages else None,
     )
-    top = AuthProxyService(factory=factory, monitor=monitor, gateway=gateway, site=site)
+    lifecycle = Lifecycle()
+    adminSite = None
+    if config.admin is not None:
+        adminSite = makeAdminSite(
+            ProxyView(
+                factory=factory,
+                monitor=monitor,
+                gateway=gateway,
+                lifecycle=lifecycle,
+                clock=reactor,
+            ),
+            token=config.adminToken,
+            clock=reactor,
+            logInterval=config.logInterval,
+        )
+        if config.adminToken is None:
+            _log.warn(
+                "--admin without --admin-token-file: the admin API and dashboard "
+                "refuse everything; /metrics, /health and /ready are open"
+            )
+    top = AuthProxyService(
+        factory=factory,
+        monitor=monitor,
+        gateway=gateway,
+        site=site,
+        lifecycle=lifecycle,
+        adminSite=adminSite,
+    )
     monitor.setServiceParent(top)
     for description in config.listen:
         listener: IService = strports.service(description, site, reactor=reactor)
         listener.setName(f"listen:{description}")
         listener.setServiceParent(top)
+    if adminSite is not None and config.admin is not None:
+        admin: IService = strports.service(config.admin, adminSite, reactor=reactor)
+        admin.setName(f"admin:{config.admin}")
+        admin.setServiceParent(top)
     ShutdownService(factory).setServiceParent(top)
     return top

@@ -34,6 +34,7 @@ from aphelion.limits import normalAddress
 from aphelion.logthrottle import ThrottledLog
 from aphelion.ping import encodePingResponse, readPingRequest
 from aphelion.session import Session, SessionFull
+from aphelion.stats import Stats
 from aphelion.wsbase import PacketProtocol
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
     _receive: Any = None
     _opening: list[tuple[bytes, bool]] | None = None
     _counted = False
+    _stats: Stats
+    _opened = False
 
     # -- IConnection -------------------------------------------------------
 
@@ -128,6 +131,7 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
         the transport's producer.
         """
         super().connectionMade()
+        self._stats = self.factory.stats
         transport = cast(Any, self.transport)
         # Behind twisted.web the HTTP channel that read the upgrade is still
         # the transport's producer; we take its place, so that a full send
@@ -207,6 +211,7 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
         Start waiting for the init packet, unless the server is full.
         """
         super().onOpen()
+        self._opened = True
         if self.admission is not None:
             self.admission.opened()
         factory = self.factory
@@ -226,6 +231,9 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
         """
         if self.state != _OPEN:
             return
+        stats = self._stats
+        stats.packetsIn += 1
+        stats.bytesIn += len(payload)
         receive = self._receive
         if receive is not None and isBinary:
             self._packetReceived(payload, receive)
@@ -248,6 +256,16 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
         self._authCall = None
         self._receive = None
         self.factory.connections.discard(self)
+        if self._opened:
+            self._opened = False
+            if self.closedByMe and self.localCloseCode:
+                # Ours: the code we sent, whatever the peer answered.
+                code, reason = self.localCloseCode, self.localCloseReason
+            if isinstance(reason, bytes):
+                reason = reason.decode("utf-8", "replace")
+            self._stats.closed(
+                self.factory.clock.seconds(), int(code or 1006), reason or ""
+            )
         session, self.session = self.session, None
         if session is not None:
             if self.protocol is AphelionProtocol.GAME:
@@ -257,6 +275,16 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
                     "detaching from session {hint} failed", f, hint=session.hint
                 )
             )
+
+    def sendBinary(self, payload: bytes) -> None:
+        """
+        Send C{payload} as one binary message, counted in the factory's
+        L{Stats}.
+        """
+        stats = self._stats
+        stats.packetsOut += 1
+        stats.bytesOut += len(payload)
+        super().sendBinary(payload)
 
     # -- the handshake -----------------------------------------------------
 
@@ -412,6 +440,7 @@ class AphelionServerFactory(WebSocketServerFactory):
     :ivar config: the settings.
     :ivar gateway: what game payloads go to.
     :ivar connections: the open connections.
+    :ivar stats: the running counts of packets, bytes and closes.
     """
 
     protocol = AphelionServerProtocol  # type: ignore[assignment]
@@ -423,7 +452,12 @@ class AphelionServerFactory(WebSocketServerFactory):
         registry: ISessionRegistry,
         config: Config,
         gateway: Gateway,
+        stats: Stats | None = None,
     ) -> None:
+        """
+        :param stats: where to count packets, bytes and closes; a new
+            L{Stats} by default.
+        """
         # No version in any header (Part 6): it only helps an attacker.
         super().__init__(server="aphelion", reactor=clock)
         self.clock = clock
@@ -431,6 +465,7 @@ class AphelionServerFactory(WebSocketServerFactory):
         self.config = config
         self.gateway = gateway
         self.connections: set[AphelionServerProtocol] = set()
+        self.stats = Stats() if stats is None else stats
         self.throttle = ThrottledLog(
             AphelionServerProtocol._log, clock=clock, interval=config.logInterval
         )

@@ -1,0 +1,140 @@
+# -*- test-case-name: tests.test_stats -*-
+"""
+The AuthProxy's running counts: packets and bytes relayed, closes by code,
+logins by result and how long seating takes.
+
+L{Stats} is a plain object of plain integers, so that counting costs the
+relay's hot path an attribute increment and nothing more: no locks, no
+labels looked up, no allocation. The admin endpoint
+(L{aphelion.admin.metrics}) reads it when Prometheus scrapes; nothing here
+knows about Prometheus.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import NamedTuple
+
+__all__ = ["SEATING_BUCKETS", "Close", "Stats"]
+
+#: The upper bounds, in seconds, of the seating-time histogram's buckets.
+SEATING_BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+
+class Close(NamedTuple):
+    """
+    One closed client connection.
+
+    :ivar when: the clock's time of the close, in seconds.
+    :ivar code: the WebSocket close code.
+    :ivar reason: the close reason.
+    """
+
+    when: float
+    code: int
+    reason: str
+
+
+class Stats:
+    """
+    Counts of one AuthProxy since it started. Every count only grows.
+
+    :ivar packetsIn: WebSocket messages received from clients (the init
+        packet and ProtobufPackets, ack-only ones included).
+    :ivar packetsOut: binary WebSocket messages sent to clients (the
+        S2CInitPacket, ProtobufPackets and ping answers).
+    :ivar bytesIn: the bytes of those messages received (WebSocket
+        payloads, without framing).
+    :ivar bytesOut: the bytes of those messages sent.
+    :ivar closes: client connections closed, by close code.
+    :ivar recentCloses: the last L{recentLimit} closes, the newest last.
+    :ivar logins: credential checks asked for, by result (C{ok},
+        C{unauthorized}, C{unsupported}, C{busy}, C{broken},
+        C{throttled}).
+    :ivar seatingCounts: seatings that took at most each bound of
+        L{SEATING_BUCKETS} (not cumulative; the last is above every bound).
+    :ivar seatingSum: the seconds all seatings took.
+    :ivar seatingCount: the seatings measured.
+    """
+
+    __slots__ = (
+        "bytesIn",
+        "bytesOut",
+        "closes",
+        "logins",
+        "packetsIn",
+        "packetsOut",
+        "recentCloses",
+        "seatingCount",
+        "seatingCounts",
+        "seatingSum",
+    )
+
+    #: How many closes L{recentCloses} keeps.
+    recentLimit = 50
+
+    def __init__(self) -> None:
+        self.packetsIn = 0
+        self.packetsOut = 0
+        self.bytesIn = 0
+        self.bytesOut = 0
+        self.closes: dict[int, int] = {}
+        self.recentCloses: deque[Close] = deque(maxlen=self.recentLimit)
+        self.logins: dict[str, int] = {}
+        self.seatingCounts = [0] * (len(SEATING_BUCKETS) + 1)
+        self.seatingSum = 0.0
+        self.seatingCount = 0
+
+    def closed(self, when: float, code: int, reason: str) -> None:
+        """
+        Count a client connection closed with C{code}.
+
+        :param when: the clock's time now.
+        """
+        self.closes[code] = self.closes.get(code, 0) + 1
+        self.recentCloses.append(Close(when, code, reason))
+
+    def login(self, result: str) -> None:
+        """
+        Count a credential check's C{result}.
+        """
+        self.logins[result] = self.logins.get(result, 0) + 1
+
+    def seated(self, seconds: float) -> None:
+        """
+        Count a seating that took C{seconds}, from picking a game server to
+        being seated on it.
+        """
+        index = len(SEATING_BUCKETS)
+        for i, bound in enumerate(SEATING_BUCKETS):
+            if seconds <= bound:
+                index = i
+                break
+        self.seatingCounts[index] += 1
+        self.seatingSum += seconds
+        self.seatingCount += 1
+
+    def seatingBuckets(self) -> list[tuple[str, int]]:
+        """
+        The seating-time histogram as Prometheus reads it: cumulative
+        counts by upper bound, C{+Inf} last.
+        """
+        buckets = []
+        total = 0
+        for bound, count in zip(SEATING_BUCKETS, self.seatingCounts, strict=False):
+            total += count
+            buckets.append((repr(bound), total))
+        buckets.append(("+Inf", self.seatingCount))
+        return buckets

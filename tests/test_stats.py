@@ -1,0 +1,122 @@
+# -*- test-case-name: tests.test_stats -*-
+"""
+Tests of L{aphelion.stats} and of the counting done by the WebSocket
+protocol and the gateway.
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from aphelion.codes import CloseCode
+from aphelion.stats import SEATING_BUCKETS, Close, Stats
+from tests.test_websocket import PING, ServerTestsMixin, ping
+
+
+class StatsTests(SynchronousTestCase):
+    """
+    L{Stats} counts closes, logins and seating times.
+    """
+
+    def test_startsAtZero(self) -> None:
+        """
+        A new L{Stats} has counted nothing.
+        """
+        stats = Stats()
+        self.assertEqual(
+            (stats.packetsIn, stats.packetsOut, stats.bytesIn, stats.bytesOut),
+            (0, 0, 0, 0),
+        )
+        self.assertEqual((stats.closes, stats.logins), ({}, {}))
+        self.assertEqual(stats.seatingBuckets()[-1], ("+Inf", 0))
+
+    def test_closes(self) -> None:
+        """
+        Closes are counted by code, and the recent ones kept, the oldest
+        forgotten past L{Stats.recentLimit}.
+        """
+        stats = Stats()
+        stats.closed(1.0, 4009, "kicked")
+        stats.closed(2.0, 4009, "kicked again")
+        stats.closed(3.0, 1000, "")
+        self.assertEqual(stats.closes, {4009: 2, 1000: 1})
+        self.assertEqual(stats.recentCloses[0], Close(1.0, 4009, "kicked"))
+        for i in range(Stats.recentLimit):
+            stats.closed(10.0 + i, 1006, "")
+        self.assertEqual(len(stats.recentCloses), Stats.recentLimit)
+        self.assertEqual(stats.recentCloses[0].when, 10.0)
+
+    def test_logins(self) -> None:
+        """
+        Logins are counted by result.
+        """
+        stats = Stats()
+        stats.login("ok")
+        stats.login("ok")
+        stats.login("unauthorized")
+        self.assertEqual(stats.logins, {"ok": 2, "unauthorized": 1})
+
+    def test_seatingHistogram(self) -> None:
+        """
+        Seating times land in the first bucket whose bound they do not
+        exceed; the buckets are cumulative, the sum and count exact.
+        """
+        stats = Stats()
+        stats.seated(0.004)
+        stats.seated(0.01)
+        stats.seated(0.3)
+        stats.seated(99.0)
+        buckets = dict(stats.seatingBuckets())
+        self.assertEqual(buckets["0.005"], 1)
+        self.assertEqual(buckets["0.01"], 2)
+        self.assertEqual(buckets["0.25"], 2)
+        self.assertEqual(buckets["0.5"], 3)
+        self.assertEqual(buckets[repr(SEATING_BUCKETS[-1])], 3)
+        self.assertEqual(buckets["+Inf"], 4)
+        self.assertAlmostEqual(stats.seatingSum, 99.314)
+        self.assertEqual(stats.seatingCount, 4)
+
+
+class ProtocolCountsTests(ServerTestsMixin, SynchronousTestCase):
+    """
+    The server protocol counts messages, bytes and closes in its factory's
+    L{Stats}.
+    """
+
+    def test_packetsAndBytes(self) -> None:
+        """
+        The init packet and a ping are counted in; the token and the ping's
+        answer out, with their bytes.
+        """
+        stats = self.factory.stats
+        client, _, pump, _ = self.handshake(PING)
+        self.assertEqual((stats.packetsIn, stats.bytesIn), (1, 39))
+        self.assertEqual((stats.packetsOut, stats.bytesOut), (1, 32))
+        request = b"\x00" + ping()
+        client.send(request)
+        pump.flush(advanceClock=False)
+        self.assertEqual((stats.packetsIn, stats.bytesIn), (2, 39 + len(request)))
+        self.assertEqual(stats.packetsOut, 2)
+        self.assertEqual(stats.bytesOut, 32 + len(client.received[0]))
+
+    def test_closeCounted(self) -> None:
+        """
+        A connection the server closes is counted with the code it sent,
+        once, with its reason.
+        """
+        stats = self.factory.stats
+        _, server, pump, _ = self.handshake()
+        server.closeWith(CloseCode.SESSION_ENDED, "kicked")
+        pump.flush()
+        self.assertEqual(stats.closes, {4009: 1})
+        self.assertEqual(stats.recentCloses[-1].reason, "kicked")
+
+    def test_clientCloseCounted(self) -> None:
+        """
+        A connection the client closes is counted with the client's code.
+        """
+        stats = self.factory.stats
+        client, _, pump, _ = self.handshake()
+        client.sendClose(1000, "bye")
+        pump.flush()
+        self.assertEqual(stats.closes, {1000: 1})
