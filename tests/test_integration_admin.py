@@ -12,7 +12,13 @@ from io import BytesIO
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
-from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, readBody
+from twisted.web.client import (
+    Agent,
+    FileBodyProducer,
+    HTTPConnectionPool,
+    ResponseNeverReceived,
+    readBody,
+)
 from twisted.web.http_headers import Headers
 
 from aphelion.codes import CloseCode
@@ -195,6 +201,18 @@ class ApiTests(AdminTestCase):
         self.assertEqual(code, 200)
         ids = [server["id"] for server in json.loads(body)["servers"]]
         self.assertEqual(ids, ["gs1", "gs2"])
+
+    async def test_bigBodyDropped(self) -> None:
+        """
+        A body larger than the API reads drops the connection as it
+        arrives; nothing is done.
+        """
+        await self.startAdmin()
+        with self.assertRaises(ResponseNeverReceived):
+            await self.http(
+                "/api/servers/gs1/drain", b"POST", {"reason": "x" * 100_000}
+            )
+        self.assertIs(self.monitor.servers["gs1"].state, ServerState.READY)
 
     async def test_kick(self) -> None:
         """
