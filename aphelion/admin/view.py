@@ -71,34 +71,41 @@ class ProxyView:
         """
         The open client connections, by kind (L{CONNECTION_KINDS}).
         """
-        counts = dict.fromkeys(CONNECTION_KINDS, 0)
+        byProtocol: dict[Any, int] = {}
         for connection in self.factory.connections:
             protocol = connection.protocol
+            byProtocol[protocol] = byProtocol.get(protocol, 0) + 1
+        counts = dict.fromkeys(CONNECTION_KINDS, 0)
+        for protocol, count in byProtocol.items():
             kind = "opening" if protocol is None else protocol.name.lower()
-            counts[kind] = counts.get(kind, 0) + 1
+            counts[kind] = counts.get(kind, 0) + count
         return counts
 
     def liveSessions(self) -> list[Session]:
         """
         The sessions that have a connection here, each once.
         """
-        seen: dict[int, Session] = {}
-        for connection in self.factory.connections:
-            session = connection.session
-            if session is not None and not session.ended:
-                seen[id(session)] = session
-        return list(seen.values())
+        sessions = {connection.session for connection in self.factory.connections}
+        sessions.discard(None)
+        return [
+            session for session in sessions if session is not None and not session.ended
+        ]
 
     def sessions(self) -> dict[str, int]:
         """
         The sessions by state (L{SESSION_STATES}); those without a
         connection here are C{lingering}.
         """
-        counts = dict.fromkeys(SESSION_STATES, 0)
         live = self.liveSessions()
+        byState: dict[Any, int] = {}
         for session in live:
-            state = session.state.value
-            counts[state] = counts.get(state, 0) + 1
+            seating = session.seating
+            state = None if seating is None else seating.state
+            byState[state] = byState.get(state, 0) + 1
+        counts = dict.fromkeys(SESSION_STATES, 0)
+        for state, count in byState.items():
+            name = SessionState.UNAUTHENTICATED.value if state is None else state.value
+            counts[name] = counts.get(name, 0) + count
         registry: Any = self.factory.registry
         try:
             total = len(registry)
