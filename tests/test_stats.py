@@ -9,7 +9,10 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from aphelion.codes import CloseCode
+from aphelion.gateway import Gateway
+from aphelion.proto.game_pb2 import S2C, GameDetails
 from aphelion.stats import SEATING_BUCKETS, Close, Stats
+from tests.test_gateway import GatewayFixture, auth
 from tests.test_websocket import PING, ServerTestsMixin, ping
 
 
@@ -120,3 +123,68 @@ class ProtocolCountsTests(ServerTestsMixin, SynchronousTestCase):
         client.sendClose(1000, "bye")
         pump.flush()
         self.assertEqual(stats.closes, {1000: 1})
+
+
+class GatewayCountsTests(GatewayFixture):
+    """
+    The gateway counts logins by result and times seatings, in its
+    L{Stats}, and kicks.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.gateway = Gateway(
+            registry=self.registry,
+            authenticator=self.authenticate,
+            monitor=self.monitor,
+            connectLink=self.connectLink,
+            clock=self.reactor,
+        )
+
+    def test_logins(self) -> None:
+        """
+        A good ID counts C{ok}, a bad one C{unauthorized}.
+        """
+        self.seat("alice")
+        session, conn = self.session()
+        self.gateway.payloadReceived(session, conn, auth("mallory"))
+        self.assertEqual(self.gateway.stats.logins, {"ok": 1, "unauthorized": 1})
+
+    def test_seatingTimed(self) -> None:
+        """
+        The time from picking a game server to being seated is counted in
+        the histogram.
+        """
+        session, conn = self.session()
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        self.reactor.advance(0.2)
+        link = self.links[-1]
+        link.seat.accepted(
+            GameDetails(server_id=link.seat.server.serverId, player_id="alice")
+        )
+        stats = self.gateway.stats
+        self.assertEqual(stats.seatingCount, 1)
+        self.assertAlmostEqual(stats.seatingSum, 0.2)
+        self.assertEqual(dict(stats.seatingBuckets())["0.25"], 1)
+        self.assertEqual(dict(stats.seatingBuckets())["0.1"], 0)
+
+    def test_refusedNotTimed(self) -> None:
+        """
+        A seating the game server refuses is not counted as seated.
+        """
+        session, conn = self.session()
+        self.gateway.payloadReceived(session, conn, auth("alice"))
+        self.links[-1].seat.rejected(1, "full")
+        self.assertEqual(self.gateway.stats.seatingCount, 0)
+
+    def test_kick(self) -> None:
+        """
+        L{Gateway.kick} sends C{S2C{disconnect}} with the reason, closes
+        with 4009 and gives up the seat.
+        """
+        session, conn, link = self.seat("alice")
+        self.gateway.kick(session, "be nice")
+        self.assertEqual(S2C.FromString(conn.sent[-1]).disconnect.reason, "be nice")
+        self.assertEqual(conn.closed, (CloseCode.SESSION_ENDED, "be nice"))
+        self.assertTrue(session.ended)
+        self.assertIsNotNone(link.disconnected)
