@@ -15,7 +15,16 @@ from __future__ import annotations
 from collections import deque
 from typing import NamedTuple
 
-__all__ = ["SEATING_BUCKETS", "Close", "Stats"]
+from aphelion.codes import CloseCode
+
+__all__ = ["OTHER_CODE", "SEATING_BUCKETS", "Close", "Stats"]
+
+#: The key under which L{Stats.closes} counts close codes that are neither
+#: RFC 6455's (1000-1015) nor the contract's: a client chooses its own code,
+#: and a label per code it makes up would grow the metrics without bound.
+OTHER_CODE = 0
+
+_KNOWN_CODES = frozenset(range(1000, 1016)) | frozenset(CloseCode)
 
 #: The upper bounds, in seconds, of the seating-time histogram's buckets.
 SEATING_BUCKETS: tuple[float, ...] = (
@@ -58,7 +67,8 @@ class Stats:
     :ivar bytesIn: the bytes of those messages received (WebSocket
         payloads, without framing).
     :ivar bytesOut: the bytes of those messages sent.
-    :ivar closes: client connections closed, by close code.
+    :ivar closes: client connections closed, by close code (L{OTHER_CODE}
+        for a code that is neither RFC 6455's nor the contract's).
     :ivar recentCloses: the last L{recentLimit} closes, the newest last.
     :ivar logins: credential checks asked for, by result (C{ok},
         C{unauthorized}, C{unsupported}, C{busy}, C{broken},
@@ -103,7 +113,8 @@ class Stats:
 
         :param when: the clock's time now.
         """
-        self.closes[code] = self.closes.get(code, 0) + 1
+        key = code if code in _KNOWN_CODES else OTHER_CODE
+        self.closes[key] = self.closes.get(key, 0) + 1
         self.recentCloses.append(Close(when, code, reason))
 
     def login(self, result: str) -> None:

@@ -68,6 +68,7 @@ class CollectorTests(AdminTestCase):
         stats.packetsIn, stats.packetsOut = 5, 7
         stats.bytesIn, stats.bytesOut = 50, 70
         stats.closed(0.0, 4009, "kicked")
+        stats.closed(0.0, 4567, "a client's own code")
         stats.login("ok")
         self.monitor.servers["gs1"].generation = 3
         samples = self.scrape()
@@ -75,6 +76,7 @@ class CollectorTests(AdminTestCase):
         self.assertEqual(samples["aphelion_packets_total", (("direction", "out"),)], 7)
         self.assertEqual(samples["aphelion_bytes_total", (("direction", "out"),)], 70)
         self.assertEqual(samples["aphelion_closes_total", (("code", "4009"),)], 1)
+        self.assertEqual(samples["aphelion_closes_total", (("code", "other"),)], 1)
         self.assertEqual(samples["aphelion_logins_total", (("result", "ok"),)], 1)
         self.assertEqual(
             samples["aphelion_game_server_restarts_total", (("server", "gs1"),)], 2

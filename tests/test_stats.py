@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from aphelion.codes import CloseCode
 from aphelion.gateway import Gateway
 from aphelion.proto.game_pb2 import S2C, GameDetails
-from aphelion.stats import SEATING_BUCKETS, Close, Stats
+from aphelion.stats import OTHER_CODE, SEATING_BUCKETS, Close, Stats
 from tests.test_gateway import GatewayFixture, auth
 from tests.test_websocket import PING, ServerTestsMixin, ping
 
@@ -42,7 +42,10 @@ class StatsTests(SynchronousTestCase):
         stats.closed(1.0, 4009, "kicked")
         stats.closed(2.0, 4009, "kicked again")
         stats.closed(3.0, 1000, "")
-        self.assertEqual(stats.closes, {4009: 2, 1000: 1})
+        stats.closed(3.5, 4321, "made up")
+        stats.closed(3.6, 3999, "made up too")
+        self.assertEqual(stats.closes, {4009: 2, 1000: 1, OTHER_CODE: 2})
+        self.assertEqual(stats.recentCloses[-1].code, 3999)
         self.assertEqual(stats.recentCloses[0], Close(1.0, 4009, "kicked"))
         for i in range(Stats.recentLimit):
             stats.closed(10.0 + i, 1006, "")

@@ -20,6 +20,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from aphelion.admin.view import ProxyView
+from aphelion.stats import OTHER_CODE
 
 __all__ = ["AphelionCollector", "makeRegistry"]
 
@@ -117,7 +118,7 @@ class AphelionCollector(Collector):
             labels=["code"],
         )
         for code, count in sorted(stats.closes.items()):
-            closes.add_metric([str(code)], count)
+            closes.add_metric([str(code) if code != OTHER_CODE else "other"], count)
         yield closes
 
         logins = CounterMetricFamily(

@@ -16,7 +16,7 @@ from aphelion.admin.lifecycle import Lifecycle
 from aphelion.control.servers import GameServer, ServerState
 from aphelion.seating import SessionState
 from aphelion.session import Session
-from aphelion.stats import Stats
+from aphelion.stats import OTHER_CODE, Stats
 
 if TYPE_CHECKING:
     from aphelion.control.spawn import GameServerMonitor
@@ -245,7 +245,8 @@ class ProxyView:
             "packets": {"in": stats.packetsIn, "out": stats.packetsOut},
             "bytes": {"in": stats.bytesIn, "out": stats.bytesOut},
             "closes": {
-                str(code): count for code, count in sorted(stats.closes.items())
+                str(code) if code != OTHER_CODE else "other": count
+                for code, count in sorted(stats.closes.items())
             },
             "recentCloses": [
                 {"time": close.when, "code": close.code, "reason": close.reason}
