@@ -135,9 +135,11 @@ ROWS = [
     ("ping round trips/s", "ping", "rtt_per_s", 0),
     ("  p50 ms", "ping", "p50_ms", 3),
     ("  proxy CPU us per round trip", "ping", "proxy_cpu_us_per_rt", 1),
+    ("  cores used by other processes", "ping", "outside_load_cores", 2),
     ("relayed round trips/s", "relay", "rtt_per_s", 0),
     ("  p50 ms", "relay", "p50_ms", 3),
     ("  proxy CPU us per round trip", "relay", "proxy_cpu_us_per_rt", 1),
+    ("  cores used by other processes", "relay", "outside_load_cores", 2),
 ]
 
 
