@@ -1,23 +1,26 @@
 # -*- test-case-name: tests.test_stats -*-
 """
-The AuthProxy's running counts: packets and bytes relayed, closes by code,
+The AuthProxy's running counts: messages and bytes relayed, closes by code,
 logins by result and how long seating takes.
 
-L{Stats} is a plain object of plain integers, so that counting costs the
-relay's hot path an attribute increment and nothing more: no locks, no
-labels looked up, no allocation. The admin endpoint
-(L{aphelion.admin.metrics}) reads it when Prometheus scrapes; nothing here
-knows about Prometheus.
+L{Stats} is a plain object of plain integers, and the relay's hot path adds
+nothing to it: Autobahn already counts the messages and bytes of each
+connection (its C{trafficStats}), so L{Stats} banks those of a connection
+when it closes, and L{Stats.traffic} adds the open connections' at the
+moment it is asked. Closes, logins and seatings are counted as they happen,
+a few times per session. The admin endpoint (L{aphelion.admin.metrics})
+reads it when Prometheus scrapes; nothing here knows about Prometheus.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 from aphelion.codes import CloseCode
 
-__all__ = ["OTHER_CODE", "SEATING_BUCKETS", "Close", "Stats"]
+__all__ = ["OTHER_CODE", "SEATING_BUCKETS", "Close", "Stats", "Traffic"]
 
 #: The key under which L{Stats.closes} counts close codes that are neither
 #: RFC 6455's (1000-1015) nor the contract's: a client chooses its own code,
@@ -56,16 +59,34 @@ class Close(NamedTuple):
     reason: str
 
 
+class Traffic(NamedTuple):
+    """
+    Messages and bytes from and to clients.
+
+    :ivar packetsIn: WebSocket messages received from clients (init
+        packets and ProtobufPackets, ack-only ones included).
+    :ivar packetsOut: WebSocket messages sent to clients (S2CInitPackets,
+        ProtobufPackets, ping answers).
+    :ivar bytesIn: the bytes of the messages received (WebSocket payloads,
+        without framing).
+    :ivar bytesOut: the bytes of the messages sent.
+    """
+
+    packetsIn: int
+    packetsOut: int
+    bytesIn: int
+    bytesOut: int
+
+
 class Stats:
     """
     Counts of one AuthProxy since it started. Every count only grows.
 
-    :ivar packetsIn: WebSocket messages received from clients (the init
-        packet and ProtobufPackets, ack-only ones included).
-    :ivar packetsOut: binary WebSocket messages sent to clients (the
-        S2CInitPacket, ProtobufPackets and ping answers).
-    :ivar bytesIn: the bytes of those messages received (WebSocket
-        payloads, without framing).
+    :ivar packetsIn: WebSocket messages received on connections that
+        have closed (see L{Traffic}).
+    :ivar packetsOut: WebSocket messages sent on connections that have
+        closed.
+    :ivar bytesIn: the bytes of those messages received.
     :ivar bytesOut: the bytes of those messages sent.
     :ivar closes: client connections closed, by close code (L{OTHER_CODE}
         for a code that is neither RFC 6455's nor the contract's).
@@ -106,6 +127,33 @@ class Stats:
         self.seatingCounts = [0] * (len(SEATING_BUCKETS) + 1)
         self.seatingSum = 0.0
         self.seatingCount = 0
+
+    def bank(self, trafficStats: Any) -> None:
+        """
+        Add the counts of a connection that is closing, from its Autobahn
+        C{trafficStats}; call it once per connection, when it leaves the
+        connections that L{traffic} is given.
+        """
+        self.packetsIn += trafficStats.incomingWebSocketMessages
+        self.packetsOut += trafficStats.outgoingWebSocketMessages
+        self.bytesIn += trafficStats.incomingOctetsAppLevel
+        self.bytesOut += trafficStats.outgoingOctetsAppLevel
+
+    def traffic(self, connections: Iterable[Any]) -> Traffic:
+        """
+        Every message and byte so far: those banked, plus those of the open
+        C{connections} (Autobahn protocols, read through their
+        C{trafficStats}).
+        """
+        packetsIn, packetsOut = self.packetsIn, self.packetsOut
+        bytesIn, bytesOut = self.bytesIn, self.bytesOut
+        for connection in connections:
+            counts = connection.trafficStats
+            packetsIn += counts.incomingWebSocketMessages
+            packetsOut += counts.outgoingWebSocketMessages
+            bytesIn += counts.incomingOctetsAppLevel
+            bytesOut += counts.outgoingOctetsAppLevel
+        return Traffic(packetsIn, packetsOut, bytesIn, bytesOut)
 
     def closed(self, when: float, code: int, reason: str) -> None:
         """

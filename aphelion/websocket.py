@@ -76,7 +76,6 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
     _receive: Any = None
     _opening: list[tuple[bytes, bool]] | None = None
     _counted = False
-    _stats: Stats
     _opened = False
 
     # -- IConnection -------------------------------------------------------
@@ -131,7 +130,6 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
         the transport's producer.
         """
         super().connectionMade()
-        self._stats = self.factory.stats
         transport = cast(Any, self.transport)
         # Behind twisted.web the HTTP channel that read the upgrade is still
         # the transport's producer; we take its place, so that a full send
@@ -231,9 +229,6 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
         """
         if self.state != _OPEN:
             return
-        stats = self._stats
-        stats.packetsIn += 1
-        stats.bytesIn += len(payload)
         receive = self._receive
         if receive is not None and isBinary:
             self._packetReceived(payload, receive)
@@ -255,7 +250,10 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
             self._authCall.cancel()
         self._authCall = None
         self._receive = None
-        self.factory.connections.discard(self)
+        factory = self.factory
+        if self in factory.connections:
+            factory.connections.discard(self)
+            factory.stats.bank(self.trafficStats)
         if self._opened:
             self._opened = False
             if self.closedByMe and self.localCloseCode:
@@ -263,8 +261,8 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
                 code, reason = self.localCloseCode, self.localCloseReason
             if isinstance(reason, bytes):
                 reason = reason.decode("utf-8", "replace")
-            self._stats.closed(
-                self.factory.clock.seconds(), int(code or 1006), reason or ""
+            factory.stats.closed(
+                factory.clock.seconds(), int(code or 1006), reason or ""
             )
         session, self.session = self.session, None
         if session is not None:
@@ -275,16 +273,6 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
                     "detaching from session {hint} failed", f, hint=session.hint
                 )
             )
-
-    def sendBinary(self, payload: bytes) -> None:
-        """
-        Send C{payload} as one binary message, counted in the factory's
-        L{Stats}.
-        """
-        stats = self._stats
-        stats.packetsOut += 1
-        stats.bytesOut += len(payload)
-        super().sendBinary(payload)
 
     # -- the handshake -----------------------------------------------------
 
@@ -440,7 +428,9 @@ class AphelionServerFactory(WebSocketServerFactory):
     :ivar config: the settings.
     :ivar gateway: what game payloads go to.
     :ivar connections: the open connections.
-    :ivar stats: the running counts of packets, bytes and closes.
+    :ivar stats: the closes, and the messages and bytes of the connections
+        that have closed (Autobahn counts those of each open connection in
+        its C{trafficStats}).
     """
 
     protocol = AphelionServerProtocol  # type: ignore[assignment]
@@ -455,8 +445,8 @@ class AphelionServerFactory(WebSocketServerFactory):
         stats: Stats | None = None,
     ) -> None:
         """
-        :param stats: where to count packets, bytes and closes; a new
-            L{Stats} by default.
+        :param stats: where to count closes, and the messages and bytes of
+            closed connections; a new L{Stats} by default.
         """
         # No version in any header (Part 6): it only helps an attacker.
         super().__init__(server="aphelion", reactor=clock)

@@ -11,6 +11,7 @@ from io import BytesIO
 from types import SimpleNamespace
 from typing import Any, cast
 
+from autobahn.websocket.protocol import TrafficStats
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.python import usage
@@ -119,6 +120,7 @@ class AdminTestCase(SynchronousTestCase):
         if protocol is None:
             connection.protocol = None  # type: ignore[assignment]
         connection.session = session  # type: ignore[attr-defined]
+        connection.trafficStats = TrafficStats()  # type: ignore[attr-defined]
         self.factory.connections.add(connection)
         return connection
 

@@ -81,10 +81,13 @@ class CollectorTests(AdminTestCase):
         self.assertEqual(
             samples["aphelion_game_server_restarts_total", (("server", "gs1"),)], 2
         )
-        stats.packetsIn += 1
-        self.assertEqual(
-            self.scrape()["aphelion_packets_total", (("direction", "in"),)], 6
-        )
+        connection = self.connect()
+        traffic = connection.trafficStats  # type: ignore[attr-defined]
+        traffic.incomingWebSocketMessages = 2
+        traffic.outgoingOctetsAppLevel = 30
+        samples = self.scrape()
+        self.assertEqual(samples["aphelion_packets_total", (("direction", "in"),)], 7)
+        self.assertEqual(samples["aphelion_bytes_total", (("direction", "out"),)], 100)
 
     def test_histogram(self) -> None:
         """

@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from aphelion.codes import CloseCode
 from aphelion.gateway import Gateway
 from aphelion.proto.game_pb2 import S2C, GameDetails
-from aphelion.stats import OTHER_CODE, SEATING_BUCKETS, Close, Stats
+from aphelion.stats import OTHER_CODE, SEATING_BUCKETS, Close, Stats, Traffic
 from tests.test_gateway import GatewayFixture, auth
 from tests.test_websocket import PING, ServerTestsMixin, ping
 
@@ -92,18 +92,25 @@ class ProtocolCountsTests(ServerTestsMixin, SynchronousTestCase):
     def test_packetsAndBytes(self) -> None:
         """
         The init packet and a ping are counted in; the token and the ping's
-        answer out, with their bytes.
+        answer out, with their bytes; a closed connection's counts are
+        banked, so the totals stay.
         """
         stats = self.factory.stats
-        client, _, pump, _ = self.handshake(PING)
-        self.assertEqual((stats.packetsIn, stats.bytesIn), (1, 39))
-        self.assertEqual((stats.packetsOut, stats.bytesOut), (1, 32))
+        connections = self.factory.connections
+        client, server, pump, _ = self.handshake(PING)
+        self.assertEqual(stats.traffic(connections), Traffic(1, 1, 39, 32))
         request = b"\x00" + ping()
         client.send(request)
         pump.flush(advanceClock=False)
-        self.assertEqual((stats.packetsIn, stats.bytesIn), (2, 39 + len(request)))
-        self.assertEqual(stats.packetsOut, 2)
-        self.assertEqual(stats.bytesOut, 32 + len(client.received[0]))
+        answer = len(client.received[0])
+        expected = Traffic(2, 2, 39 + len(request), 32 + answer)
+        self.assertEqual(stats.traffic(connections), expected)
+        self.assertEqual((stats.packetsIn, stats.bytesOut), (0, 0))
+        server.closeWith(CloseCode.NORMAL, "bye")
+        pump.flush()
+        self.assertEqual(connections, set())
+        self.assertEqual(stats.traffic(connections), expected)
+        self.assertEqual((stats.packetsIn, stats.bytesOut), (2, 32 + answer))
 
     def test_closeCounted(self) -> None:
         """

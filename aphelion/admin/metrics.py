@@ -28,8 +28,10 @@ __all__ = ["AphelionCollector", "makeRegistry"]
 class AphelionCollector(Collector):
     """
     Every metric of the AuthProxy, computed when Prometheus scrapes: the
-    gauges from the live connections, sessions and game servers, the
-    counters from the plain integers the relay bumps.
+    gauges from the live connections, sessions and game servers; the
+    message and byte counters from the counts Autobahn keeps per connection
+    (banked in L{aphelion.stats.Stats} when a connection closes); the other
+    counters from L{aphelion.stats.Stats}.
     """
 
     def __init__(self, view: ProxyView) -> None:
@@ -97,8 +99,9 @@ class AphelionCollector(Collector):
             "WebSocket messages from (in) and to (out) clients.",
             labels=["direction"],
         )
-        packets.add_metric(["in"], stats.packetsIn)
-        packets.add_metric(["out"], stats.packetsOut)
+        traffic = view.traffic()
+        packets.add_metric(["in"], traffic.packetsIn)
+        packets.add_metric(["out"], traffic.packetsOut)
         yield packets
 
         octets = CounterMetricFamily(
@@ -107,8 +110,8 @@ class AphelionCollector(Collector):
             "without framing.",
             labels=["direction"],
         )
-        octets.add_metric(["in"], stats.bytesIn)
-        octets.add_metric(["out"], stats.bytesOut)
+        octets.add_metric(["in"], traffic.bytesIn)
+        octets.add_metric(["out"], traffic.bytesOut)
         yield octets
 
         closes = CounterMetricFamily(

@@ -16,7 +16,7 @@ from aphelion.admin.lifecycle import Lifecycle
 from aphelion.control.servers import GameServer, ServerState
 from aphelion.seating import SessionState
 from aphelion.session import Session
-from aphelion.stats import OTHER_CODE, Stats
+from aphelion.stats import OTHER_CODE, Stats, Traffic
 
 if TYPE_CHECKING:
     from aphelion.control.spawn import GameServerMonitor
@@ -130,6 +130,12 @@ class ProxyView:
         """
         return max(0, server.generation - 1)
 
+    def traffic(self) -> Traffic:
+        """
+        Every message and byte from and to clients so far.
+        """
+        return self.stats.traffic(self.factory.connections)
+
     # -- readiness -------------------------------------------------------------
 
     def readiness(self) -> tuple[bool, str]:
@@ -232,6 +238,7 @@ class ProxyView:
         Everything the dashboard shows, in one JSON-ready dictionary.
         """
         stats = self.stats
+        traffic = self.traffic()
         ready, why = self.readiness()
         return {
             "time": self.clock.seconds(),
@@ -242,8 +249,8 @@ class ProxyView:
             "connections": self.connections(),
             "sessions": self.sessions(),
             "servers": self.servers(),
-            "packets": {"in": stats.packetsIn, "out": stats.packetsOut},
-            "bytes": {"in": stats.bytesIn, "out": stats.bytesOut},
+            "packets": {"in": traffic.packetsIn, "out": traffic.packetsOut},
+            "bytes": {"in": traffic.bytesIn, "out": traffic.bytesOut},
             "closes": {
                 str(code) if code != OTHER_CODE else "other": count
                 for code, count in sorted(stats.closes.items())
