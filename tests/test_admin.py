@@ -12,6 +12,8 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from autobahn.websocket.protocol import TrafficStats
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.python import usage
@@ -34,6 +36,26 @@ from aphelion.tap import Options
 from aphelion.testing.fakes import RecordingConnection
 
 TOKEN = b"s3cret-admin-token-0123456789"
+
+_PATHS = [b"/api/kick", b"/api/servers/gs2/drain", b"/api/servers/gs9/restart"]
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["reason", "deadline", "playerId", "x"]) | st.text(),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=8,
+)
+
+#: Bodies of API actions: any bytes, or any JSON value.
+_BODIES = st.binary(max_size=MAX_BODY + 10) | _JSON.map(
+    lambda value: json.dumps(value).encode("utf-8")
+)
 
 
 class RecordingControl:
@@ -467,6 +489,17 @@ class ApiTests(AdminTestCase):
         self.assertEqual(code, 404)
         code, _, _ = self.request(b"/api/kick", b"POST", b'{"playerId": 7}')
         self.assertEqual(code, 400)
+
+    @given(body=_BODIES, path=st.sampled_from(_PATHS))
+    @settings(max_examples=200, deadline=None)
+    def test_anyBody(self, body: bytes, path: bytes) -> None:
+        """
+        Whatever the body of an action, the answer is JSON with a status of
+        the API's, never an exception.
+        """
+        code, decoded, _ = self.request(path, b"POST", body)
+        self.assertIn(code, {200, 202, 400, 404, 413})
+        self.assertIsInstance(decoded, dict)
 
     def test_unknownPath(self) -> None:
         """
