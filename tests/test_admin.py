@@ -14,7 +14,10 @@ from typing import Any, cast
 from autobahn.websocket.protocol import TrafficStats
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
@@ -574,18 +577,46 @@ class BuildTests(SynchronousTestCase):
     def test_built(self) -> None:
         """
         With C{admin}, the service has an admin site and a listener for it,
-        and shares its L{Lifecycle} and L{Stats}.
+        and shares its L{Stats}; its L{Lifecycle} hears of a drain.
         """
-        clock = Clock()
         service = build(
             Config(listen=(), gameServers=0, admin="tcp:0", adminToken=TOKEN),
-            cast(Any, clock),
+            cast(Any, Clock()),
         )
         self.assertIsNotNone(service.adminSite)
-        self.assertIsNotNone(service.getServiceNamed("admin:tcp:0"))
+        assert service.adminListener is not None
+        self.assertEqual(service.adminListener.name, "admin:tcp:0")
         self.assertIs(service.stats, service.factory.stats)
         self.assertIs(service.stats, service.gateway.stats)
         self.assertFalse(service.lifecycle.draining)
+        service.startDraining("SIGTERM")
+        self.assertEqual(service.lifecycle.drainReason, "SIGTERM")
+
+    def test_adminStopsLast(self) -> None:
+        """
+        The admin endpoint listens from the start and closes only once
+        everything else has stopped: the probes answer all through a drain.
+        """
+        reactor = MemoryReactorClock()
+        service = build(
+            Config(listen=("tcp:0",), gameServers=0, admin="tcp:0", adminToken=TOKEN),
+            cast(Any, reactor),
+        )
+        slow = Service()
+        stopping: Deferred[None] = Deferred()
+        slow.stopService = lambda: stopping  # type: ignore[method-assign]
+        slow.setServiceParent(service)
+        service.startService()
+        sites = [factory for _, factory, _, _ in reactor.tcpServers]
+        self.assertEqual(len(sites), 2)
+        self.assertIn(service.adminSite, sites)
+        done = service.stopService()
+        assert service.adminListener is not None
+        self.assertTrue(service.adminListener.running)
+        self.assertNoResult(done)
+        stopping.callback(None)
+        self.successResultOf(done)
+        self.assertFalse(service.adminListener.running)
 
     def test_notBuilt(self) -> None:
         """

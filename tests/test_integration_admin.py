@@ -179,7 +179,7 @@ class ReadyTests(AdminTestCase):
         self.assertEqual(
             samples["aphelion_game_server_restarts_total", (("server", "gs1"),)], 1
         )
-        self.service.lifecycle.startDraining("SIGTERM")
+        self.service.startDraining("SIGTERM")
         code, body = await self.ready()
         self.assertEqual((code, body["reason"]), (503, "draining: SIGTERM"))
 
