@@ -51,6 +51,7 @@ ATTRIBUTES: dict[str, tuple[str, str]] = {
     "restartMax": ("monitor", "restartMax"),
     "drainDeadline": ("monitor", "drainDeadline"),
     "playerWriteLimit": ("monitor", "playerWriteLimit"),
+    "seatHold": ("monitor", "seatHold"),
 }
 """
 The reloadable fields that one attribute of a running object holds, as

@@ -27,7 +27,7 @@ from aphelion.config import Config
 from aphelion.control.proxy import LinkConnector, controlFactoryMaker
 from aphelion.control.spawn import GameServerMonitor
 from aphelion.gateway import Gateway
-from aphelion.interfaces import IReactorUser
+from aphelion.interfaces import IGameServerPool, IReactorUser
 from aphelion.lifecycle import (
     ATTRIBUTES,
     Change,
@@ -41,6 +41,7 @@ from aphelion.replies import disconnectNotice
 from aphelion.session import MemorySessionRegistry
 from aphelion.stats import Stats
 from aphelion.web import makeSite
+from aphelion.web.proxied import ProxiedSiteFactory, isProxied
 from aphelion.websocket import AphelionServerFactory
 
 __all__ = ["AuthProxyService", "ShutdownService", "build", "makeAuthenticator"]
@@ -60,6 +61,8 @@ class AuthProxyService(MultiService):
 
     :ivar factory: the WebSocket factory.
     :ivar monitor: the game-server monitor.
+    :ivar pool: the game servers players are seated on: the monitor, or the
+        pool given to L{build}.
     :ivar gateway: the gateway.
     :ivar site: the web site (to listen on more endpoints).
     :ivar config: the settings in force: those it was built with, and the
@@ -83,6 +86,7 @@ class AuthProxyService(MultiService):
 
     _log = Logger()
     checkerCloseDelay = 60.0
+    pool: Any = None
 
     def __init__(
         self,
@@ -360,7 +364,11 @@ def makeAuthenticator(config: Config, reactor: Any) -> BoundedAuthenticator | No
 
 
 def build(
-    config: Config, reactor: Any, *, handleSignals: bool = False
+    config: Config,
+    reactor: Any,
+    *,
+    handleSignals: bool = False,
+    pool: IGameServerPool | None = None,
 ) -> AuthProxyService:
     """
     Make the AuthProxy's services.
@@ -370,6 +378,10 @@ def build(
         endpoint descriptions need.
     :param handleSignals: handle C{SIGHUP} and C{SIGTERM} (as C{twistd}
         runs it; see L{AuthProxyService}).
+    :param pool: the game servers to seat players on, instead of the
+        L{GameServerMonitor} of the config's own (a worker of C{--workers},
+        with no game servers of its own, seats them on its parent's); a pool
+        that is a service becomes a child service.
     :return: the parent service.
     """
     exempt = Exemptions(config.exempt)
@@ -398,6 +410,7 @@ def build(
         restartInitial=config.restartInitial,
         playerWriteLimit=config.playerWriteLimit,
         logInterval=config.logInterval,
+        seatHold=config.seatHold,
         restartMax=config.restartMax,
         drainDeadline=config.drainDeadline,
         connectTimeout=config.controlTimeout,
@@ -410,6 +423,7 @@ def build(
         ),
     )
     monitor.setName("game-servers")
+    seats: Any = monitor if pool is None else pool
     authenticator = makeAuthenticator(config, reactor)
     if authenticator is None:
         _log.warn(
@@ -418,7 +432,7 @@ def build(
     gateway = Gateway(
         registry=registry,
         authenticator=authenticator,
-        monitor=monitor,
+        monitor=seats,
         connectLink=LinkConnector(reactor, connectTimeout=config.controlTimeout),
         authTries=config.authTries,
         refuseNewcomer=config.refuseNewcomer,
@@ -477,10 +491,20 @@ def build(
         top.adminListener.setName(f"admin:{config.admin}")
     # A MultiService stops its children last first: the listening ports
     # close, then the players' connections, then the game servers drain.
+    top.pool = seats
     monitor.setServiceParent(top)
+    if IService.providedBy(pool):
+        pool.setServiceParent(top)
     ShutdownService(factory).setServiceParent(top)
     for description in config.listen:
-        listener: IService = strports.service(description, site, reactor=reactor)
+        # Behind PROXY, a connection is admitted under the client's address,
+        # which only the header names.
+        listening: Any = (
+            ProxiedSiteFactory(site, clock=reactor, timeout=config.upgradeTimeout)
+            if isProxied(description)
+            else site
+        )
+        listener: IService = strports.service(description, listening, reactor=reactor)
         listener.setName(f"listen:{description}")
         listener.setServiceParent(top)
     return top

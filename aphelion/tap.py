@@ -294,6 +294,33 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
             "at least 16 characters). Without one the API refuses everything.",
         ],
         [
+            "seat-hold",
+            None,
+            _DEFAULTS.seatHold,
+            "Seconds a game server holds the seat of a player whose connection "
+            "went (its AuthProxy died, or its session moved to another), for it "
+            "to resume; 0 holds none.",
+            float,
+        ],
+        [
+            "workers",
+            None,
+            _DEFAULTS.workers,
+            "AuthProxy worker processes sharing the listening sockets; this "
+            "process then runs the game servers. More than 1 needs a Redis "
+            "registry.",
+            int,
+        ],
+        [
+            "worker",
+            None,
+            0,
+            "Internal: set by the parent of --workers on the command line of "
+            "its worker number I (it runs no game servers and accepts on the "
+            "sockets the parent passes).",
+            int,
+        ],
+        [
             "ping-revisions",
             None,
             "1:1",
@@ -402,6 +429,21 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
         self._atLeast("heartbeat", 0, strictly=True)
         self._atLeast("restart-initial", 0, strictly=True)
         self._atLeast("drain-deadline", 0)
+        self._atLeast("seat-hold", 0)
+        self._atLeast("workers", 1)
+        self._atLeast("worker", 0)
+        if self["worker"] > self["workers"]:
+            raise usage.UsageError("--worker is at most --workers")
+        if self["workers"] > 1:
+            self._sharedListeners()
+        # The parent of --workers checked this; its workers run regardless.
+        registry = self.get("registry") or "memory"
+        if self["workers"] > 1 and not self["worker"] and registry == "memory":
+            raise usage.UsageError(
+                "--workers above 1 needs a Redis registry (--registry "
+                "redis://HOST:PORT): the workers share sessions and game "
+                "servers through it"
+            )
         if self["dead-after"] <= self["heartbeat"]:
             raise usage.UsageError("--dead-after must be longer than --heartbeat")
         if self["restart-max"] < self["restart-initial"]:
@@ -428,6 +470,18 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
                 self[name] = legacy
         if self["game-revisions"] == Revisions():
             self["game-revisions"] = Revisions(1, 5)
+
+    def _sharedListeners(self) -> None:
+        """
+        Check that every C{--listen} can be shared by workers.
+        """
+        from aphelion.workers import parseListen
+
+        for description in self["listen"]:
+            try:
+                parseListen(description)
+            except ValueError as e:
+                raise usage.UsageError(str(e)) from e
 
     def _atLeast(self, name: str, low: float, strictly: bool = False) -> None:
         atLeast(self, name, low, strictly)
@@ -475,6 +529,8 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
             pagesPrefix=self["pages-prefix"],
             **limitValues(self),
             pages=not self["no-pages"],
+            seatHold=self["seat-hold"],
+            workers=self["workers"],
             admin=self["admin"] or None,
             adminToken=self.get("admin-token"),
         )
@@ -492,6 +548,14 @@ def makeService(options: Options) -> IService:
     for warning in raiseFileLimit(config):
         _log.warn("{warning}", warning=warning)
     reactor_: Any = reactor
+    if options["worker"]:
+        from aphelion.workers import makeWorkerService
+
+        return makeWorkerService(config, reactor_)
+    if config.workers > 1:
+        from aphelion.workers import WorkersService
+
+        return WorkersService(config, reactor_, options.arguments, handleSignals=True)
     top = service.build(config, reactor_, handleSignals=True)
     top.loadConfig = partial(_readAgain, type(options), list(options.arguments))
     return top

@@ -37,6 +37,7 @@ from aphelion.session import MemorySessionRegistry, Session
 from aphelion.stats import Stats
 from aphelion.tap import Options
 from aphelion.testing.fakes import RecordingConnection
+from aphelion.workers import PublishedPool, makeWorkerService
 
 TOKEN = b"s3cret-admin-token-0123456789"
 
@@ -617,6 +618,20 @@ class BuildTests(SynchronousTestCase):
         stopping.callback(None)
         self.successResultOf(done)
         self.assertFalse(service.adminListener.running)
+
+    def test_notInWorkers(self) -> None:
+        """
+        With C{--workers}, a worker opens no admin endpoint: the parent
+        serves it, on its one port.
+        """
+        service = makeWorkerService(
+            Config(listen=(), workers=2, admin="tcp:0", adminToken=TOKEN),
+            MemoryReactorClock(),
+            pool=PublishedPool(),
+            readParent=False,
+        )
+        self.assertIsNone(service.adminSite)
+        self.assertIsNone(service.adminListener)
 
     def test_notBuilt(self) -> None:
         """

@@ -362,6 +362,37 @@ class SpawnTests(MonitorTestCase):
             childCommand(GAME, "gs1", PYTHON, playerWriteLimit=262144, logInterval=2.5),
         )
 
+    def test_seatHoldPassed(self) -> None:
+        """
+        The monitor's C{seatHold} reaches each child as C{--seat-hold}; by
+        default 15 s. A negative one is refused.
+        """
+        self.startMonitor(count=1)
+        args = self.reactor.processes[0].args
+        self.assertEqual(args[args.index("--seat-hold") + 1], "15.0")
+        self.startMonitor(count=1, seatHold=0.5)
+        args = self.reactor.processes[-1].args
+        self.assertEqual(args[args.index("--seat-hold") + 1], "0.5")
+        self.assertRaises(ValueError, self.makeMonitor, seatHold=-1)
+
+    def test_newClientTokenPerSpawn(self) -> None:
+        """
+        Every start gives a game server a new client token, apart from its
+        control token; the child never gets it on its standard input (it
+        comes in C{Control}).
+        """
+        monitor = self.startMonitor()
+        server = monitor.servers["gs1"]
+        first = server.clientToken
+        self.assertEqual(len(first), 32)
+        self.assertNotEqual(first, server.token)
+        crash(self.reactor.processes[0])
+        process = self.assertRestartsAfter(1)
+        self.assertNotEqual(server.clientToken, first)
+        self.assertNotIn(
+            server.clientToken.hex().encode("ascii"), b"".join(process.stdin)
+        )
+
     def test_badPlayerWriteLimit(self) -> None:
         """
         A player write limit or log interval that is not positive is refused

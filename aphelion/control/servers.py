@@ -54,6 +54,9 @@ class GameServer:
 
     :ivar serverId: the id the AuthProxy gave it.
     :ivar token: its control token (never logged; see L{tokenHint}).
+    :ivar clientToken: the token its player connections present, new at
+        each start and sent in C{Control} (Part 5: what a cluster publishes);
+        empty before the first start, when the control token serves.
     :ivar remote: whether it runs elsewhere (not spawned by us).
     :ivar state: where it is in its life.
     :ivar host: the address its control and player connections go to.
@@ -75,6 +78,7 @@ class GameServer:
     serverId: str
     token: bytes = field(repr=False)
     remote: bool = False
+    clientToken: bytes = field(default=b"", repr=False)
     state: ServerState = ServerState.STARTING
     host: str = "127.0.0.1"
     port: int | None = None

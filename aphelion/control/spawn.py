@@ -29,7 +29,7 @@ from zope.interface import implementer
 
 from aphelion.control.process import ChildProtocol, childCommand
 from aphelion.control.servers import GameServer, RemoteGameServer, ServerState
-from aphelion.game.factory import PLAYER_WRITE_LIMIT
+from aphelion.game.factory import PLAYER_WRITE_LIMIT, SEAT_HOLD
 from aphelion.interfaces import IControlConnection, IGameServerPool, IPlayerLink
 from aphelion.session import newToken, tokenHint
 
@@ -63,6 +63,8 @@ class GameServerMonitor(Service):
         slowly"); passed on its command line.
     :ivar logInterval: seconds between the summary lines of a spawned game
         server's rate-limited log lines; passed on its command line.
+    :ivar seatHold: seconds a spawned game server holds the seat of a player
+        whose connection went (Part 5.2); passed on its command line.
     """
 
     _log = Logger()
@@ -86,6 +88,7 @@ class GameServerMonitor(Service):
         gameConfig: Any = None,
         playerWriteLimit: int = PLAYER_WRITE_LIMIT,
         logInterval: float = 10.0,
+        seatHold: float = SEAT_HOLD,
     ) -> None:
         if seating not in ("spread", "fill"):
             raise ValueError(f"seating is spread or fill, not {seating!r}")
@@ -93,6 +96,9 @@ class GameServerMonitor(Service):
             raise ValueError(f"playerWriteLimit must be positive: {playerWriteLimit}")
         if logInterval <= 0:
             raise ValueError(f"logInterval must be positive: {logInterval}")
+        if seatHold < 0:
+            raise ValueError(f"seatHold must not be negative: {seatHold}")
+        self.seatHold = seatHold
         self.playerWriteLimit = playerWriteLimit
         self.logInterval = logInterval
         self.seating = seating
@@ -170,6 +176,9 @@ class GameServerMonitor(Service):
         if not self.running:
             return
         server.generation += 1
+        # A new client token per start, sent in Control: player connections
+        # present it, and a cluster publishes it (never the control token).
+        server.clientToken = newToken()
         self._setState(server, ServerState.STARTING)
         if server.remote:
             self._connectControl(server)
@@ -190,6 +199,7 @@ class GameServerMonitor(Service):
                 self._python,
                 playerWriteLimit=self.playerWriteLimit,
                 logInterval=self.logInterval,
+                seatHold=self.seatHold,
             ),
             env=dict(os.environ),
         )
