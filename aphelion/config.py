@@ -116,6 +116,10 @@ class Config:
         resume (Part 5.2); 0 holds none.
     :ivar workers: AuthProxy worker processes sharing the listening sockets
         (Part 5.3); more than 1 needs a Redis registry.
+    :ivar admin: the strports description of the admin endpoint (metrics,
+        probes, API, dashboard), or L{None} for none.
+    :ivar adminToken: the bearer token of the admin API, or L{None}: then
+        the API refuses everything.
     """
 
     listen: tuple[str, ...] = ("tcp:80",)
@@ -174,3 +178,5 @@ class Config:
     pages: bool = True
     seatHold: float = 15.0
     workers: int = 1
+    admin: str | None = None
+    adminToken: bytes | None = field(default=None, repr=False)
