@@ -12,6 +12,7 @@ serves it at the configured path.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -75,6 +76,7 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
     _receive: Any = None
     _opening: list[tuple[bytes, bool]] | None = None
     _counted = False
+    _ackDeadline = 0.0
 
     # -- IConnection -------------------------------------------------------
 
@@ -436,6 +438,8 @@ class AphelionServerFactory(WebSocketServerFactory):
         )
         self._ackDue: list[AphelionServerProtocol] = []
         self._ackCall: IDelayedCall | None = None
+        self._ackWaiting: deque[tuple[float, AphelionServerProtocol]] = deque()
+        self._ackWaitCall: IDelayedCall | None = None
         self.setProtocolOptions(
             failByDrop=False,
             maxMessagePayloadSize=config.maxMessage,
@@ -453,25 +457,37 @@ class AphelionServerFactory(WebSocketServerFactory):
     def ackLater(self, connection: AphelionServerProtocol) -> None:
         """
         Send C{connection} an ack-only packet after the ack delay, unless it
-        sends something first. With the default delay, the end of the
-        reactor turn, one timer serves every connection that needs an ack.
+        sends something first (Part 1.3).
+
+        The delay is the same for every connection, so their deadlines come
+        in order: one queue and one timer serve them all, for the ack delay
+        and for the end of the reactor turn (a delay of 0, or the ack cap
+        reached) alike.
         """
         delay = self.config.ackDelay
-        if delay > 0:
-            connection.ackAfter(self.clock, delay)
+        acks = connection._acks
+        if delay <= 0 or acks.owed >= acks.cap:
+            connection._ackSoon = True
+            self._ackDue.append(connection)
+            if self._ackCall is None:
+                self._ackCall = self.clock.callLater(0, self._flushDueAcks)
             return
-        self._ackDue.append(connection)
-        if self._ackCall is None:
-            self._ackCall = self.clock.callLater(0, self._flushDueAcks)
+        deadline = self.clock.seconds() + delay
+        connection._ackDeadline = deadline
+        self._ackWaiting.append((deadline, connection))
+        if self._ackWaitCall is None:
+            self._ackWaitCall = self.clock.callLater(delay, self._flushWaitingAcks)
 
     def stopFactory(self) -> None:
         """
         Called when the last port stops: no more acks are due.
         """
-        if self._ackCall is not None and self._ackCall.active():
-            self._ackCall.cancel()
-        self._ackCall = None
+        for call in (self._ackCall, self._ackWaitCall):
+            if call is not None and call.active():
+                call.cancel()
+        self._ackCall = self._ackWaitCall = None
         self._ackDue = []
+        self._ackWaiting.clear()
         self.throttle.stop()
         super().stopFactory()
 
@@ -480,6 +496,21 @@ class AphelionServerFactory(WebSocketServerFactory):
         due, self._ackDue = self._ackDue, []
         for connection in due:
             connection.flushAcks()
+
+    def _flushWaitingAcks(self) -> None:
+        self._ackWaitCall = None
+        now = self.clock.seconds()
+        waiting = self._ackWaiting
+        while waiting and waiting[0][0] <= now:
+            deadline, connection = waiting.popleft()
+            # Skip a connection whose acks rode on a packet meanwhile, or
+            # that waits again for a later deadline.
+            if connection._ackQueued and connection._ackDeadline == deadline:
+                connection.flushAcks()
+        if waiting:
+            self._ackWaitCall = self.clock.callLater(
+                waiting[0][0] - now, self._flushWaitingAcks
+            )
 
     def closeAll(self, code: int, reason: str) -> None:
         """

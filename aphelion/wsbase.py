@@ -63,7 +63,10 @@ class PacketProtocol(WebSocketAdapterProtocol, WebSocketProtocol):  # type: igno
     _acks: AckState
     _initCall: IDelayedCall | None = None
     _ackCall: IDelayedCall | None = None
+    #: An ack is on its way: a timer (the ack delay) or the end of the turn.
     _ackQueued = False
+    #: The ack goes at the end of this turn (no delay, or the cap is reached).
+    _ackSoon = False
 
     @property
     def unacknowledged(self) -> int:
@@ -95,11 +98,13 @@ class PacketProtocol(WebSocketAdapterProtocol, WebSocketProtocol):  # type: igno
         except ProtocolViolation as e:
             self.closeWith(e.code, e.reason)
             return
-        if not acks.owed and self._ackCall is not None:
+        if self._ackQueued and not acks.owed:
             # The packet carried every ack a timer was waiting to send.
-            self._ackCall.cancel()
-            self._ackCall = None
-            self._ackQueued = False
+            call = self._ackCall
+            if call is not None:
+                call.cancel()
+                self._ackCall = None
+            self._ackQueued = self._ackSoon = False
         self.sendBinary(packet)
 
     def flushAcks(self) -> None:
@@ -107,7 +112,7 @@ class PacketProtocol(WebSocketAdapterProtocol, WebSocketProtocol):  # type: igno
         Send ack-only packets for everything owed, at most the ack cap each.
         """
         self._ackCall = None
-        self._ackQueued = False
+        self._ackQueued = self._ackSoon = False
         acks = self._acks
         while acks.owed and self.state == _OPEN:
             self.sendBinary(acks.send(b""))
@@ -115,8 +120,14 @@ class PacketProtocol(WebSocketAdapterProtocol, WebSocketProtocol):  # type: igno
     def ackAfter(self, clock: IReactorTime, delay: float) -> None:
         """
         Call L{flushAcks} after C{delay} seconds of C{clock}, unless a payload
-        we send carries the acks first.
+        we send carries the acks first. A timer already set is replaced (as
+        when the ack cap is reached while it waits: C{delay} is 0 then).
         """
+        call = self._ackCall
+        if call is not None and call.active():
+            call.cancel()
+        if delay <= 0:
+            self._ackSoon = True
         self._ackCall = clock.callLater(delay, self.flushAcks)
 
     def closeWith(self, code: int, reason: str) -> None:
@@ -193,7 +204,13 @@ class PacketProtocol(WebSocketAdapterProtocol, WebSocketProtocol):  # type: igno
         except Exception:
             self._internalError(Failure())
             return
-        if self._acks.owed and not self._ackQueued and self.state == _OPEN:
+        acks = self._acks
+        owed = acks.owed
+        if (
+            owed
+            and (not self._ackQueued or (owed >= acks.cap and not self._ackSoon))
+            and self.state == _OPEN
+        ):
             self._ackQueued = True
             self.acksOwed()
 
@@ -210,9 +227,12 @@ class PacketProtocol(WebSocketAdapterProtocol, WebSocketProtocol):  # type: igno
 
     def acksOwed(self) -> None:
         """
-        Called when a received payload needs an ack and none is due yet. It
-        must see to it that L{flushAcks} is called (L{ackAfter} does), unless
-        a payload sent first carries the acks.
+        Called when a received payload needs an ack and none is due yet, and
+        again when the acks owed reach the ack cap while they wait for the ack
+        delay. It must see to it that L{flushAcks} is called (L{ackAfter}
+        does): after the ack delay, or at the end of the reactor turn when the
+        delay is 0 or the cap is reached (it sets L{_ackSoon} then), unless a
+        payload sent first carries the acks (Part 1.3).
         """
         raise NotImplementedError(f"{type(self).__name__} must define acksOwed")
 

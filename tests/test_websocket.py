@@ -422,8 +422,28 @@ class PacketTests(ServerTestsMixin, SynchronousTestCase):
     def test_burstGetsOneAck(self) -> None:
         """
         Payloads that the server does not answer are acked by one ack-only
-        packet at the end of the reactor turn.
+        packet after the ack delay (5 ms by default).
         """
+        client, server, pump, _ = self.handshake()
+        server.factory.gateway.payloadReceived = lambda *a: None
+        client.send(b"\x00one")
+        client.send(b"\x00two")
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [])
+        self.clock.advance(0.004)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [])
+        self.clock.advance(0.001)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\x02"])
+
+    def test_burstAtEndOfTurnWithoutDelay(self) -> None:
+        """
+        With an ack delay of 0, the ack-only packet goes at the end of the
+        reactor turn.
+        """
+        self.config = replace(Config(), ackDelay=0)
+        self.setUp()
         client, server, pump, _ = self.handshake()
         server.factory.gateway.payloadReceived = lambda *a: None
         client.send(b"\x00one")
@@ -433,6 +453,67 @@ class PacketTests(ServerTestsMixin, SynchronousTestCase):
         self.clock.advance(0)
         pump.flush(advanceClock=False)
         self.assertEqual(client.received, [b"\x02"])
+
+    def test_ackRidesOnLaterAnswer(self) -> None:
+        """
+        An answer sent in a later turn, within the ack delay, carries the
+        ack, and no ack-only packet follows (the relay's case).
+        """
+        client, server, pump, _ = self.handshake()
+        server.factory.gateway.payloadReceived = lambda *a: None
+        client.send(b"\x00ask")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0.002)
+        server.sendPayload(b"answer")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0.01)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\x01answer"])
+        self.assertIsNone(server.factory._ackWaitCall)
+
+    def test_ackWaitsFromTheLatestPacket(self) -> None:
+        """
+        A payload that arrives after an answer carried the acks waits a
+        whole ack delay of its own: the earlier deadline does not send it.
+        """
+        client, server, pump, _ = self.handshake()
+        server.factory.gateway.payloadReceived = lambda *a: None
+        client.send(b"\x00one")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0.003)
+        server.sendPayload(b"answer")
+        client.send(b"\x01two")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0.002)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\x01answer"])
+        self.clock.advance(0.003)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\x01answer", b"\x01"])
+
+    def test_ackCapEndsTheWait(self) -> None:
+        """
+        When the acks owed reach the cap within the ack delay, they go at
+        the end of the turn, and the delay's timer then sends nothing.
+        """
+        self.config = replace(Config(), ackCap=3, ackDelay=1.0)
+        self.setUp()
+        client, server, pump, _ = self.handshake()
+        server.factory.gateway.payloadReceived = lambda *a: None
+        client.send(b"\x00one")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [])
+        client.send(b"\x00two")
+        client.send(b"\x00three")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\x03"])
+        self.clock.advance(1.0)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\x03"])
 
     def test_nothingHandledWhileClosing(self) -> None:
         """
@@ -449,8 +530,8 @@ class PacketTests(ServerTestsMixin, SynchronousTestCase):
 
     def test_oneTimerForAllAcks(self) -> None:
         """
-        Connections that need an ack at the end of the same turn share one
-        timer, and each gets its own ack-only packet.
+        Connections that need an ack after the ack delay share one timer,
+        and each gets its own ack-only packet.
         """
         a, serverA, pumpA, _ = self.handshake()
         b, _, pumpB, _ = self.handshake()
@@ -462,10 +543,10 @@ class PacketTests(ServerTestsMixin, SynchronousTestCase):
         flushes = [
             call
             for call in self.clock.getDelayedCalls()
-            if getattr(call.func, "__name__", "") == "_flushDueAcks"
+            if getattr(call.func, "__name__", "") == "_flushWaitingAcks"
         ]
         self.assertEqual(len(flushes), 1)
-        self.clock.advance(0)
+        self.clock.advance(0.005)
         pumpA.flush(advanceClock=False)
         pumpB.flush(advanceClock=False)
         self.assertEqual((a.received, b.received), ([b"\x01"], [b"\x01"]))
