@@ -28,6 +28,7 @@ from zope.interface import implementer
 from aphelion.ack import AckState
 from aphelion.codes import AphelionProtocol, CloseCode, ProtocolViolation
 from aphelion.config import Config
+from aphelion.fastread import LeanReadMixin
 from aphelion.fastwrite import FastSendMixin, bufferedBytes
 from aphelion.handshake import checkInit
 from aphelion.interfaces import IConnection, ISessionRegistry
@@ -47,7 +48,9 @@ _CLOSED = WebSocketProtocol.STATE_CLOSED
 
 
 @implementer(IConnection)
-class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProtocol):  # type: ignore[misc]
+class AphelionServerProtocol(  # type: ignore[misc]
+    FastSendMixin, LeanReadMixin, PacketProtocol, WebSocketServerProtocol
+):
     """
     One client WebSocket connection to the AuthProxy.
 
@@ -238,6 +241,18 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
             self._opening.append((payload, isBinary))
         elif self._initCall is not None:
             self._initReceived(payload)
+
+    def leanMessage(self, payload: bytes) -> None:
+        """
+        Called with each binary message that the lean receive path read
+        (L{aphelion.fastread}): after the handshake, straight to the ack
+        state machine.
+        """
+        receive = self._receive
+        if receive is not None:
+            self._packetReceived(payload, receive)
+        else:
+            self.onMessage(payload, True)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         """
