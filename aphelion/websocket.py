@@ -212,6 +212,7 @@ class AphelionServerProtocol(  # type: ignore[misc]
         Start waiting for the init packet, unless the server is full.
         """
         super().onOpen()
+        self.releaseHandshake()
         if self.admission is not None:
             self.admission.opened()
         factory = self.factory
