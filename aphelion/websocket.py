@@ -36,7 +36,7 @@ from aphelion.limits import normalAddress
 from aphelion.logthrottle import ThrottledLog
 from aphelion.ping import encodePingResponse, readPingRequest
 from aphelion.session import Session, SessionFull
-from aphelion.wsbase import PacketProtocol
+from aphelion.wsbase import PacketProtocol, bakedProtocol
 
 if TYPE_CHECKING:
     from aphelion.gateway import Gateway
@@ -433,6 +433,7 @@ class AphelionServerFactory(WebSocketServerFactory):
     """
 
     protocol = AphelionServerProtocol  # type: ignore[assignment]
+    _baked: type[Any] | None = None
 
     def __init__(
         self,
@@ -469,6 +470,26 @@ class AphelionServerFactory(WebSocketServerFactory):
             autoPingInterval=config.autoPingInterval,
             autoPingTimeout=config.autoPingTimeout,
         )
+
+    def setProtocolOptions(self, **options: Any) -> None:  # type: ignore[override]
+        """
+        Set Autobahn's protocol options (see Autobahn's
+        C{WebSocketServerFactory.setProtocolOptions}).
+        """
+        super().setProtocolOptions(**options)
+        self._baked = None
+
+    def buildProtocol(self, addr: Any) -> AphelionServerProtocol:  # type: ignore[override]
+        """
+        Build a connection's protocol: of a subclass of L{protocol} that holds
+        the protocol options (L{aphelion.wsbase.bakedProtocol}), made once.
+        """
+        baked = self._baked
+        if baked is None or baked.__bases__[0] is not self.protocol:
+            baked = self._baked = bakedProtocol(self.protocol, self)
+        protocol: AphelionServerProtocol = baked()
+        protocol.factory = self
+        return protocol
 
     def ackLater(self, connection: AphelionServerProtocol) -> None:
         """

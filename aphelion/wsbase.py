@@ -17,6 +17,8 @@ the subclass's.
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import FunctionType
+from typing import Any
 
 from autobahn.twisted.websocket import WebSocketAdapterProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
@@ -28,7 +30,7 @@ from aphelion.ack import AckState
 from aphelion.codes import CloseCode, ProtocolViolation
 from aphelion.fastwrite import setNoDelay
 
-__all__ = ["MAX_REASON", "PacketProtocol", "closeReason"]
+__all__ = ["MAX_REASON", "PacketProtocol", "bakedProtocol", "closeReason"]
 
 _OPEN = WebSocketProtocol.STATE_OPEN
 
@@ -44,6 +46,40 @@ def closeReason(reason: str) -> bytes:
     """
     reasonUtf8 = reason.encode("utf-8")[:MAX_REASON]
     return reasonUtf8.decode("utf-8", "ignore").encode("utf-8")
+
+
+def bakedProtocol(protocolClass: type[Any], factory: Any) -> type[Any]:
+    """
+    A subclass of C{protocolClass} that holds the protocol options of
+    C{factory} as class attributes.
+
+    Autobahn copies every one of its options (C{CONFIG_ATTRS}, about 30)
+    from the factory into each new protocol's instance dictionary, unless
+    the protocol already has it, and formats the whole list with C{pformat}
+    for a debug line, even when debug logging is off. That is about a
+    seventh of the CPU of a handshake, and 1.5 KB of every connection's
+    dictionary. Options that the class holds are neither copied nor
+    formatted: each connection reads them from the class. A protocol may
+    still set one for itself.
+
+    :param protocolClass: an Autobahn protocol class.
+    :param factory: the factory whose options to bake in; bake again after
+        its C{setProtocolOptions}.
+    :return: the subclass, named as C{protocolClass}.
+    """
+    options: dict[str, Any] = {}
+    for name in protocolClass.CONFIG_ATTRS:
+        value = getattr(factory, name)
+        # A function (such as perMessageCompressionAccept) must not become
+        # a method of the protocol.
+        options[name] = (
+            staticmethod(value) if isinstance(value, FunctionType) else value
+        )
+    options["CONFIG_ATTRS"] = ()
+    options["__module__"] = protocolClass.__module__
+    options["__qualname__"] = protocolClass.__qualname__
+    options["__doc__"] = protocolClass.__doc__
+    return type(protocolClass.__name__, (protocolClass,), options)
 
 
 # Autobahn's two halves annotate peer and _transport_details differently, as

@@ -101,6 +101,46 @@ def ping(clientTime: int = 7) -> bytes:
     return PingRequest(client_time=clientTime).SerializeToString()
 
 
+class BakedOptionsTests(ServerTestsMixin, SynchronousTestCase):
+    """
+    The factory's protocols hold Autobahn's options in their class
+    (L{aphelion.wsbase.bakedProtocol}), not in each connection.
+    """
+
+    def test_optionsNotCopied(self) -> None:
+        """
+        A connection reads the factory's options without a copy of its own,
+        and is still an L{websocket.AphelionServerProtocol}.
+        """
+        _client, server, _pump, _ = self.handshake()
+        self.assertIsInstance(server, websocket.AphelionServerProtocol)
+        self.assertNotIn("maxMessagePayloadSize", vars(server))
+        self.assertEqual(server.maxMessagePayloadSize, self.config.maxMessage)
+        self.assertEqual(server.autoPingInterval, self.config.autoPingInterval)
+
+    def test_optionsChanged(self) -> None:
+        """
+        Options set on the factory later reach the protocols built after.
+        """
+        self.factory.setProtocolOptions(maxMessagePayloadSize=100)
+        protocol = self.factory.buildProtocol(None)
+        self.assertEqual(protocol.maxMessagePayloadSize, 100)
+
+    def test_functionOption(self) -> None:
+        """
+        An option that is a function stays a plain function, not a method.
+        """
+        seen: list[object] = []
+
+        def accept(offers: object) -> None:
+            seen.append(offers)
+
+        self.factory.setProtocolOptions(perMessageCompressionAccept=accept)
+        protocol = self.factory.buildProtocol(None)
+        protocol.perMessageCompressionAccept(["offer"])
+        self.assertEqual(seen, [["offer"]])
+
+
 class HandshakeTests(ServerTestsMixin, SynchronousTestCase):
     """
     The init handshake and its close codes.
