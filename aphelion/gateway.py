@@ -367,7 +367,8 @@ class Gateway:
     def _authenticated(self, session: Session, action: A.Authenticated) -> None:
         player: IPlayer = action.player  # type: ignore[assignment]
         session.identity = player
-        self._log.info(
+        # Debug: the seat's line names the player (one line per seat).
+        self._log.debug(
             "session {hint} authenticated as {playerId}",
             hint=session.hint,
             playerId=safeText(player.playerId),
@@ -434,9 +435,11 @@ class Gateway:
         if self._monitor is not None and seat.link is not None:
             self._monitor.linkAdded(seat.server, seat.link)
         self._noted(self._registry.seat(session, seat), "seat")
+        identity = session.identity
         self._log.info(
-            "session {hint} seated on {serverId}",
+            "session {hint} ({playerId}) seated on {serverId}",
             hint=session.hint,
+            playerId=safeText(identity.playerId) if identity is not None else "-",
             serverId=seat.server.serverId,
         )
         response = S2C(connected=seat.details)
@@ -446,15 +449,20 @@ class Gateway:
 
     def _refused(self, session: Session, action: A.Refused[Seat]) -> None:
         self._logSeat(
-            "session {hint} rejected by {serverId}: {code} {reason}",
+            "session {hint} ({playerId}) rejected by {serverId}: {code} {reason}",
             action.seat,
             code=action.code,
             reason=action.reason,
         )
 
     def _logSeat(self, format: str, seat: Seat, **fields: object) -> None:
+        identity = seat.session.identity
         self._log.info(
-            format, hint=seat.session.hint, serverId=seat.server.serverId, **fields
+            format,
+            hint=seat.session.hint,
+            playerId=safeText(identity.playerId) if identity is not None else "-",
+            serverId=seat.server.serverId,
+            **fields,
         )
 
     def _relay(self, session: Session, action: A.Relay[Seat]) -> None:
@@ -483,7 +491,7 @@ class Gateway:
 
     def _moved(self, session: Session, action: A.Moved[Seat]) -> None:
         self._logSeat(
-            "session {hint} lost its game server {serverId}: {reason}",
+            "session {hint} ({playerId}) lost its game server {serverId}: {reason}",
             action.seat,
             reason=action.reason,
         )

@@ -538,12 +538,19 @@ class AphelionServerFactory(WebSocketServerFactory):
         self._ackWaitCall = None
         now = self.clock.seconds()
         waiting = self._ackWaiting
+        due = self._ackDue
         while waiting and waiting[0][0] <= now:
             deadline, connection = waiting.popleft()
             # Skip a connection whose acks rode on a packet meanwhile, or
             # that waits again for a later deadline.
             if connection._ackQueued and connection._ackDeadline == deadline:
-                connection.flushAcks()
+                due.append(connection)
+        if due and self._ackCall is None:
+            # Not at once: the reactor runs its timers before it reads, and
+            # under load the answers that would carry these acks may be
+            # waiting in the sockets. They are read first, and what they
+            # carried is not sent again.
+            self._ackCall = self.clock.callLater(0, self._flushDueAcks)
         if waiting:
             self._ackWaitCall = self.clock.callLater(
                 waiting[0][0] - now, self._flushWaitingAcks

@@ -580,17 +580,29 @@ def profilePhase(
             spies.append((name, output, spy))
         # py-spy starts sampling at once; the seating and the warm-up are in
         # the profile too, which is why it runs a little past the load.
-        runLoadgen(
-            node,
-            server,
-            "relay",
-            timeout=seconds + args.warmup + 300,
-            conns=players,
-            seconds=seconds + 1,
-            warmup=args.warmup,
-            payload=args.payload,
-            id_prefix="prof",
-        )
+        if args.profile_load == "seats":
+            runLoadgen(
+                node,
+                server,
+                "seats",
+                timeout=seconds + args.warmup + 300,
+                seconds=seconds + 1,
+                warmup=args.warmup,
+                concurrency=args.seat_concurrency,
+                id_prefix="profseat",
+            )
+        else:
+            runLoadgen(
+                node,
+                server,
+                "relay",
+                timeout=seconds + args.warmup + 300,
+                conns=players,
+                seconds=seconds + 1,
+                warmup=args.warmup,
+                payload=args.payload,
+                id_prefix="prof",
+            )
         found: dict[str, Any] = {}
         for name, output, spy in spies:
             spyOut, _ = spy.communicate(timeout=seconds + 60)
@@ -683,6 +695,12 @@ def parseArgs(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--profile-seconds", type=float, default=15, help="seconds of profile"
+    )
+    p.add_argument(
+        "--profile-load",
+        choices=["relay", "seats"],
+        default="relay",
+        help="the load under which --profile records (default: %(default)s)",
     )
     p.add_argument(
         "--profile-rate", type=int, default=200, help="py-spy samples per second"

@@ -511,6 +511,29 @@ class PacketTests(ServerTestsMixin, SynchronousTestCase):
         self.assertEqual(client.received, [b"\x01answer"])
         self.assertIsNone(server.factory._ackWaitCall)
 
+    def test_ackAfterDelayWaitsForReads(self) -> None:
+        """
+        When the ack delay passes, the ack-only packets go in a later call
+        (after the reactor's next reads), so an answer already in the socket
+        can still carry the ack.
+        """
+        client, server, pump, _ = self.handshake()
+        server.factory.gateway.payloadReceived = lambda *a: None
+        client.send(b"\x00ask")
+        pump.flush(advanceClock=False)
+        waiting = server.factory._ackWaitCall
+        assert waiting is not None
+        # What the reactor does when the delay has passed: the timer's call.
+        self.clock.rightNow += 0.005
+        flush = waiting.func
+        waiting.cancel()
+        flush()
+        self.assertIsNotNone(server.factory._ackCall)
+        server.sendPayload(b"answer")
+        self.clock.advance(0)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\x01answer"])
+
     def test_ackWaitsFromTheLatestPacket(self) -> None:
         """
         A payload that arrives after an answer carried the acks waits a
