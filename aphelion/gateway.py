@@ -366,13 +366,9 @@ class Gateway:
 
     def _authenticated(self, session: Session, action: A.Authenticated) -> None:
         player: IPlayer = action.player  # type: ignore[assignment]
+        # Not logged: the seat's line (or the refusal's) names the player,
+        # and twistd writes debug lines too.
         session.identity = player
-        # Debug: the seat's line names the player (one line per seat).
-        self._log.debug(
-            "session {hint} authenticated as {playerId}",
-            hint=session.hint,
-            playerId=safeText(player.playerId),
-        )
 
     def _unbind(self, session: Session, action: A.Unbind) -> None:
         session.identity = None
