@@ -189,6 +189,20 @@ class Gateway:
         made = self._responses.get((result, description))
         return made if made is not None else self.response(result, description)
 
+    @property
+    def logins(self) -> LoginThrottle:
+        """
+        The login throttles (their limits are set by a reload).
+        """
+        return self._logins
+
+    def setAuthenticator(self, authenticator: Any) -> None:
+        """
+        Check the logins from now on with C{authenticator} (a reload of
+        C{--auth}); the checks in flight end with the one they started on.
+        """
+        self._authenticate = authenticator
+
     def stop(self) -> None:
         """
         Called when the AuthProxy stops: cancel the summary log timers.

@@ -65,6 +65,32 @@ class LoginThrottle:
             rate, loginsPerMinute
         )
 
+    @property
+    def loginsPerMinute(self) -> float:
+        """
+        Tries per minute per client address and per account; set by a
+        reload, for the addresses and accounts first seen from then on.
+        """
+        return self._addressLogins.burst
+
+    @loginsPerMinute.setter
+    def loginsPerMinute(self, loginsPerMinute: float) -> None:
+        for limiter in (self._addressLogins, self._accountLogins):
+            limiter.rate = loginsPerMinute / 60.0
+            limiter.burst = loginsPerMinute
+
+    @property
+    def checksPerAddress(self) -> int:
+        """
+        Checks of one client address running at once, 0 for no limit;
+        set by a reload.
+        """
+        return self._checking.limit
+
+    @checksPerAddress.setter
+    def checksPerAddress(self, limit: int) -> None:
+        self._checking.limit = limit
+
     def begin(self, address: str, playerId: str, hint: str) -> str | None:
         """
         A login of C{playerId} from C{address} (for the session C{hint})

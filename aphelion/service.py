@@ -5,13 +5,18 @@ Builds the AuthProxy's service tree from a L{Config}. Parses no options.
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
 from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.cred.portal import Portal
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python import usage
 from twisted.web.server import Site
 
 from aphelion.auth import BoundedAuthenticator, PlayerRealm, authenticate
@@ -21,13 +26,21 @@ from aphelion.control.proxy import LinkConnector, controlFactoryMaker
 from aphelion.control.spawn import GameServerMonitor
 from aphelion.gateway import Gateway
 from aphelion.interfaces import IReactorUser
+from aphelion.lifecycle import (
+    ATTRIBUTES,
+    Change,
+    SignalHandlers,
+    configChanges,
+    describeChange,
+)
 from aphelion.limits import Exemptions
 from aphelion.proto.game_pb2 import GameConfig
+from aphelion.replies import disconnectNotice
 from aphelion.session import MemorySessionRegistry
 from aphelion.web import makeSite
 from aphelion.websocket import AphelionServerFactory
 
-__all__ = ["AuthProxyService", "ShutdownService", "build"]
+__all__ = ["AuthProxyService", "ShutdownService", "build", "makeAuthenticator"]
 
 _log = Logger()
 
@@ -37,11 +50,27 @@ class AuthProxyService(MultiService):
     The AuthProxy: its listeners, game servers and shutdown as child
     services, and the parts that more endpoints or tests reach for.
 
+    It stops in order (Part "Shutting down" of the operations guide): the
+    drain observers are told first (readiness turns 503), then the listening
+    ports close, then every player is told C{S2C{disconnect}} and closed
+    with 1001, then the game servers drain within the drain deadline.
+
     :ivar factory: the WebSocket factory.
     :ivar monitor: the game-server monitor.
     :ivar gateway: the gateway.
     :ivar site: the web site (to listen on more endpoints).
+    :ivar config: the settings in force: those it was built with, and the
+        reloadable ones of the last reload.
+    :ivar draining: whether it is stopping (no longer ready).
+    :ivar loadConfig: reads the configuration again (the command line and
+        its C{--config} file), for L{reloadConfig}; L{None} where nothing
+        can be read again.
+    :ivar checkerCloseDelay: seconds after a reload before the replaced
+        checkers are closed (their checks in flight end first).
     """
+
+    _log = Logger()
+    checkerCloseDelay = 60.0
 
     def __init__(
         self,
@@ -50,12 +79,194 @@ class AuthProxyService(MultiService):
         monitor: GameServerMonitor,
         gateway: Gateway,
         site: Site,
+        reactor: Any = None,
+        config: Config | None = None,
+        handleSignals: bool = False,
     ) -> None:
+        """
+        :param reactor: the reactor (for C{SIGHUP} and C{SIGTERM} and the
+            reload's timers); required with C{handleSignals}.
+        :param handleSignals: install the handlers of C{SIGHUP} (reload)
+            and C{SIGTERM} (drain, then stop with status 0) once the reactor
+            runs, and remove them when the service stops.
+        """
         super().__init__()
         self.factory = factory
         self.monitor = monitor
         self.gateway = gateway
         self.site = site
+        self.config = config if config is not None else factory.config
+        self.draining = False
+        self.loadConfig: Callable[[], Config] | None = None
+        self._reactor = reactor
+        self._drainObservers: list[Callable[[str], object]] = []
+        self._closeCalls: list[Any] = []
+        self._signals = (
+            SignalHandlers(
+                reactor,
+                {signal.SIGHUP: self.reloadConfig, signal.SIGTERM: self.terminate},
+            )
+            if handleSignals
+            else None
+        )
+
+    # -- start and stop ------------------------------------------------------
+
+    def startService(self) -> None:
+        """
+        Start the children; install the signal handlers once the reactor
+        runs (it installs its own as it starts, and ours replace them).
+        """
+        super().startService()
+        if self._signals is not None:
+            self._reactor.callWhenRunning(self._installSignals)
+
+    def _installSignals(self) -> None:
+        if self.running and self._signals is not None:
+            self._signals.install()
+
+    def addDrainObserver(self, observer: Callable[[str], object]) -> None:
+        """
+        Call C{observer(reason)} when the AuthProxy starts to stop, before
+        anything else stops: for readiness to answer 503 at once.
+        """
+        self._drainObservers.append(observer)
+
+    def startDraining(self, reason: str) -> None:
+        """
+        Mark the AuthProxy as stopping and tell the drain observers, once.
+        """
+        if self.draining:
+            return
+        self.draining = True
+        self._log.info("draining: {reason}", reason=reason)
+        for observer in self._drainObservers:
+            with self._log.failuresHandled("drain observer failed"):
+                observer(reason)
+
+    def terminate(self) -> None:
+        """
+        Called on C{SIGTERM}: drain, and stop the reactor (which stops this
+        service); the process then exits with status 0, as a stop asked
+        for.
+        """
+        if self.draining:
+            return
+        self.startDraining("SIGTERM")
+        self._reactor.stop()
+
+    def stopService(self) -> Deferred[Any]:
+        """
+        Stop in order: tell the drain observers, close the listening ports,
+        close the players' connections, drain the game servers.
+        """
+        self.startDraining("stopping")
+        if self._signals is not None:
+            self._signals.uninstall()
+        for call in self._closeCalls:
+            if call.active():
+                call.cancel()
+        self._closeCalls.clear()
+        stopped: Deferred[Any] = super().stopService()
+        return stopped
+
+    # -- reload --------------------------------------------------------------
+
+    def reloadConfig(self) -> list[Change]:
+        """
+        Called on C{SIGHUP}: read the configuration again and apply what
+        may change while players play (L{reload}). A configuration that
+        does not parse is logged and changes nothing.
+
+        :return: the changes found.
+        """
+        if self.draining:
+            self._log.warn("reload ignored: the AuthProxy is stopping")
+            return []
+        if self.loadConfig is None:
+            self._log.warn("reload: there is no configuration to read again")
+            return []
+        try:
+            new = self.loadConfig()
+        except usage.UsageError as e:
+            self._log.error("reload refused, nothing changed: {error}", error=str(e))
+            return []
+        return self.reload(new)
+
+    def reload(self, new: Config) -> list[Change]:
+        """
+        Apply the reloadable fields of C{new} (L{RELOADABLE}) to the running
+        objects; log each change (never a secret), and each field that
+        needs a restart.
+
+        :return: every change found, applied or not.
+        """
+        changes = configChanges(self.config, new)
+        applied: list[Change] = []
+        for change in changes:
+            if not change.reloadable or not self._apply(change, new):
+                self._log.warn(
+                    "reload: {change} needs a restart; not applied",
+                    change=describeChange(change),
+                    field=change.field,
+                )
+                continue
+            applied.append(change)
+            self._log.info(
+                "reload: {change}", change=describeChange(change), field=change.field
+            )
+        if not changes:
+            self._log.info("reload: nothing changed")
+        self.config = replace(self.config, **{c.field: c.new for c in applied})
+        self.factory.config = self.config
+        return changes
+
+    def _apply(self, change: Change, new: Config) -> bool:
+        """
+        Apply one reloadable change.
+
+        :return: whether it could be applied.
+        """
+        if change.field in ATTRIBUTES:
+            owner, attribute = ATTRIBUTES[change.field]
+            target = {
+                "registry": self.factory.registry,
+                "gate": getattr(self.site, "gate", None),
+                "rules": self.gateway.rules,
+                "logins": getattr(self.gateway, "logins", None),
+                "monitor": self.monitor,
+            }[owner]
+            if not hasattr(target, attribute):
+                return False
+            setattr(target, attribute, change.new)
+        elif change.field in ("checkers", "checkerQueue"):
+            if change.field == "checkerQueue" and new.checkers:
+                return True  # the checkers' change makes a queue of this size
+            self._replaceAuthenticator(new)
+        elif change.field in ("gameServers", "remoteGameServers"):
+            started, drained = self.monitor.setServers(
+                new.gameServers, new.remoteGameServers
+            )
+            if started or drained:
+                self._log.info(
+                    "reload: game servers started {started}, drained {drained}",
+                    started=started,
+                    drained=drained,
+                )
+        elif change.field == "gameOptions":
+            self.monitor.options = dict(new.gameOptions)
+        return True
+
+    def _replaceAuthenticator(self, new: Config) -> None:
+        old = self.config.checkers
+        self.gateway.setAuthenticator(makeAuthenticator(new, self._reactor))
+        closers = [c.close for c in old if callable(getattr(c, "close", None))]
+        if closers and self._reactor is not None:
+            self._closeCalls = [c for c in self._closeCalls if c.active()]
+            self._closeCalls.extend(
+                self._reactor.callLater(self.checkerCloseDelay, close)
+                for close in closers
+            )
 
 
 class ShutdownService(Service):
@@ -70,26 +281,54 @@ class ShutdownService(Service):
 
     def stopService(self) -> None:
         """
-        Called when the AuthProxy stops: close every connection with 1001 and
-        let the registry forget its sessions.
+        Called when the AuthProxy stops: tell every player
+        C{S2C{disconnect{1001}}}, close every connection with 1001 and let
+        the registry forget its sessions.
         """
         super().stopService()
-        count = len(self._factory.connections)
+        connections = self._factory.connections
+        count = len(connections)
         if count:
             self._log.info("closing {count} connections: shutting down", count=count)
+        notice = disconnectNotice(CloseCode.GOING_AWAY, "server shutting down")
+        told = set()
+        for connection in list(connections):
+            session = getattr(connection, "session", None)
+            if session is not None and id(session) not in told:
+                told.add(id(session))
+                session.send(notice)
         self._factory.closeAll(CloseCode.GOING_AWAY, "server shutting down")
         self._factory.registry.close()
         self._factory.gateway.stop()
         self._factory.throttle.stop()
 
 
-def build(config: Config, reactor: Any) -> AuthProxyService:
+def makeAuthenticator(config: Config, reactor: Any) -> BoundedAuthenticator | None:
+    """
+    The authenticator of C{config}'s checkers, bound to the reactor, or
+    L{None} when there are none.
+    """
+    if not config.checkers:
+        return None
+    for checker in config.checkers:
+        if IReactorUser.providedBy(checker):
+            checker.bindReactor(reactor)
+    portal = Portal(PlayerRealm(), config.checkers)
+    # At most --checker-queue checks wait for the checker (Part 6).
+    return BoundedAuthenticator(partial(authenticate, portal), config.checkerQueue)
+
+
+def build(
+    config: Config, reactor: Any, *, handleSignals: bool = False
+) -> AuthProxyService:
     """
     Make the AuthProxy's services.
 
     :param config: the settings.
     :param reactor: provides C{IReactorTCP}, C{IReactorTime} and whatever the
         endpoint descriptions need.
+    :param handleSignals: handle C{SIGHUP} and C{SIGTERM} (as C{twistd}
+        runs it; see L{AuthProxyService}).
     :return: the parent service.
     """
     exempt = Exemptions(config.exempt)
@@ -129,17 +368,8 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
         ),
     )
     monitor.setName("game-servers")
-    authenticator = None
-    if config.checkers:
-        for checker in config.checkers:
-            if IReactorUser.providedBy(checker):
-                checker.bindReactor(reactor)
-        portal = Portal(PlayerRealm(), config.checkers)
-        # At most --checker-queue checks wait for the checker (Part 6).
-        authenticator = BoundedAuthenticator(
-            partial(authenticate, portal), config.checkerQueue
-        )
-    else:
+    authenticator = makeAuthenticator(config, reactor)
+    if authenticator is None:
         _log.warn(
             "no --auth given: every authenticate is answered AUTH_METHOD_UNSUPPORTED"
         )
@@ -168,11 +398,21 @@ def build(config: Config, reactor: Any) -> AuthProxyService:
         reactor,
         pagesPrefix=config.pagesPrefix if config.pages else None,
     )
-    top = AuthProxyService(factory=factory, monitor=monitor, gateway=gateway, site=site)
+    top = AuthProxyService(
+        factory=factory,
+        monitor=monitor,
+        gateway=gateway,
+        site=site,
+        reactor=reactor,
+        config=config,
+        handleSignals=handleSignals,
+    )
+    # A MultiService stops its children last first: the listening ports
+    # close, then the players' connections, then the game servers drain.
     monitor.setServiceParent(top)
+    ShutdownService(factory).setServiceParent(top)
     for description in config.listen:
         listener: IService = strports.service(description, site, reactor=reactor)
         listener.setName(f"listen:{description}")
         listener.setServiceParent(top)
-    ShutdownService(factory).setServiceParent(top)
     return top

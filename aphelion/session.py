@@ -323,6 +323,18 @@ class MemorySessionRegistry:
         self.turn = 0
         self._turnCall: IDelayedCall | None = None
 
+    @property
+    def sessionsPerAddress(self) -> int:
+        """
+        Sessions one client address may hold, 0 for no limit; set by a
+        reload, for the sessions opened from then on.
+        """
+        return self._perAddress.limit
+
+    @sessionsPerAddress.setter
+    def sessionsPerAddress(self, limit: int) -> None:
+        self._perAddress.limit = limit
+
     def __len__(self) -> int:
         return len(self._sessions)
 

@@ -5,6 +5,7 @@ C{twistd aphelion}: command-line options and C{makeService}. Glue only.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from twisted.application.service import IService
@@ -15,6 +16,7 @@ from twisted.python import usage
 from aphelion.auth import IPlayerIdCredentials
 from aphelion.codes import AphelionProtocol
 from aphelion.config import Config
+from aphelion.configfile import ConfigFileOptions
 from aphelion.control.spawn import RemoteGameServer
 from aphelion.handshake import Revisions
 from aphelion.limitoptions import (
@@ -61,7 +63,7 @@ def _remoteGameServer(value: str) -> RemoteGameServer:
     return RemoteGameServer(host.strip("[]"), int(port), token)
 
 
-class Options(usage.Options, strcred.AuthOptionMixin):
+class Options(ConfigFileOptions, strcred.AuthOptionMixin):
     """
     Options of C{twistd aphelion}. Defaults are the contract's (Part 4).
     """
@@ -451,4 +453,18 @@ def makeService(options: Options) -> IService:
     for warning in raiseFileLimit(config):
         _log.warn("{warning}", warning=warning)
     reactor_: Any = reactor
-    return service.build(config, reactor_)
+    top = service.build(config, reactor_, handleSignals=True)
+    top.loadConfig = partial(_readAgain, type(options), list(options.arguments))
+    return top
+
+
+def _readAgain(optionsType: type[Options], arguments: list[str]) -> Config:
+    """
+    Parse the same command line again, reading its C{--config} file again:
+    the configuration of a reload.
+
+    :raises usage.UsageError: for a wrong value.
+    """
+    options = optionsType()
+    options.parseOptions(arguments)
+    return options.toConfig()

@@ -11,13 +11,17 @@ import sys
 from collections.abc import Callable
 
 from twisted.internet.protocol import ProcessProtocol
-from twisted.logger import Logger
+from twisted.logger import LogEvent, Logger, LogLevel, eventFromJSON, formatEvent
 from twisted.python.failure import Failure
 
 from aphelion.control.servers import GameServer
 from aphelion.game.factory import PLAYER_WRITE_LIMIT
 
 __all__ = ["ChildProtocol", "childCommand"]
+
+# The keys of a legacy (twisted.python.log) event: formatting reads them.
+_LEVELS = frozenset(LogLevel.iterconstants())
+_LEGACY_KEYS = frozenset({"message", "format", "isError", "system", "why", "failure"})
 
 
 def childCommand(
@@ -54,6 +58,8 @@ def childCommand(
         str(playerWriteLimit),
         "--log-interval",
         repr(float(logInterval)),
+        # Its events come back whole, fields and all (ChildProtocol).
+        "--log-json",
     ]
 
 
@@ -121,18 +127,55 @@ class ChildProtocol(ProcessProtocol):
 
     def errReceived(self, data: bytes) -> None:
         """
-        Called with the child's standard error: logged line by line.
+        Called with the child's standard error: each of its JSON events is
+        logged again with its C{serverId} (L{childEventReceived}); any other
+        line (a traceback before logging began) as C{[serverId] line}.
         """
         self._err += data
         *lines, self._err = self._err.split(b"\n")
         for line in lines:
+            text = line.decode("utf-8", "replace").lstrip("\x1e")
+            if text.startswith("{"):
+                try:
+                    event = eventFromJSON(text)
+                except ValueError:
+                    pass
+                else:
+                    if isinstance(event, dict):
+                        self.childEventReceived(event)
+                        continue
             self._log.info(
-                "[{serverId}] {line}",
-                serverId=self._server.serverId,
-                line=line.decode("utf-8", "replace"),
+                "[{serverId}] {line}", serverId=self._server.serverId, line=text
             )
         if len(self._err) > 65536:
             self._err = b""
+
+    def childEventReceived(self, event: LogEvent) -> None:
+        """
+        Called with each log event of the child: log it again, with its own
+        namespace, level, time and fields, its text prefixed with
+        C{[serverId]}, and the field C{serverId}.
+        """
+        message = formatEvent(event).replace("\n", "\\n")
+        fields = {
+            k: v
+            for k, v in event.items()
+            if not k.startswith("log_") and k not in _LEGACY_KEYS
+        }
+        level = event.get("log_level")
+        again: LogEvent = {
+            **fields,
+            "serverId": self._server.serverId,
+            "line": message,
+            "log_format": "[{serverId}] {line}",
+            "log_namespace": event.get("log_namespace", "aphelion.game.child"),
+            "log_level": level if level in _LEVELS else LogLevel.info,
+            "log_time": event.get("log_time"),
+            "log_source": None,
+        }
+        if event.get("log_failure") is not None:
+            again["log_failure"] = event["log_failure"]
+        self._log.observer(again)
 
     def _fail(self, why: str) -> None:
         self._log.error(

@@ -477,3 +477,61 @@ class GameServerMonitor(Service):
             self._kill(server)
         else:
             self._setState(server, ServerState.STOPPED)
+
+    def setServers(
+        self, count: int, remotes: Sequence[RemoteGameServer]
+    ) -> tuple[list[str], list[str]]:
+        """
+        Change the configured game servers while players play (a reload):
+        start the local ones up to C{count} and the remote ones not yet
+        known, and drain the local ones beyond C{count} and the remote ones
+        no longer listed (by host and port; a new token for a known one is
+        used from its next connection on). A stopped server of the list is
+        started again; one still draining is left to finish.
+
+        :return: the ids of the servers started and of those drained.
+        """
+        started: list[str] = []
+        drained: list[str] = []
+        wanted: dict[tuple[str, int | None], RemoteGameServer] = {
+            (r.host, r.port): r for r in remotes
+        }
+        live = (ServerState.DRAINING, ServerState.STOPPED)
+        for serverId, server in list(self.servers.items()):
+            if server.state in live:
+                continue
+            if server.remote:
+                remote = wanted.get((server.host, server.port))
+                if remote is not None:
+                    server.token = remote.token
+                    continue
+            elif int(serverId[2:]) <= count:
+                continue
+            self.drain(serverId, "removed from the configuration")
+            drained.append(serverId)
+        for i in range(count):
+            serverId = f"gs{i + 1}"
+            known = self.servers.get(serverId)
+            if known is None:
+                known = self.servers[serverId] = GameServer(serverId, newToken())
+            elif known.state is not ServerState.STOPPED or known.process:
+                continue
+            started.append(serverId)
+            self._start(known)
+        connected = {
+            (s.host, s.port)
+            for s in self.servers.values()
+            if s.remote and s.state is not ServerState.STOPPED
+        }
+        number = sum(1 for s in self.servers.values() if s.remote)
+        for (host, port), remote in wanted.items():
+            if (host, port) in connected:
+                continue
+            number += 1
+            serverId = f"remote{number}"
+            self.servers[serverId] = GameServer(
+                serverId, remote.token, remote=True, host=host, port=port
+            )
+            started.append(serverId)
+            self._start(self.servers[serverId])
+        return started, drained

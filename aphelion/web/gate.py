@@ -96,6 +96,42 @@ class ConnectionGate:
             config.connectionRate, config.connectionBurst, maxAddresses
         )
 
+    @property
+    def connectionsPerAddress(self) -> int:
+        """
+        Open connections allowed per client address, 0 for no limit; set
+        by a reload, for the connections accepted from then on.
+        """
+        return self._counts.limit
+
+    @connectionsPerAddress.setter
+    def connectionsPerAddress(self, limit: int) -> None:
+        self._counts.limit = limit
+
+    @property
+    def connectionRate(self) -> float:
+        """
+        New connections per second per client address; set by a reload,
+        for the addresses first seen from then on.
+        """
+        return self._rates.rate
+
+    @connectionRate.setter
+    def connectionRate(self, rate: float) -> None:
+        self._rates.rate = rate
+
+    @property
+    def connectionBurst(self) -> float:
+        """
+        The burst of new connections per client address (as
+        L{connectionRate}).
+        """
+        return self._rates.burst
+
+    @connectionBurst.setter
+    def connectionBurst(self, burst: float) -> None:
+        self._rates.burst = burst
+
     def connectionsFrom(self, address: str) -> int:
         """
         :return: the open connections counted for C{address}, as a client
