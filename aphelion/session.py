@@ -191,6 +191,13 @@ class Session:
 
         :return: the connection, or L{None} when no game connection is open.
         """
+        connections = self.connections
+        if len(connections) == 1:
+            # Most sessions hold one connection: nothing to choose between.
+            conn = connections[0]
+            if conn.protocol is AphelionProtocol.GAME and conn.isOpen:
+                return conn
+            return None
         return pickConnection(
             conn
             for conn in self.connections
