@@ -107,6 +107,17 @@ class Config:
     :ivar pagesPrefix: the URL path under which the players' pages (the
         index, the chat page, C{aphelion.js}) are served.
     :ivar pages: whether the players' pages are served at all.
+    :ivar seatHold: seconds a game server holds the seat of a player whose
+        connection went without a C{Disconnect} (or with C{MOVED}), for it to
+        resume (Part 5.2); 0 holds none.
+    :ivar registry: where sessions and game servers are shared: C{"memory"}
+        (this process alone) or a Redis URL (a cluster, Part 5).
+    :ivar workers: AuthProxy worker processes sharing the listening sockets
+        (Part 5.3); more than 1 needs a Redis registry.
+    :ivar admin: the strports description of the admin endpoint (metrics,
+        probes, API, dashboard), or L{None} for none.
+    :ivar adminToken: the bearer token of the admin API, or L{None}: then
+        the API refuses everything.
     """
 
     listen: tuple[str, ...] = ("tcp:80",)
@@ -160,3 +171,8 @@ class Config:
     exempt: tuple[str, ...] = ()
     pagesPrefix: str = "/"
     pages: bool = True
+    seatHold: float = 15.0
+    registry: str = "memory"
+    workers: int = 1
+    admin: str | None = None
+    adminToken: bytes | None = field(default=None, repr=False)

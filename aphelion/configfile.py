@@ -27,7 +27,10 @@ from twisted.python import usage
 
 __all__ = ["ConfigFileOptions", "readConfigFile"]
 
-_NOT_IN_FILE = frozenset({"config", "help", "version", "help-auth", "help-auth-type"})
+# --worker is set by the parent of --workers on its workers' command lines.
+_NOT_IN_FILE = frozenset(
+    {"config", "help", "version", "help-auth", "help-auth-type", "worker"}
+)
 
 
 def readConfigFile(path: str) -> dict[str, Any]:

@@ -258,7 +258,14 @@ class IPooledServer(Interface):
     serverId = Attribute("The id the AuthProxy gave it (L{str}).")
     host = Attribute("The address its player connections go to.")
     port = Attribute("Its TCP port, once known, else L{None}.")
-    token = Attribute("The token its connections present (never logged).")
+    token = Attribute(
+        "Its control token (never logged); player connections present it "
+        "while clientToken is empty."
+    )
+    clientToken = Attribute(
+        "The token its player connections present (Control.client_token), or "
+        "empty for the control token (never logged)."
+    )
     draining = Attribute("Whether it is being drained: it takes no new players.")
 
 

@@ -51,6 +51,7 @@ ATTRIBUTES: dict[str, tuple[str, str]] = {
     "restartMax": ("monitor", "restartMax"),
     "drainDeadline": ("monitor", "drainDeadline"),
     "playerWriteLimit": ("monitor", "playerWriteLimit"),
+    "seatHold": ("monitor", "seatHold"),
 }
 """
 The reloadable fields that one attribute of a running object holds, as
@@ -87,7 +88,7 @@ the game servers (new ones are started, removed ones drained) and the game
 options (sent to game servers started from now on).
 """
 
-_SECRET = frozenset({"checkers", "gameConfig"})
+_SECRET = frozenset({"checkers", "gameConfig", "adminToken"})
 
 
 @dataclass(frozen=True)

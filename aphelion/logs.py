@@ -26,10 +26,10 @@ import re
 import sys
 from typing import IO, Any
 
-from twisted.logger import ILogObserver, LogEvent, formatEvent
+from twisted.logger import ILogObserver, LogEvent, LogLevel, formatEvent
 from zope.interface import implementer
 
-__all__ = ["JSONLinesObserver", "eventAsJSON", "isSecretKey", "json"]
+__all__ = ["JSONLinesObserver", "eventAsJSON", "isSecretKey", "json", "relayedEvent"]
 
 _SECRET = re.compile(
     r"token|passw|secret|ticket|credential|cookie|authoriz|private",
@@ -124,3 +124,60 @@ def json(out: IO[str] | None = None) -> JSONLinesObserver:
     once logging has begun).
     """
     return JSONLinesObserver(out if out is not None else sys.stdout)
+
+
+_LEVELS = frozenset(LogLevel.iterconstants())
+# Keys that old-style observers act on (a Python warning's among them): an
+# event of a child process logged again must not look like one of those.
+_LEGACY_KEYS = frozenset(
+    {
+        "message",
+        "format",
+        "isError",
+        "system",
+        "why",
+        "failure",
+        "warning",
+        "category",
+        "filename",
+        "lineno",
+    }
+)
+
+
+def relayedEvent(
+    event: LogEvent, tag: str, value: object, prefix: str, namespace: str
+) -> LogEvent:
+    """
+    An event of a child process (a game server, a worker), read back from its
+    JSON line, made ready to be logged again in this process: its own
+    namespace, level, time and fields, its text prefixed, and one field that
+    says where it came from.
+
+    :param event: the child's event, from L{twisted.logger.eventFromJSON}.
+    :param tag: the name of the field that names the child (C{serverId}).
+    :param value: that field's value.
+    :param prefix: the text's prefix, a format string that may use C{tag}
+        (C{"[{serverId}]"}).
+    :param namespace: the namespace when the child's event has none.
+    """
+    message = formatEvent(event).replace("\n", "\\n")
+    fields = {
+        k: v
+        for k, v in event.items()
+        if not k.startswith("log_") and k not in _LEGACY_KEYS
+    }
+    level = event.get("log_level")
+    again: LogEvent = {
+        **fields,
+        tag: value,
+        "line": message,
+        "log_format": prefix + " {line}",
+        "log_namespace": event.get("log_namespace", namespace),
+        "log_level": level if level in _LEVELS else LogLevel.info,
+        "log_time": event.get("log_time"),
+        "log_source": None,
+    }
+    if event.get("log_failure") is not None:
+        again["log_failure"] = event["log_failure"]
+    return again

@@ -63,6 +63,26 @@ def _remoteGameServer(value: str) -> RemoteGameServer:
     return RemoteGameServer(host.strip("[]"), int(port), token)
 
 
+def _adminToken(path: str | None) -> bytes | None:
+    """
+    The admin API's bearer token, read from the file at C{path} (L{None}
+    for no file): printable ASCII without spaces, at least 16 characters.
+    """
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            token = f.read().strip()
+    except OSError as e:
+        raise usage.UsageError(f"cannot read --admin-token-file {path!r}: {e}") from e
+    if len(token) < 16 or not all(0x21 <= byte <= 0x7E for byte in token):
+        raise usage.UsageError(
+            f"the token in {path!r} must be at least 16 printable ASCII "
+            "characters without spaces"
+        )
+    return token
+
+
 class Options(ConfigFileOptions, strcred.AuthOptionMixin):
     """
     Options of C{twistd aphelion}. Defaults are the contract's (Part 4).
@@ -260,6 +280,48 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
             float,
         ],
         [
+            "admin",
+            None,
+            None,
+            "A strports endpoint for operators (off by default): /metrics, "
+            "/health, /ready, the /api/ and a dashboard; such as "
+            "tcp:9100:interface=127.0.0.1.",
+        ],
+        [
+            "admin-token-file",
+            None,
+            None,
+            "A file holding the bearer token of the admin API (read at start; "
+            "at least 16 characters). Without one the API refuses everything.",
+        ],
+        [
+            "seat-hold",
+            None,
+            _DEFAULTS.seatHold,
+            "Seconds a game server holds the seat of a player whose connection "
+            "went (its AuthProxy died, or its session moved to another), for it "
+            "to resume; 0 holds none.",
+            float,
+        ],
+        [
+            "workers",
+            None,
+            _DEFAULTS.workers,
+            "AuthProxy worker processes sharing the listening sockets; this "
+            "process then runs the game servers. More than 1 needs a Redis "
+            "registry.",
+            int,
+        ],
+        [
+            "worker",
+            None,
+            0,
+            "Internal: set by the parent of --workers on the command line of "
+            "its worker number I (it runs no game servers and accepts on the "
+            "sockets the parent passes).",
+            int,
+        ],
+        [
             "ping-revisions",
             None,
             "1:1",
@@ -368,6 +430,21 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
         self._atLeast("heartbeat", 0, strictly=True)
         self._atLeast("restart-initial", 0, strictly=True)
         self._atLeast("drain-deadline", 0)
+        self._atLeast("seat-hold", 0)
+        self._atLeast("workers", 1)
+        self._atLeast("worker", 0)
+        if self["worker"] > self["workers"]:
+            raise usage.UsageError("--worker is at most --workers")
+        if self["workers"] > 1:
+            self._sharedListeners()
+        # The parent of --workers checked this; its workers run regardless.
+        registry = self.get("registry") or "memory"
+        if self["workers"] > 1 and not self["worker"] and registry == "memory":
+            raise usage.UsageError(
+                "--workers above 1 needs a Redis registry (--registry "
+                "redis://HOST:PORT): the workers share sessions and game "
+                "servers through it"
+            )
         if self["dead-after"] <= self["heartbeat"]:
             raise usage.UsageError("--dead-after must be longer than --heartbeat")
         if self["restart-max"] < self["restart-initial"]:
@@ -377,6 +454,9 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
         if not 2 <= self["max-message"] <= 65536:
             raise usage.UsageError("--max-message must be 2 to 65536")
         checkLimits(self)
+        self["admin-token"] = _adminToken(self["admin-token-file"])
+        if self["admin-token-file"] and not self["admin"]:
+            raise usage.UsageError("--admin-token-file needs --admin")
 
     def _legacyProfile(self) -> None:
         """
@@ -391,6 +471,18 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
                 self[name] = legacy
         if self["game-revisions"] == Revisions():
             self["game-revisions"] = Revisions(1, 5)
+
+    def _sharedListeners(self) -> None:
+        """
+        Check that every C{--listen} can be shared by workers.
+        """
+        from aphelion.workers import parseListen
+
+        for description in self["listen"]:
+            try:
+                parseListen(description)
+            except ValueError as e:
+                raise usage.UsageError(str(e)) from e
 
     def _atLeast(self, name: str, low: float, strictly: bool = False) -> None:
         atLeast(self, name, low, strictly)
@@ -438,6 +530,10 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
             pagesPrefix=self["pages-prefix"],
             **limitValues(self),
             pages=not self["no-pages"],
+            seatHold=self["seat-hold"],
+            workers=self["workers"],
+            admin=self["admin"] or None,
+            adminToken=self.get("admin-token"),
         )
 
 
@@ -453,6 +549,14 @@ def makeService(options: Options) -> IService:
     for warning in raiseFileLimit(config):
         _log.warn("{warning}", warning=warning)
     reactor_: Any = reactor
+    if options["worker"]:
+        from aphelion.workers import makeWorkerService
+
+        return makeWorkerService(config, reactor_)
+    if config.workers > 1:
+        from aphelion.workers import WorkersService
+
+        return WorkersService(config, reactor_, options.arguments, handleSignals=True)
     top = service.build(config, reactor_, handleSignals=True)
     top.loadConfig = partial(_readAgain, type(options), list(options.arguments))
     return top

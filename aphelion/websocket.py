@@ -36,6 +36,7 @@ from aphelion.limits import normalAddress
 from aphelion.logthrottle import ThrottledLog
 from aphelion.ping import encodePingResponse, readPingRequest
 from aphelion.session import Session, SessionFull
+from aphelion.stats import Stats
 from aphelion.wsbase import PacketProtocol, bakedProtocol
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class AphelionServerProtocol(  # type: ignore[misc]
     _opening: list[tuple[bytes, bool]] | None = None
     _counted = False
     _ackDeadline = 0.0
+    _opened = False
 
     # -- IConnection -------------------------------------------------------
 
@@ -213,6 +215,7 @@ class AphelionServerProtocol(  # type: ignore[misc]
         """
         super().onOpen()
         self.releaseHandshake()
+        self._opened = True
         if self.admission is not None:
             self.admission.opened()
         factory = self.factory
@@ -265,7 +268,20 @@ class AphelionServerProtocol(  # type: ignore[misc]
             self._authCall.cancel()
         self._authCall = None
         self._receive = None
-        self.factory.connections.discard(self)
+        factory = self.factory
+        if self in factory.connections:
+            factory.connections.discard(self)
+            factory.stats.bank(self.trafficStats)
+        if self._opened:
+            self._opened = False
+            if self.closedByMe and self.localCloseCode:
+                # Ours: the code we sent, whatever the peer answered.
+                code, reason = self.localCloseCode, self.localCloseReason
+            if isinstance(reason, bytes):
+                reason = reason.decode("utf-8", "replace")
+            factory.stats.closed(
+                factory.clock.seconds(), int(code or 1006), reason or ""
+            )
         session, self.session = self.session, None
         if session is not None:
             if self.protocol is AphelionProtocol.GAME:
@@ -430,6 +446,9 @@ class AphelionServerFactory(WebSocketServerFactory):
     :ivar config: the settings.
     :ivar gateway: what game payloads go to.
     :ivar connections: the open connections.
+    :ivar stats: the closes, and the messages and bytes of the connections
+        that have closed (Autobahn counts those of each open connection in
+        its C{trafficStats}).
     """
 
     protocol = AphelionServerProtocol  # type: ignore[assignment]
@@ -442,7 +461,12 @@ class AphelionServerFactory(WebSocketServerFactory):
         registry: ISessionRegistry,
         config: Config,
         gateway: Gateway,
+        stats: Stats | None = None,
     ) -> None:
+        """
+        :param stats: where to count closes, and the messages and bytes of
+            closed connections; a new L{Stats} by default.
+        """
         # No version in any header (Part 6): it only helps an attacker.
         super().__init__(server="aphelion", reactor=clock)
         self.clock = clock
@@ -450,6 +474,7 @@ class AphelionServerFactory(WebSocketServerFactory):
         self.config = config
         self.gateway = gateway
         self.connections: set[AphelionServerProtocol] = set()
+        self.stats = Stats() if stats is None else stats
         self.throttle = ThrottledLog(
             AphelionServerProtocol._log, clock=clock, interval=config.logInterval
         )

@@ -202,11 +202,12 @@ class ConfigFileTests(SynchronousTestCase):
     def test_everyOptionIsAKey(self) -> None:
         """
         Every long option of C{twistd aphelion}, but those that print and
-        exit, is a key of the file.
+        exit and C{--worker} (the parent of C{--workers} sets it on its
+        workers' command lines), is a key of the file.
         """
         options = Options()
         names = {spelled.rstrip("=") for spelled in options.longOpt}
-        names -= {"help", "version", "help-auth", "help-auth-type", "config"}
+        names -= {"help", "version", "help-auth", "help-auth-type", "config", "worker"}
         self.assertEqual(set(options.fileKeys()), names)
 
     def test_example(self) -> None:

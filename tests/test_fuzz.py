@@ -1937,6 +1937,10 @@ class PacketFuzzTests(FuzzTestCase):
                     proxy.reactor.advance(0)
             proxy.reactor.advance(0)
             view = client.view()
+            if protocol is None and view.messages:
+                # The frames held an init packet: the first message is the
+                # 32 token bytes, not a packet (its first byte is random).
+                start = 1
             for packet in view.messages[start:]:
                 checkPacket(packet, proxy.config.ackCap)
             checkClose(view, wire)

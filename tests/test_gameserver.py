@@ -638,6 +638,7 @@ class SeatingTests(GameServerTestsMixin, SynchronousTestCase):
         """
         A player who leaves makes room.
         """
+        self.factory.seatHold = 0
         alice, _ = self.server.seat("alice")
         self.server.seat("bob")
         lose(alice)
@@ -799,8 +800,23 @@ class PlayingTests(GameServerTestsMixin, SynchronousTestCase):
 
     def test_connectionLost(self) -> None:
         """
-        A lost connection makes a seated player leave, once.
+        A lost connection holds a seated player's seat; when the seat hold
+        ends, the player leaves, once.
         """
+        protocol, _ = self.server.seat("alice")
+        lose(protocol)
+        self.assertEqual(self.game.left, [])
+        self.assertTrue(protocol.held)
+        self.server.clock.advance(self.factory.seatHold)
+        self.assertEqual(self.game.left, [("alice", "seat hold expired")])
+        self.assertEqual(self.factory.players, {})
+
+    def test_connectionLostWithoutHold(self) -> None:
+        """
+        With no seat hold, a lost connection makes a seated player leave at
+        once.
+        """
+        self.factory.seatHold = 0
         protocol, _ = self.server.seat("alice")
         lose(protocol)
         self.assertEqual(self.game.left, [("alice", "connection lost")])
@@ -816,6 +832,7 @@ class PlayingTests(GameServerTestsMixin, SynchronousTestCase):
                 raise ValueError("playerLeft failed")
 
         self.factory.playerProtocol = Clumsy
+        self.factory.seatHold = 0
         protocol, _ = self.server.seat("alice")
         lose(protocol)
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
@@ -1081,9 +1098,12 @@ class StatusTests(GameServerTestsMixin, SynchronousTestCase):
         A join and a leave each bring a C{Status}.
         """
         _, control = self.server.control()
+        self.factory.seatHold = 2.0  # within the control connection's life
         alice, _ = self.server.seat("alice")
         self.assertEqual(self.statuses(control), [(1, 2, True)])
         lose(alice)
+        self.assertEqual(self.statuses(control), [])  # the seat is held
+        self.clock.advance(self.factory.seatHold)
         self.assertEqual(self.statuses(control), [(0, 2, True)])
 
     def test_oncePerTurn(self) -> None:
@@ -1092,6 +1112,7 @@ class StatusTests(GameServerTestsMixin, SynchronousTestCase):
         cancel out.
         """
         _, control = self.server.control()
+        self.factory.seatHold = 0
         self.server.seat("alice")
         self.server.seat("bob")
         self.assertEqual(self.statuses(control), [(2, 2, True)])

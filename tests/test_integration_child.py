@@ -303,6 +303,72 @@ class ChildTests(TestCase):
         await control.lost.addTimeout(TIMEOUT, theReactor())
         self.assertEqual(await self.exitStatus(child), 0)
 
+    async def test_clientTokenAndSeatHold(self) -> None:
+        """
+        With C{Control.client_token}, player connections present it (the
+        control token is refused); a player whose connection drops without a
+        C{Disconnect} keeps its seat (C{Status} unchanged) and takes it back
+        with C{ClientAuth{resumed}}, getting what the room said meanwhile;
+        unclaimed, a held seat ends after C{--seat-hold}.
+        """
+        child = await self.spawn(extra=("--seat-hold", "1.5"))
+        port = await child.port.addTimeout(TIMEOUT, theReactor())
+        clientToken = bytes(range(1, 33))
+        control = await self.connect(port)
+        control.send(
+            T.Control, control_pb2.Control(token=self.token, client_token=clientToken)
+        )
+        await control.next(T.Ready)
+        await control.next(T.Status)
+
+        refused = await self.connect(port)
+        refused.send(
+            T.Type, control_pb2.Type(kind=control_pb2.Type.CLIENT, token=self.token)
+        )
+        error = await refused.next(T.Error)
+        self.assertEqual(error.code, 6)
+
+        async def seat(playerId: str, resumed: bool = False) -> EnvelopeClient:
+            player = await self.connect(port)
+            player.send(
+                T.Type,
+                control_pb2.Type(kind=control_pb2.Type.CLIENT, token=clientToken),
+            )
+            player.send(
+                T.ClientAuth,
+                control_pb2.ClientAuth(
+                    player_id=playerId,
+                    session_id=b"sid-" + playerId.encode(),
+                    resumed=resumed,
+                ),
+            )
+            await player.next(T.Connected)
+            await player.next(T.GameConfig)
+            return player
+
+        alice = await seat("alice")
+        bob = await seat("bob")
+        status = await control.next(T.Status)
+        if status.players != 2:
+            status = await control.next(T.Status)
+        self.assertEqual(status.players, 2)
+
+        await alice.close()  # no Disconnect: the seat is held
+        bob.send(
+            T.GameData, chat_pb2.C2S(say=chat_pb2.Say(text="wb")).SerializeToString()
+        )
+        await bob.next(T.GameData)
+        alice = await seat("alice", resumed=True)
+        said = chat_pb2.S2C.FromString(await alice.next(T.GameData)).said
+        self.assertEqual((said.player_id, said.text), ("bob", "wb"))
+
+        await bob.close()
+        status = await control.next(T.Status)  # after the 1.5 s hold
+        self.assertEqual(status.players, 1)
+        await self.waitForLog(
+            child, lambda text: "bob was not claimed" in text, "the hold's end"
+        )
+
     async def waitForLog(
         self, child: ChildProcess, test: Callable[[str], bool], what: str
     ) -> None:
@@ -418,14 +484,18 @@ class OptionsTests(SynchronousTestCase):
         options = self.parse()
         self.assertEqual(options["player-write-limit"], 4 * 1024 * 1024)
         self.assertEqual(options["log-interval"], 10.0)
+        self.assertEqual(options["seat-hold"], 15.0)
 
     def test_values(self) -> None:
         """
         C{--player-write-limit} takes bytes, C{--log-interval} seconds.
         """
-        options = self.parse("--player-write-limit", "65536", "--log-interval", "2.5")
+        options = self.parse(
+            "--player-write-limit", "65536", "--log-interval", "2.5", "--seat-hold", "0"
+        )
         self.assertEqual(options["player-write-limit"], 65536)
         self.assertEqual(options["log-interval"], 2.5)
+        self.assertEqual(options["seat-hold"], 0.0)
 
     def test_badValues(self) -> None:
         """
@@ -435,5 +505,6 @@ class OptionsTests(SynchronousTestCase):
             ("--player-write-limit", "0"),
             ("--player-write-limit", "-5"),
             ("--log-interval", "0"),
+            ("--seat-hold", "-1"),
         ):
             self.assertRaises(usage.UsageError, self.parse, *args)

@@ -240,3 +240,54 @@ class ChildEventTests(SynchronousTestCase):
             )
         [event] = events
         self.assertEqual(len(formatEvent(event).splitlines()), 1)
+
+
+class RelayedEventTests(SynchronousTestCase):
+    """
+    L{logs.relayedEvent}: a child's event made ready to be logged again.
+    """
+
+    def test_legacyKeysDropped(self) -> None:
+        """
+        The keys that old-style observers act on (a Python warning's among
+        them) are left out, the child's own fields are kept, and the tag
+        names the child.
+        """
+        event = {
+            "log_format": "{what} happened",
+            "log_level": LogLevel.warn,
+            "log_namespace": "games.arena",
+            "log_time": 12.5,
+            "what": "something",
+            "warning": "DeprecationWarning",
+            "category": "DeprecationWarning",
+            "filename": "x.py",
+            "lineno": 3,
+            "isError": 1,
+        }
+        again = logs.relayedEvent(
+            event, "serverId", "gs1", "[{serverId}]", "aphelion.game.child"
+        )
+        for key in ("warning", "category", "filename", "lineno", "isError"):
+            self.assertNotIn(key, again)
+        self.assertEqual(again["what"], "something")
+        self.assertEqual(again["serverId"], "gs1")
+        self.assertEqual(again["log_level"], LogLevel.warn)
+        self.assertEqual(again["log_namespace"], "games.arena")
+        self.assertEqual(formatEvent(again), "[gs1] something happened")
+
+    def test_unknownLevel(self) -> None:
+        """
+        An event whose level is not a L{LogLevel} is logged again at info,
+        in the given namespace when it has none.
+        """
+        again = logs.relayedEvent(
+            {"log_format": "x", "log_level": "loud"},
+            "worker",
+            2,
+            "[worker {worker}]",
+            "aphelion.workers",
+        )
+        self.assertEqual(again["log_level"], LogLevel.info)
+        self.assertEqual(again["log_namespace"], "aphelion.workers")
+        self.assertEqual(formatEvent(again), "[worker 2] x")

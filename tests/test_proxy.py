@@ -253,6 +253,21 @@ class ControlClientProtocolTests(ProxyTestCase):
         [(_envelopeType, message)] = written(transport)
         self.assertEqual(message.token, self.server.token)
 
+    def test_controlCarriesClientToken(self) -> None:
+        """
+        Each spawn has a client token of its own, apart from the control
+        token, and C{Control} carries it (Part 5).
+        """
+        self.monitor.startService()
+        first = self.server.clientToken
+        self.assertEqual(len(first), 32)
+        self.assertNotEqual(first, self.server.token)
+        protocol = controlFactoryMaker(self.monitor, self.server).buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        [(_envelopeType, message)] = written(transport)
+        self.assertEqual(message.client_token, first)
+
     def test_readyReported(self) -> None:
         """
         C{Ready} calls the monitor's C{controlReady}: the server is C{READY}
@@ -689,6 +704,19 @@ class PlayerLinkProtocolTests(PlayerLinkTestCase):
         self.assertEqual(self.seat.calls, [("linkMade", protocol)])
         self.assertIs(protocol.seat, self.seat)
         self.assertFalse(transport.disconnecting)
+
+    def test_typeCarriesClientToken(self) -> None:
+        """
+        A game server with a client token is sent that in C{Type}, not its
+        control token.
+        """
+        self.server.clientToken = b"\x05" * 32
+        LinkConnector(self.reactor)(self.server, self.seat)  # type: ignore[arg-type]
+        protocol = self.reactor.tcpClients[-1][2].buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        kind, message = written(transport)[0]
+        self.assertEqual((kind, message.token), (T.Type, b"\x05" * 32))
 
     def test_noSessionTokenSent(self) -> None:
         """

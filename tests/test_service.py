@@ -73,3 +73,12 @@ class BuildTests(SynchronousTestCase):
         self.assertEqual(site.pagesPrefix, "/play")
         off = build(Config(listen=(), gameServers=0, pages=False), reactor).site
         self.assertIsNone(off.pagesPrefix)
+
+    def test_seatHold(self) -> None:
+        """
+        The config's seat hold reaches the game-server monitor, which passes
+        it to every game server it spawns.
+        """
+        reactor = MemoryReactorClock()
+        service = build(Config(listen=(), gameServers=0, seatHold=3.5), reactor)
+        self.assertEqual(service.monitor.seatHold, 3.5)

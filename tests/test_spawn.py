@@ -362,6 +362,37 @@ class SpawnTests(MonitorTestCase):
             childCommand(GAME, "gs1", PYTHON, playerWriteLimit=262144, logInterval=2.5),
         )
 
+    def test_seatHoldPassed(self) -> None:
+        """
+        The monitor's C{seatHold} reaches each child as C{--seat-hold}; by
+        default 15 s. A negative one is refused.
+        """
+        self.startMonitor(count=1)
+        args = self.reactor.processes[0].args
+        self.assertEqual(args[args.index("--seat-hold") + 1], "15.0")
+        self.startMonitor(count=1, seatHold=0.5)
+        args = self.reactor.processes[-1].args
+        self.assertEqual(args[args.index("--seat-hold") + 1], "0.5")
+        self.assertRaises(ValueError, self.makeMonitor, seatHold=-1)
+
+    def test_newClientTokenPerSpawn(self) -> None:
+        """
+        Every start gives a game server a new client token, apart from its
+        control token; the child never gets it on its standard input (it
+        comes in C{Control}).
+        """
+        monitor = self.startMonitor()
+        server = monitor.servers["gs1"]
+        first = server.clientToken
+        self.assertEqual(len(first), 32)
+        self.assertNotEqual(first, server.token)
+        crash(self.reactor.processes[0])
+        process = self.assertRestartsAfter(1)
+        self.assertNotEqual(server.clientToken, first)
+        self.assertNotIn(
+            server.clientToken.hex().encode("ascii"), b"".join(process.stdin)
+        )
+
     def test_badPlayerWriteLimit(self) -> None:
         """
         A player write limit or log interval that is not positive is refused
@@ -1518,3 +1549,89 @@ class LoggingTests(MonitorTestCase):
                 self.assertNotIn(repr(token), text)
                 for value in event.values():
                     self.assertNotEqual(value, token)
+
+
+class RestartTests(MonitorTestCase):
+    """
+    L{GameServerMonitor.restart}: drain a game server, then start it again.
+    """
+
+    def test_restartReady(self) -> None:
+        """
+        A ready server is drained with the reason; once its process exits it
+        is spawned again at once (a new process, a new generation), and the
+        lost observers hear of the stop.
+        """
+        monitor = self.startMonitor()
+        server = monitor.servers["gs1"]
+        control = self.ready(monitor)
+        monitor.restart("gs1", "new build")
+        self.assertEqual(control.shutdowns, [(10000, "new build")])
+        self.assertIs(server.state, ServerState.DRAINING)
+        self.assertEqual(len(self.reactor.processes), 1)
+        self.reactor.processes[0].exit()
+        self.assertEqual(self.lost, [server])
+        self.assertEqual(len(self.reactor.processes), 2)
+        self.assertIs(server.state, ServerState.STARTING)
+        self.assertEqual(server.generation, 2)
+        self.assertFalse(server.restartWhenStopped)
+
+    def test_restartStopped(self) -> None:
+        """
+        A drained (stopped) server is started again at once.
+        """
+        monitor = self.startMonitor()
+        server = monitor.servers["gs1"]
+        self.ready(monitor)
+        monitor.drain("gs1", "maintenance")
+        self.reactor.processes[0].exit()
+        self.assertIs(server.state, ServerState.STOPPED)
+        monitor.restart("gs1")
+        self.assertEqual(len(self.reactor.processes), 2)
+        self.assertIs(server.state, ServerState.STARTING)
+
+    def test_restartDraining(self) -> None:
+        """
+        A server already draining is not told twice; it starts again when
+        its drain is over.
+        """
+        monitor = self.startMonitor()
+        control = self.ready(monitor)
+        monitor.drain("gs1", "first")
+        monitor.restart("gs1", "second")
+        self.assertEqual(control.shutdowns, [(10000, "first")])
+        self.reactor.processes[0].exit()
+        self.assertEqual(len(self.reactor.processes), 2)
+
+    def test_restartCrashed(self) -> None:
+        """
+        A crashed server waiting out its back-off is started at once.
+        """
+        monitor = self.startMonitor(restartInitial=30.0, restartMax=60.0)
+        server = monitor.servers["gs1"]
+        self.ready(monitor)
+        crash(self.reactor.processes[0])
+        self.assertIs(server.state, ServerState.CRASHED)
+        monitor.restart("gs1")
+        self.assertEqual(len(self.reactor.processes), 2)
+        self.reactor.advance(60)
+        self.assertEqual(len(self.reactor.processes), 2)
+
+    def test_notWhileStopping(self) -> None:
+        """
+        A server that stops because the monitor stops is not started again,
+        even when a restart was asked for.
+        """
+        monitor = self.startMonitor()
+        self.ready(monitor)
+        monitor.restart("gs1")
+        monitor.stopService()
+        self.reactor.processes[0].exit()
+        self.assertEqual(len(self.reactor.processes), 1)
+
+    def test_unknown(self) -> None:
+        """
+        Restarting a server that does not exist raises L{KeyError}.
+        """
+        monitor = self.startMonitor()
+        self.assertRaises(KeyError, monitor.restart, "gs9")

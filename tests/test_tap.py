@@ -116,6 +116,27 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(config.revisions[2], Revisions(2, 3))
         self.assertTrue(config.trustForwardedFor)
 
+    def test_seatHold(self) -> None:
+        """
+        C{--seat-hold} sets how long game servers hold a seat (15 s by
+        default, 0 for none); a negative one is refused.
+        """
+        self.assertEqual(parse().seatHold, 15.0)
+        self.assertEqual(parse("--seat-hold", "0").seatHold, 0.0)
+        self.assertEqual(parse("--seat-hold", "2.5").seatHold, 2.5)
+        self.assertRaises(UsageError, parse, "--seat-hold", "-1")
+
+    def test_workersNeedRedis(self) -> None:
+        """
+        C{--workers 1} is the default; more than one without a Redis
+        registry is refused with a message that names what is missing.
+        """
+        self.assertEqual(parse().workers, 1)
+        self.assertEqual(parse("--workers", "1").workers, 1)
+        self.assertRaises(UsageError, parse, "--workers", "0")
+        error = self.assertRaises(UsageError, parse, "--workers", "2")
+        self.assertIn("Redis registry", str(error))
+
     def test_badValues(self) -> None:
         """
         Wrong values are refused with a L{UsageError}.

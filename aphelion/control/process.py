@@ -11,17 +11,16 @@ import sys
 from collections.abc import Callable
 
 from twisted.internet.protocol import ProcessProtocol
-from twisted.logger import LogEvent, Logger, LogLevel, eventFromJSON, formatEvent
+from twisted.logger import LogEvent, Logger, eventFromJSON
 from twisted.python.failure import Failure
 
 from aphelion.control.servers import GameServer
-from aphelion.game.factory import PLAYER_WRITE_LIMIT
+from aphelion.game.factory import PLAYER_WRITE_LIMIT, SEAT_HOLD
+from aphelion.logs import relayedEvent
 
 __all__ = ["ChildProtocol", "childCommand"]
 
 # The keys of a legacy (twisted.python.log) event: formatting reads them.
-_LEVELS = frozenset(LogLevel.iterconstants())
-_LEGACY_KEYS = frozenset({"message", "format", "isError", "system", "why", "failure"})
 
 
 def childCommand(
@@ -31,6 +30,7 @@ def childCommand(
     *,
     playerWriteLimit: int = PLAYER_WRITE_LIMIT,
     logInterval: float = 10.0,
+    seatHold: float = SEAT_HOLD,
 ) -> list[str]:
     """
     The command line of a local game-server process. It carries no secret:
@@ -43,6 +43,8 @@ def childCommand(
         connections (C{--player-write-limit}).
     :param logInterval: seconds between its summary log lines
         (C{--log-interval}).
+    :param seatHold: seconds it holds the seat of a player whose connection
+        went (C{--seat-hold}).
     """
     return [
         python,
@@ -58,6 +60,8 @@ def childCommand(
         str(playerWriteLimit),
         "--log-interval",
         repr(float(logInterval)),
+        "--seat-hold",
+        repr(float(seatHold)),
         # Its events come back whole, fields and all (ChildProtocol).
         "--log-json",
     ]
@@ -156,26 +160,15 @@ class ChildProtocol(ProcessProtocol):
         namespace, level, time and fields, its text prefixed with
         C{[serverId]}, and the field C{serverId}.
         """
-        message = formatEvent(event).replace("\n", "\\n")
-        fields = {
-            k: v
-            for k, v in event.items()
-            if not k.startswith("log_") and k not in _LEGACY_KEYS
-        }
-        level = event.get("log_level")
-        again: LogEvent = {
-            **fields,
-            "serverId": self._server.serverId,
-            "line": message,
-            "log_format": "[{serverId}] {line}",
-            "log_namespace": event.get("log_namespace", "aphelion.game.child"),
-            "log_level": level if level in _LEVELS else LogLevel.info,
-            "log_time": event.get("log_time"),
-            "log_source": None,
-        }
-        if event.get("log_failure") is not None:
-            again["log_failure"] = event["log_failure"]
-        self._log.observer(again)
+        self._log.observer(
+            relayedEvent(
+                event,
+                "serverId",
+                self._server.serverId,
+                "[{serverId}]",
+                "aphelion.game.child",
+            )
+        )
 
     def _fail(self, why: str) -> None:
         self._log.error(

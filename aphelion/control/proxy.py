@@ -59,14 +59,18 @@ class ControlClientProtocol(EnvelopeProtocol):
     def connectionMade(self) -> None:
         """
         Called when the control connection is open: send C{Control} with the
-        token, the server id, the options and the game config.
+        token, the server id, the options, the client token and the game
+        config.
         """
         super().connectionMade()
         factory = self.factory
         server = factory.server
         monitor = factory.monitor
         control = control_pb2.Control(
-            token=server.token, server_id=server.serverId, options=monitor.options
+            token=server.token,
+            server_id=server.serverId,
+            options=monitor.options,
+            client_token=server.clientToken,
         )
         if monitor.gameConfig is not None:
             control.config.CopyFrom(monitor.gameConfig)
@@ -178,7 +182,10 @@ class PlayerLinkProtocol(EnvelopeProtocol):
         self.seat = factory.seat
         self.sendEnvelope(
             T.Type,
-            control_pb2.Type(kind=control_pb2.Type.CLIENT, token=factory.server.token),
+            control_pb2.Type(
+                kind=control_pb2.Type.CLIENT,
+                token=factory.server.clientToken or factory.server.token,
+            ),
         )
         self.sendEnvelope(T.ClientAuth, factory.clientAuth)
         self.seat.linkMade(self)

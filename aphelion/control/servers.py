@@ -54,6 +54,9 @@ class GameServer:
 
     :ivar serverId: the id the AuthProxy gave it.
     :ivar token: its control token (never logged; see L{tokenHint}).
+    :ivar clientToken: the token its player connections present, new at
+        each start and sent in C{Control} (Part 5: what a cluster publishes);
+        empty before the first start, when the control token serves.
     :ivar remote: whether it runs elsewhere (not spawned by us).
     :ivar state: where it is in its life.
     :ivar host: the address its control and player connections go to.
@@ -68,11 +71,14 @@ class GameServer:
     :ivar failures: deaths since it was last ready for long; drives back-off.
     :ivar generation: counts its starts; a control connection of an earlier
         start is stale.
+    :ivar restartWhenStopped: start it again once it has stopped (an
+        operator's restart).
     """
 
     serverId: str
     token: bytes = field(repr=False)
     remote: bool = False
+    clientToken: bytes = field(default=b"", repr=False)
     state: ServerState = ServerState.STARTING
     host: str = "127.0.0.1"
     port: int | None = None
@@ -86,6 +92,7 @@ class GameServer:
     failures: int = 0
     process: Any = None
     generation: int = 0
+    restartWhenStopped: bool = False
     _retired: Any = None
     _restartCall: IDelayedCall | None = None
     _killCall: IDelayedCall | None = None

@@ -29,7 +29,7 @@ from zope.interface import implementer
 
 from aphelion.control.process import ChildProtocol, childCommand
 from aphelion.control.servers import GameServer, RemoteGameServer, ServerState
-from aphelion.game.factory import PLAYER_WRITE_LIMIT
+from aphelion.game.factory import PLAYER_WRITE_LIMIT, SEAT_HOLD
 from aphelion.interfaces import IControlConnection, IGameServerPool, IPlayerLink
 from aphelion.session import newToken, tokenHint
 
@@ -63,6 +63,8 @@ class GameServerMonitor(Service):
         slowly"); passed on its command line.
     :ivar logInterval: seconds between the summary lines of a spawned game
         server's rate-limited log lines; passed on its command line.
+    :ivar seatHold: seconds a spawned game server holds the seat of a player
+        whose connection went (Part 5.2); passed on its command line.
     """
 
     _log = Logger()
@@ -86,6 +88,7 @@ class GameServerMonitor(Service):
         gameConfig: Any = None,
         playerWriteLimit: int = PLAYER_WRITE_LIMIT,
         logInterval: float = 10.0,
+        seatHold: float = SEAT_HOLD,
     ) -> None:
         if seating not in ("spread", "fill"):
             raise ValueError(f"seating is spread or fill, not {seating!r}")
@@ -93,6 +96,9 @@ class GameServerMonitor(Service):
             raise ValueError(f"playerWriteLimit must be positive: {playerWriteLimit}")
         if logInterval <= 0:
             raise ValueError(f"logInterval must be positive: {logInterval}")
+        if seatHold < 0:
+            raise ValueError(f"seatHold must not be negative: {seatHold}")
+        self.seatHold = seatHold
         self.playerWriteLimit = playerWriteLimit
         self.logInterval = logInterval
         self.seating = seating
@@ -170,6 +176,9 @@ class GameServerMonitor(Service):
         if not self.running:
             return
         server.generation += 1
+        # A new client token per start, sent in Control: player connections
+        # present it, and a cluster publishes it (never the control token).
+        server.clientToken = newToken()
         self._setState(server, ServerState.STARTING)
         if server.remote:
             self._connectControl(server)
@@ -190,6 +199,7 @@ class GameServerMonitor(Service):
                 self._python,
                 playerWriteLimit=self.playerWriteLimit,
                 logInterval=self.logInterval,
+                seatHold=self.seatHold,
             ),
             env=dict(os.environ),
         )
@@ -267,8 +277,7 @@ class GameServerMonitor(Service):
             d.callback(None)
         clean = reason.check(ProcessDone) is not None
         if server.state is ServerState.DRAINING or not self.running:
-            self._setState(server, ServerState.STOPPED)
-            self._serverLost(server)
+            self._stopped(server)
             return
         self._log.warn(
             "game server {serverId} exited: {why}",
@@ -328,8 +337,7 @@ class GameServerMonitor(Service):
             return
         if server.state is ServerState.DRAINING:
             if server.remote:
-                self._setState(server, ServerState.STOPPED)
-                self._serverLost(server)
+                self._stopped(server)
             return
         if not self.running:
             return
@@ -476,7 +484,48 @@ class GameServerMonitor(Service):
         elif server.process is not None:
             self._kill(server)
         else:
-            self._setState(server, ServerState.STOPPED)
+            self._stopped(server, lost=False)
+
+    def restart(
+        self,
+        serverId: str,
+        reason: str = "restarted by an operator",
+        deadline: float | None = None,
+    ) -> None:
+        """
+        Drain a game server as L{drain} does, then start it again (a local
+        one as a new process, a remote one by reconnecting its control
+        connection). A stopped server is started at once; a draining one
+        starts again when its drain is over.
+
+        :raises KeyError: if there is no such server.
+        """
+        server = self.servers[serverId]
+        if server.state is ServerState.STOPPED:
+            if self.running:
+                self._log.info(
+                    "game server {serverId} starting again", serverId=serverId
+                )
+                self._start(server)
+            return
+        server.restartWhenStopped = True
+        self.drain(serverId, reason, deadline)
+
+    def _stopped(self, server: GameServer, lost: bool = True) -> None:
+        """
+        A game server is stopped: tell the lost observers (when it may have
+        had players), and start it again if L{restart} asked for it.
+        """
+        self._setState(server, ServerState.STOPPED)
+        if lost:
+            self._serverLost(server)
+        if server.restartWhenStopped:
+            server.restartWhenStopped = False
+            if self.running:
+                self._log.info(
+                    "game server {serverId} starting again", serverId=server.serverId
+                )
+                self._start(server)
 
     def setServers(
         self, count: int, remotes: Sequence[RemoteGameServer]

@@ -4,7 +4,8 @@ The game-server process (Part 2.3, step 1)::
 
     python -m aphelion.game.child --game aphelion.games.chat \\
         [--port 0] [--interface 127.0.0.1] [--server-id ID] [--log-json] \\
-        [--player-write-limit BYTES] [--log-interval SECONDS]
+        [--player-write-limit BYTES] [--log-interval SECONDS] \\
+        [--seat-hold SECONDS]
 
 The protocol with the parent process that spawns it:
 
@@ -52,7 +53,7 @@ from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from aphelion.game.factory import PLAYER_WRITE_LIMIT, GameServerFactory
+from aphelion.game.factory import PLAYER_WRITE_LIMIT, SEAT_HOLD, GameServerFactory
 from aphelion.game.game import Game, loadGame
 from aphelion.session import tokenHint
 
@@ -121,6 +122,15 @@ class Options(usage.Options):
             "cause (a bad token, a timeout): the first is logged, then a count.",
             float,
         ],
+        [
+            "seat-hold",
+            None,
+            SEAT_HOLD,
+            "Seconds a player's seat is held after its connection went without "
+            "a Disconnect (or with Disconnect MOVED), for it to resume; 0 holds "
+            "none.",
+            float,
+        ],
     ]
     optFlags = [
         ["log-json", None, "Log JSON events to standard error instead of text."],
@@ -140,6 +150,8 @@ class Options(usage.Options):
             raise usage.UsageError("--player-write-limit must be positive")
         if self["log-interval"] <= 0:
             raise usage.UsageError("--log-interval must be positive")
+        if self["seat-hold"] < 0:
+            raise usage.UsageError("--seat-hold must not be negative")
 
 
 class ParentPipe(LineOnlyReceiver):
@@ -256,6 +268,7 @@ async def main(reactor: Any, options: Options, game: Game) -> None:
         serverId=options["server-id"],
         playerWriteLimit=options["player-write-limit"],
         logInterval=options["log-interval"],
+        seatHold=options["seat-hold"],
     )
     try:
         port = reactor.listenTCP(

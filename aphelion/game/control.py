@@ -39,7 +39,8 @@ class GameControlProtocol(EnvelopeProtocol):
     def envelope_Control(self, message: control_pb2.Control) -> None:
         """
         Called when C{Control} arrives: with the right token, and no other
-        control connection open, this becomes the control connection.
+        control connection open, this becomes the control connection, and
+        its C{client_token} the token player connections must present.
         """
         server = self.factory
         if not tokensMatch(message.token, server.token):
@@ -52,6 +53,9 @@ class GameControlProtocol(EnvelopeProtocol):
             )
             return
         self.allowedTypes = frozenset({EnvelopeType.Heartbeat, EnvelopeType.Shutdown})
+        # Player connections present the client token from now on (the
+        # control token while Control names none).
+        server.clientToken = message.client_token
         config = message.config if message.HasField("config") else None
         if server.controlOpened(self, dict(message.options), config, message.server_id):
             self.startHeartbeats()

@@ -24,7 +24,12 @@ from aphelion.game.router import GameServerRouter, UnroutedProtocol
 from aphelion.proto import control_pb2
 from aphelion.proto.game_pb2 import GameConfig
 
-__all__ = ["PLAYER_WRITE_LIMIT", "GameServerFactory"]
+__all__ = ["PLAYER_WRITE_LIMIT", "SEAT_HOLD", "GameServerFactory"]
+
+SEAT_HOLD = 15.0
+"""
+The default of L{GameServerFactory.seatHold}, seconds (Part 5.2).
+"""
 
 PLAYER_WRITE_LIMIT = 4 * 1024 * 1024
 """
@@ -50,7 +55,15 @@ class GameServerFactory(EnvelopeFactory, ServerFactory):
 
     :cvar defaultShutdownDeadline: seconds a drain takes at most when
         C{Shutdown} names no deadline.
-    :ivar token: the control token, required of C{Control} and C{Type}.
+    :ivar token: the control token, required of C{Control}, and of C{Type}
+        while L{clientToken} is empty.
+    :ivar clientToken: the client token (C{Control.client_token}) required
+        of C{Type} when not empty (Part 5: it is published to every AuthProxy
+        of a cluster, the control token is not).
+    :ivar seatHold: seconds a player's seat is held after its connection
+        went without a C{Disconnect}, or with C{Disconnect{MOVED}}; 0 holds
+        none (see L{aphelion.game.player}).
+    :ivar held: the held players by session id. Read it; do not change it.
     :ivar playerWriteLimit: bytes that may wait unsent on one player
         connection before its player is disconnected ("reads too slowly");
         L{None} for no limit.
@@ -78,6 +91,7 @@ class GameServerFactory(EnvelopeFactory, ServerFactory):
         serverId: str = "",
         playerWriteLimit: int | None = PLAYER_WRITE_LIMIT,
         logInterval: float = 10.0,
+        seatHold: float = SEAT_HOLD,
     ) -> None:
         """
         :param clock: the clock of every timer (required).
@@ -88,6 +102,8 @@ class GameServerFactory(EnvelopeFactory, ServerFactory):
             connection (L{playerWriteLimit}).
         :param logInterval: seconds between the summary lines of one cause of
             the log lines connections cause.
+        :param seatHold: seconds a seat is held (L{seatHold}).
+        :raises ValueError: if C{seatHold} is negative.
         :raises TypeError: if the game has no C{protocol}.
         """
         super().__init__(clock=clock, logInterval=logInterval)
@@ -97,7 +113,12 @@ class GameServerFactory(EnvelopeFactory, ServerFactory):
         ):
             raise TypeError(f"{game!r} has no GameServerProtocol subclass as protocol")
         self.playerProtocol: type[GameServerProtocol] = protocol
+        if seatHold < 0:
+            raise ValueError(f"seatHold must not be negative: {seatHold}")
         self.token = token
+        self.clientToken = b""
+        self.seatHold = seatHold
+        self.held: dict[bytes, GameServerProtocol] = {}
         self.game = game
         self.serverId = serverId
         self.playerWriteLimit = playerWriteLimit
@@ -129,8 +150,11 @@ class GameServerFactory(EnvelopeFactory, ServerFactory):
 
     def stopFactory(self) -> None:
         """
-        Stop the game (L{Game.stop}) and the throttled log's timers.
+        Stop the game (L{Game.stop}) and the throttled log's timers; held
+        seats end first (their players leave).
         """
+        for player in list(self.held.values()):
+            player.kick("the game server is stopping", DisconnectCode.SHUTTING_DOWN)
         with self._log.failuresHandled("stopping the game failed"):
             self.game.stop()
         super().stopFactory()
@@ -251,6 +275,16 @@ class GameServerFactory(EnvelopeFactory, ServerFactory):
         """
         self._connections.discard(connection)
         self._checkDrained()
+
+    def connectionMoved(self, old: object, new: object) -> None:
+        """
+        Called when a resumed player adopts the connection that C{old} was
+        handed to: pass its bytes and its loss to C{new} from now on.
+        """
+        for connection in self._connections:
+            if connection.connection is old:
+                connection.connection = new
+                return
 
     def controlOpened(
         self,

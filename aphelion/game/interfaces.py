@@ -76,7 +76,15 @@ class IGameServer(Interface):
         "player is disconnected, or None."
     )
     throttle = Attribute("The ThrottledLog of the log lines peers cause.")
-    token = Attribute("The control token, required of Control and Type.")
+    token = Attribute(
+        "The control token, required of Control, and of Type while clientToken "
+        "is empty."
+    )
+    clientToken = Attribute(
+        "The client token from Control (bytes), required of Type when not empty."
+    )
+    seatHold = Attribute("Seconds a seat is held for a player that may resume.")
+    held = Attribute("The held players by session id.")
     control = Attribute("The control connection's protocol, while one is open.")
     accepting = Attribute("Whether new players are taken (not while draining).")
     draining = Attribute("Whether a drain has begun.")
@@ -117,6 +125,12 @@ class IGameServer(Interface):
     def connectionClosed(connection: IGameServerConnection) -> None:
         """
         Called when a connection is lost.
+        """
+
+    def connectionMoved(old: Any, new: Any) -> None:
+        """
+        Called when a resumed player adopts the connection that C{old} was
+        handed to: its bytes and its loss go to C{new} from now on.
         """
 
     def controlOpened(

@@ -4,6 +4,9 @@ The player connection of a game server (Part 2.4): L{GameServerProtocol},
 the class games subclass. The AuthProxy opens one connection per seated
 player; its first envelope is C{Type{CLIENT}}, then C{ClientAuth} seats the
 player and C{GameData} carries its messages both ways.
+
+A seat whose connection goes can be held for the player to resume it
+(Part 5.2): L{aphelion.game.hold}.
 """
 
 from __future__ import annotations
@@ -16,21 +19,23 @@ from twisted.python.failure import Failure
 
 from aphelion.codes import DisconnectCode, EnvelopeType, ErrorCode, RejectCode
 from aphelion.control.protocol import EnvelopeProtocol, gameDataEnvelope, tokensMatch
-from aphelion.envelope import encodeEnvelope
+from aphelion.envelope import Envelope, encodeEnvelope
 from aphelion.game.game import Game
+from aphelion.game.hold import HOLD_QUEUE_BYTES, HOLD_QUEUE_PACKETS, SeatHold
 from aphelion.game.interfaces import IGameServer
 from aphelion.limits import safeText
 from aphelion.proto import control_pb2
 from aphelion.proto.game_pb2 import GameConfig, GameDetails
+from aphelion.session import tokenHint
 
-__all__ = ["GameServerProtocol"]
+__all__ = ["HOLD_QUEUE_BYTES", "HOLD_QUEUE_PACKETS", "GameServerProtocol"]
 
 _AUTH = frozenset({EnvelopeType.ClientAuth, EnvelopeType.Disconnect})
 _PLAYING = frozenset({EnvelopeType.GameData, EnvelopeType.Disconnect})
 _NOTHING: frozenset[EnvelopeType] = frozenset()
 
 
-class GameServerProtocol(EnvelopeProtocol):
+class GameServerProtocol(SeatHold, EnvelopeProtocol):
     """
     A player's connection to the game server, the object the game talks to.
     Games subclass it and override the hooks L{playerJoined},
@@ -100,6 +105,30 @@ class GameServerProtocol(EnvelopeProtocol):
         :param reason: why, for logs.
         """
 
+    def playerHeld(self, reason: str) -> None:
+        """
+        Called when a seated player's connection is gone but its seat is
+        held (see the module's docstring): the player is still in
+        C{factory.players} and may come back (L{playerResumed}); if it does
+        not within the seat hold, L{playerLeft} follows. What the game
+        L{send}s meanwhile is queued, and L{writePaused} is true. The default
+        does nothing.
+
+        :param reason: why the connection went, for logs.
+        """
+
+    def playerResumed(self) -> None:
+        """
+        Called when a held player takes its seat back (C{ClientAuth} with
+        C{resumed}, say after its session moved to another AuthProxy),
+        instead of L{playerLeft} and L{playerJoined}: this same object now
+        speaks over the new connection, and what the game stored on it is
+        still there. L{remoteAddress}, L{name} and L{attributes} are those of
+        the new C{ClientAuth}. Once it returns, the player gets C{Connected},
+        the game's config, what was queued during the hold, then what this
+        hook L{send}s. It may L{kick}. The default does nothing.
+        """
+
     # -- what games call -------------------------------------------------------
 
     @property
@@ -113,9 +142,17 @@ class GameServerProtocol(EnvelopeProtocol):
     @property
     def seated(self) -> bool:
         """
-        Whether the player has joined and not left.
+        Whether the player has joined and not left (a held player has not
+        left).
         """
         return self._seated
+
+    @property
+    def held(self) -> bool:
+        """
+        Whether the player's connection is gone and its seat is held for it.
+        """
+        return self._held
 
     def send(self, payload: bytes) -> None:
         """
@@ -126,7 +163,7 @@ class GameServerProtocol(EnvelopeProtocol):
         :raises ValueError: if the payload is longer than 65535 bytes.
         """
         if self._pending is not None:
-            self._pending.append(gameDataEnvelope(payload))
+            self._queue(gameDataEnvelope(payload))
         else:
             self.sendGameData(payload)
 
@@ -192,10 +229,16 @@ class GameServerProtocol(EnvelopeProtocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
-        A seated player leaves.
+        A seated player's seat is held (see the module's docstring), or,
+        when it cannot be, the player leaves.
         """
         super().connectionLost(reason)
-        self._leave("connection lost")
+        if self._held:
+            return
+        if self._seated and self._holdable():
+            self._hold("connection lost")
+        else:
+            self._leave("connection lost")
 
     def writeBufferOverflowed(self) -> None:
         """
@@ -244,7 +287,8 @@ class GameServerProtocol(EnvelopeProtocol):
                 f"connection kind {message.kind} is not served",
             )
             return
-        if not tokensMatch(message.token, self.factory.token):
+        factory = self.factory
+        if not tokensMatch(message.token, factory.clientToken or factory.token):
             self.sendError(ErrorCode.BAD_TOKEN, "bad client token")
             return
         self.allowedTypes = _AUTH
@@ -263,6 +307,17 @@ class GameServerProtocol(EnvelopeProtocol):
         if not playerId:
             self._refuse(RejectCode.INVALID_PLAYER, "empty player id")
             return
+        if message.resumed:
+            held = factory.held.get(message.session_id) if message.session_id else None
+            if held is not None and held.playerId == playerId:
+                held._resume(self, message)
+                return
+            self._log.info(
+                "no seat held for player {playerId} (session {hint}); seating "
+                "it as a new player",
+                playerId=playerId,
+                hint=tokenHint(message.session_id),
+            )
         refusal = factory.seat(self, playerId)
         if refusal is not None:
             self._refuse(*refusal)
@@ -337,15 +392,20 @@ class GameServerProtocol(EnvelopeProtocol):
     def envelope_Disconnect(self, message: control_pb2.Disconnect) -> None:
         """
         Called when the AuthProxy ends the player's stay: the player leaves
-        and the connection closes.
+        and the connection closes; with code C{MOVED} (its session moved to
+        another AuthProxy) its seat is held instead.
         """
         reason = message.reason or "disconnected by the AuthProxy"
         self._log.debug(
-            "player {playerId} disconnected: {reason}",
+            "player {playerId} disconnected: {reason} ({code})",
             playerId=self.playerId or "-",
             reason=reason,
+            code=message.code,
         )
-        self._leave(reason)
+        if message.code == DisconnectCode.MOVED and self._seated and self._holdable():
+            self._hold(reason)
+        else:
+            self._leave(reason)
         self.loseConnection()
 
     # -- for the game server ---------------------------------------------------
@@ -353,12 +413,13 @@ class GameServerProtocol(EnvelopeProtocol):
     def deliver(self, data: bytes) -> None:
         """
         Write encoded C{GameData} envelopes (say, one broadcast encoded once
-        for every player), or queue them while the player is joining.
+        for every player), or queue them while the player is joining or
+        held.
 
         :param data: whole envelopes.
         """
         if self._pending is not None:
-            self._pending.append(data)
+            self._queue(data)
         else:
             self.writeEnvelopes(data)
 
@@ -379,12 +440,27 @@ class GameServerProtocol(EnvelopeProtocol):
         )
         self.loseConnection()
 
+    def _dispatch(self, envelope: Envelope) -> None:
+        """
+        Dispatch one envelope, or, once a resume handed this connection to a
+        held player (the rest of the bytes that brought C{ClientAuth}), pass
+        it to that player.
+        """
+        target = self._movedTo
+        if target is None:
+            super()._dispatch(envelope)
+        elif not target.closing:
+            target._dispatch(envelope)
+
     def _leave(self, reason: str) -> None:
         """
         Unseat the player and call L{playerLeft}, once.
         """
         if not self._seated:
             return
+        if self._held:
+            self._endHold()
+            self._pending = None
         self._seated = False
         factory = self.factory
         factory.unseat(self)

@@ -163,6 +163,7 @@ class FakeServer:
         self.host = "127.0.0.1"
         self.port: int | None = None
         self.token = secrets.token_bytes(32)
+        self.clientToken = secrets.token_bytes(32)
         self.draining = False
         self.room = room
         self.pending = 0

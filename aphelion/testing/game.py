@@ -18,7 +18,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.test.iosim import FakeAddress
 
-from aphelion.codes import EnvelopeType
+from aphelion.codes import DisconnectCode, EnvelopeType
 from aphelion.envelope import (
     ENCODINGS,
     PAYLOAD_TYPES,
@@ -27,6 +27,7 @@ from aphelion.envelope import (
     encodeEnvelope,
 )
 from aphelion.game import Game, GameServerFactory, GameServerProtocol
+from aphelion.game.factory import SEAT_HOLD
 from aphelion.game.router import GameServerRouter
 from aphelion.proto import control_pb2
 from aphelion.proto.game_pb2 import GameConfig, GameDetails
@@ -116,6 +117,8 @@ class FakePlayer:
         self._config: GameConfig | None = None
         self._rejected: tuple[int, str] | None = None
         self._kicked: tuple[int, str] | None = None
+        self._attributes: dict[str, str] = {}
+        self._name = playerId
 
     @property
     def protocol(self) -> GameServerProtocol | None:
@@ -171,11 +174,57 @@ class FakePlayer:
     @property
     def seated(self) -> bool:
         """
-        Whether the player is seated now.
+        Whether the player is seated now (a held seat is still seated).
         """
         self._harness.settle()
         protocol = self.protocol
         return protocol is not None and protocol.seated
+
+    @property
+    def held(self) -> bool:
+        """
+        Whether the player's seat is held for it now (after L{drop} or
+        L{move}, until L{resume} or the end of the seat hold).
+        """
+        self._harness.settle()
+        protocol = self.protocol
+        return protocol is not None and protocol.held
+
+    def drop(self) -> None:
+        """
+        Lose the player's connection without a C{Disconnect}, as when its
+        AuthProxy dies: the game server holds its seat for C{seatHold}
+        seconds (the game's C{playerHeld} is called).
+        """
+        self._connection.lose()
+        self._harness.settle()
+
+    def move(self, reason: str = "session moved") -> None:
+        """
+        End the player's connection with C{Disconnect{MOVED}}, as an
+        AuthProxy does when the player's session moves to another one: the
+        game server holds its seat.
+        """
+        self._connection.send(
+            EnvelopeType.Disconnect,
+            control_pb2.Disconnect(code=DisconnectCode.MOVED, reason=reason),
+        )
+        self._harness.settle()
+
+    def resume(self) -> None:
+        """
+        Open a new connection for the player with C{ClientAuth{resumed}}, as
+        the AuthProxy its session moved to does: within the seat hold, the
+        game's C{playerResumed} is called on the same protocol object and
+        the player gets C{Connected}, the config, then what was queued for
+        it (in L{received}); after it, the player joins anew.
+        """
+        self._harness.settle()
+        self._connection = _Connection(self._harness.factory)
+        self._details = self._config = None
+        self._rejected = self._kicked = None
+        self._connect(self._attributes, self._name, resumed=True)
+        self._harness.settle()
 
     def send(self, payload: bytes) -> None:
         """
@@ -195,11 +244,16 @@ class FakePlayer:
         )
         self._harness.settle()
 
-    def _connect(self, attributes: Mapping[str, str], name: str) -> None:
+    def _connect(
+        self, attributes: Mapping[str, str], name: str, resumed: bool = False
+    ) -> None:
         """
-        Send C{Type{CLIENT}} and C{ClientAuth}.
+        Send C{Type{CLIENT}} (with the client token) and C{ClientAuth}.
         """
-        token = self._harness.factory.token
+        self._attributes = dict(attributes)
+        self._name = name
+        factory = self._harness.factory
+        token = factory.clientToken or factory.token
         self._connection.send(
             EnvelopeType.Type,
             control_pb2.Type(kind=control_pb2.Type.CLIENT, token=token),
@@ -212,6 +266,7 @@ class FakePlayer:
                 session_id=b"harness-" + self.playerId.encode("utf-8"),
                 remote_address="192.0.2.1",
                 attributes=dict(attributes),
+                resumed=resumed,
             ),
         )
 
@@ -257,6 +312,17 @@ class GameHarness:
                 bob.leave()
                 self.assertEqual(list(harness.players), ["alice"])
 
+    A player whose session moves to another AuthProxy (or whose AuthProxy
+    dies) keeps its seat for C{seatHold} seconds: L{FakePlayer.move} or
+    L{FakePlayer.drop}, then L{FakePlayer.resume} within the hold, calls the
+    game's C{playerHeld} and then C{playerResumed} instead of C{playerLeft}
+    and C{playerJoined}::
+
+                alice.move()
+                self.assertTrue(alice.held)
+                alice.resume()
+                self.assertTrue(alice.seated)
+
     :ivar clock: the clock of the game server and the game.
     :ivar factory: the L{GameServerFactory}.
     :ivar game: the game.
@@ -270,6 +336,7 @@ class GameHarness:
         options: Mapping[str, str] | None = None,
         config: GameConfig | None = None,
         serverId: str = "harness",
+        seatHold: float = SEAT_HOLD,
     ) -> None:
         """
         Start the game server (L{Game.start}) and open its control
@@ -279,6 +346,7 @@ class GameHarness:
         :param options: the options of C{Control}.
         :param config: the config of C{Control}, if any.
         :param serverId: the server's id.
+        :param seatHold: seconds a dropped or moved player's seat is held.
         """
         self.clock = Clock()
         self.game = game
@@ -287,6 +355,7 @@ class GameHarness:
             token=secrets.token_bytes(32),
             game=game,
             serverId=serverId,
+            seatHold=seatHold,
         )
         self.statuses: list[tuple[int, int, bool]] = []
         self._players: list[FakePlayer] = []
@@ -296,6 +365,7 @@ class GameHarness:
             EnvelopeType.Control,
             control_pb2.Control(
                 token=self.factory.token,
+                client_token=secrets.token_bytes(32),
                 server_id=serverId,
                 options=dict(options or {}),
                 config=config,

@@ -1,0 +1,212 @@
+# -*- test-case-name: tests.test_workers -*-
+"""
+A worker of C{--workers} (L{makeWorkerService}): an AuthProxy without game
+servers of its own, on listening sockets its parent bound, seating players
+on the game servers its parent publishes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import tcp
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.stdio import StandardIO
+from twisted.logger import Logger
+from twisted.protocols.basic import LineOnlyReceiver
+from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
+from twisted.python.failure import Failure
+
+from aphelion.config import Config
+from aphelion.service import AuthProxyService, build
+from aphelion.web.proxied import ProxiedSiteFactory
+from aphelion.workers.listen import parseListen
+from aphelion.workers.pool import PublishedPool, decodeRecords
+
+__all__ = ["FIRST_FD", "RecordsReader", "makeWorkerService"]
+
+FIRST_FD = 3
+"""
+The descriptor of a worker's first listening socket; the others follow, in
+the order of C{--listen}.
+"""
+
+
+class RecordsReader(LineOnlyReceiver):
+    """
+    The worker's standard input: the parent's game-server records, one JSON
+    line each time they change; its end means the parent is gone.
+    """
+
+    _log = Logger()
+    delimiter = b"\n"
+    MAX_LENGTH = 4 * 1024 * 1024
+
+    def __init__(self, pool: PublishedPool, parentGone: Callable[[], object]) -> None:
+        """
+        :param pool: the pool the records go to.
+        :param parentGone: called when the input ends.
+        """
+        self._pool = pool
+        self._parentGone = parentGone
+
+    def lineReceived(self, line: bytes) -> None:
+        """
+        Called with each line: the current records.
+        """
+        try:
+            records = decodeRecords(line)
+        except ValueError as e:
+            self._log.warn("bad game-server records from the parent: {why}", why=e)
+            return
+        self._pool.update(records)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """
+        Called when a line is too long: ignored.
+        """
+        self._log.warn("game-server records line too long; ignored")
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        """
+        Called when standard input closes: the parent is gone.
+        """
+        self._parentGone()
+
+
+class _OneAcceptPort(tcp.Port):
+    """
+    A listening port that accepts one connection per wake-up. Twisted's
+    accepts up to a hundred or more, and grows the number while there are
+    more: on a socket several workers share, the first worker the kernel
+    wakes would take a whole burst of connections. One at a time, every
+    worker woken by the same readiness takes its turn, and a burst spreads
+    over the workers.
+    """
+
+    @property
+    def numberAccepts(self) -> int:
+        """
+        Always 1.
+        """
+        return 1
+
+    @numberAccepts.setter
+    def numberAccepts(self, value: int) -> None:
+        """
+        Ignored: Twisted adapts it after each wake-up.
+        """
+
+
+class _AdoptedPort(Service):
+    """
+    Accepts connections on a listening socket inherited from the parent.
+    """
+
+    def __init__(self, reactor: Any, fd: int, family: int, factory: Any) -> None:
+        self._reactor = reactor
+        self._fd = fd
+        self._family = family
+        self._factory = factory
+        self.port: IListeningPort | None = None
+
+    def startService(self) -> None:
+        """
+        Adopt the socket (Twisted takes a copy of it; ours is closed).
+        """
+        super().startService()
+        port = self._reactor.adoptStreamPort(self._fd, self._family, self._factory)
+        if type(port) is tcp.Port:
+            port.__class__ = _OneAcceptPort
+        self.port = port
+        os.close(self._fd)
+
+    def stopService(self) -> Any:
+        """
+        Stop accepting.
+        """
+        super().stopService()
+        if self.port is not None:
+            return self.port.stopListening()
+        return None
+
+
+class _ParentLink(Service):
+    """
+    Reads the parent's records from standard input; stops the reactor when
+    it closes.
+    """
+
+    _log = Logger()
+
+    def __init__(self, reactor: Any, pool: PublishedPool) -> None:
+        self._reactor = reactor
+        self._pool = pool
+
+    def startService(self) -> None:
+        """
+        Read standard input (standard output stays the log's).
+        """
+        super().startService()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        stdio: Any = StandardIO  # the POSIX one takes the descriptors
+        stdio(
+            RecordsReader(self._pool, self._gone),
+            stdin=0,
+            stdout=devnull,
+            reactor=self._reactor,
+        )
+
+    def _gone(self) -> None:
+        if self.running:
+            self._log.warn("standard input closed: the parent is gone; stopping")
+            self._reactor.stop()
+
+
+def makeWorkerService(
+    config: Config,
+    reactor: Any,
+    *,
+    firstFd: int = FIRST_FD,
+    pool: PublishedPool | None = None,
+    readParent: bool = True,
+) -> AuthProxyService:
+    """
+    A worker: the AuthProxy of L{build} with no game servers of its own,
+    accepting on the inherited sockets of C{config.listen} (descriptors
+    C{firstFd}, C{firstFd + 1}, ...), seating players on the game servers
+    of its pool.
+
+    :param config: the settings (those of the parent's command line).
+    :param reactor: provides C{IReactorSocket} and what L{build} needs.
+    :param firstFd: the descriptor of the first listening socket.
+    :param pool: the pool, or L{None} for a new L{PublishedPool}.
+    :param readParent: whether to read the records from standard input.
+    """
+    if pool is None:
+        pool = PublishedPool(config.seating)
+    # The parent serves the admin endpoint (--admin), on its one port.
+    top = build(
+        replace(config, listen=(), gameServers=0, remoteGameServers=(), admin=None),
+        reactor,
+        pool=pool,
+    )
+    for i, description in enumerate(config.listen):
+        spec = parseListen(description)
+        factory: Any = top.site
+        if spec.proxied:
+            factory = HAProxyWrappingFactory(
+                ProxiedSiteFactory(
+                    top.site, clock=reactor, timeout=config.upgradeTimeout
+                )
+            )
+        port = _AdoptedPort(reactor, firstFd + i, spec.family, factory)
+        port.setName(f"listen:{description}")
+        port.setServiceParent(top)
+    if readParent:
+        _ParentLink(reactor, pool).setServiceParent(top)
+    return top
