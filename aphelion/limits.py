@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections import OrderedDict
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Generic, TypeVar
 
 __all__ = [
@@ -199,6 +200,14 @@ def normalAddress(text: str) -> str:
         address as IPv4, brackets removed), or cut to a bounded length if it
         is none: the key of every per-address limit.
     """
+    # Every connection and every login asks, mostly for the same few
+    # addresses: short ones are remembered (a bounded cache).
+    if len(text) <= 64:
+        return _normalShortAddress(text)
+    return _normalAddress(text)
+
+
+def _normalAddress(text: str) -> str:
     text = text.strip()
     try:
         ip = ipaddress.ip_address(text.removeprefix("[").removesuffix("]"))
@@ -206,6 +215,9 @@ def normalAddress(text: str) -> str:
         return text[:64]
     mapped = getattr(ip, "ipv4_mapped", None)
     return str(mapped if mapped is not None else ip)
+
+
+_normalShortAddress = lru_cache(maxsize=4096)(_normalAddress)
 
 
 def hasControlCharacters(text: str) -> bool:

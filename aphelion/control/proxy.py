@@ -7,6 +7,7 @@ per seated player.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.interfaces import IConnector, IReactorTCP, IReactorTime
@@ -17,6 +18,7 @@ from zope.interface import implementer
 
 from aphelion.codes import EnvelopeType
 from aphelion.control.protocol import EnvelopeFactory, EnvelopeProtocol
+from aphelion.envelope import encodeEnvelope
 from aphelion.interfaces import (
     IConnection,
     IControlConnection,
@@ -40,6 +42,19 @@ __all__ = [
 T = EnvelopeType
 
 _LINK = "link"  # the cause of our pauses of the player's connections
+
+
+@lru_cache(maxsize=64)
+def _typeEnvelope(token: bytes) -> bytes:
+    """
+    The encoded C{Type{CLIENT, token}} envelope that opens every player
+    connection to a game server: the same for every seat on one server, so
+    made once per token.
+    """
+    return encodeEnvelope(
+        T.Type,
+        control_pb2.Type(kind=control_pb2.Type.CLIENT, token=token).SerializeToString(),
+    )
 
 
 @implementer(IControlConnection)
@@ -180,14 +195,13 @@ class PlayerLinkProtocol(EnvelopeProtocol):
         super().connectionMade()
         factory = self.factory
         self.seat = factory.seat
-        self.sendEnvelope(
-            T.Type,
-            control_pb2.Type(
-                kind=control_pb2.Type.CLIENT,
-                token=factory.server.clientToken or factory.server.token,
-            ),
+        server = factory.server
+        # One write for both: each write on loopback costs a system call
+        # and a wake-up of the game server.
+        self.writeEnvelopes(
+            _typeEnvelope(server.clientToken or server.token)
+            + encodeEnvelope(T.ClientAuth, factory.clientAuth.SerializeToString())
         )
-        self.sendEnvelope(T.ClientAuth, factory.clientAuth)
         self.seat.linkMade(self)
 
     # -- from the game server --------------------------------------------------

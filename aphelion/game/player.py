@@ -350,28 +350,24 @@ class GameServerProtocol(SeatHold, EnvelopeProtocol):
 
         self._seated = True
         self.allowedTypes = _PLAYING
-        self.sendEnvelope(
-            EnvelopeType.Connected,
-            GameDetails(
-                server_id=factory.serverId,
-                name=factory.game.name,
-                player_id=playerId,
-                players=len(factory.players),
-                capacity=factory.capacity,
-            ),
+        # Connected, GameConfig and what the game sent meanwhile, in one
+        # write: each write on loopback costs a system call and a wake-up of
+        # the AuthProxy. (No log line: the AuthProxy logs every seat.)
+        pending.insert(
+            0,
+            encodeEnvelope(
+                EnvelopeType.Connected,
+                GameDetails(
+                    server_id=factory.serverId,
+                    name=factory.game.name,
+                    player_id=playerId,
+                    players=len(factory.players),
+                    capacity=factory.capacity,
+                ).SerializeToString(),
+            )
+            + encodeEnvelope(EnvelopeType.GameConfig, config.SerializeToString()),
         )
-        self.sendEnvelope(EnvelopeType.GameConfig, config)
-        if pending:
-            self.writeEnvelopes(b"".join(pending))
-        # Debug: the AuthProxy logs every seat already, and a line here is
-        # written twice per seat (here, and again by the AuthProxy that
-        # reads this process's output).
-        self._log.debug(
-            "player {playerId} joined ({players}/{capacity})",
-            playerId=playerId,
-            players=len(factory.players),
-            capacity=factory.capacity,
-        )
+        self.writeEnvelopes(b"".join(pending))
         factory.statusChanged()
 
     def envelope_GameData(self, payload: bytes) -> None:

@@ -27,6 +27,9 @@ class Echo(GameServerProtocol):
         self.send(payload)
 
 
+_CONFIG = GameConfig(content_type="application/octet-stream")
+
+
 class EchoGame(Game):
     """
     The echo game's settings: room for many players, an empty config.
@@ -39,9 +42,10 @@ class EchoGame(Game):
 
     def gameConfig(self) -> GameConfig:
         """
-        Called for each player who joins: an empty config.
+        Called for each player who joins: an empty config, the same one for
+        every player (made once: the game server only serializes it).
         """
-        return GameConfig(content_type="application/octet-stream")
+        return _CONFIG
 
 
 def makeGame() -> EchoGame:
