@@ -44,6 +44,7 @@ __all__ = [
     "decodePayload",
     "encodeEnvelope",
     "gameDataEnvelope",
+    "wholeGameData",
 ]
 
 HEADER: Final = struct.Struct("!BBH")
@@ -150,7 +151,23 @@ def encodeEnvelope(
     return HEADER.pack(VERSION, type << 2 | encoding, len(payload)) + payload
 
 
-_GAME_DATA_BYTE = int(EnvelopeType.GameData) << 2 | Encoding.RAW
+_GAME_DATA_BYTE: Final = int(EnvelopeType.GameData) << 2 | Encoding.RAW
+
+
+def wholeGameData(data: bytes) -> bytes | None:
+    """
+    The payload of C{data} if it is exactly one whole C{GameData} envelope
+    (the common read on a relay connection), else L{None}: then the
+    L{EnvelopeDecoder} decides.
+    """
+    if (
+        len(data) >= 4
+        and data[1] == _GAME_DATA_BYTE
+        and data[0] == VERSION
+        and (data[2] << 8 | data[3]) == len(data) - 4
+    ):
+        return bytes(data[4:])
+    return None
 
 
 def gameDataEnvelope(payload: bytes) -> bytes:
@@ -281,6 +298,14 @@ class EnvelopeDecoder:
         if offset < end:
             buffer += memoryview(data)[offset:]
         return envelopes
+
+    @property
+    def idle(self) -> bool:
+        """
+        Whether nothing is buffered and the decoder has not failed: the next
+        bytes start an envelope.
+        """
+        return not self._buffer and self._failure is None
 
     def _fail(
         self, code: ErrorCode, message: str, preceding: list[Envelope]

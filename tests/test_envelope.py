@@ -25,6 +25,8 @@ from aphelion.envelope import (
     EnvelopeError,
     decodePayload,
     encodeEnvelope,
+    gameDataEnvelope,
+    wholeGameData,
 )
 from aphelion.proto import control_pb2, game_pb2
 
@@ -423,6 +425,69 @@ class EnvelopeDecoderTests(SynchronousTestCase):
         self.assertEqual(decoded, items)
         assert error is not None
         self.assertEqual(error.code, code)
+
+
+class WholeGameDataTests(SynchronousTestCase):
+    """
+    L{wholeGameData}, the relay's shortcut past the decoder, agrees with
+    L{EnvelopeDecoder}.
+    """
+
+    def test_oneEnvelope(self) -> None:
+        """
+        One whole C{GameData} envelope gives its payload.
+        """
+        self.assertEqual(wholeGameData(gameDataEnvelope(b"hello")), b"hello")
+        self.assertEqual(wholeGameData(gameDataEnvelope(b"")), b"")
+
+    def test_notOneWholeGameData(self) -> None:
+        """
+        Part of one, more than one, another type or another version gives
+        L{None}.
+        """
+        whole = gameDataEnvelope(b"hello")
+        self.assertIsNone(wholeGameData(whole[:-1]))
+        self.assertIsNone(wholeGameData(whole[:3]))
+        self.assertIsNone(wholeGameData(whole + whole))
+        self.assertIsNone(wholeGameData(b"\x02" + whole[1:]))
+        self.assertIsNone(
+            wholeGameData(encodeEnvelope(EnvelopeType.GameConfig, b"hello"))
+        )
+
+    @given(data=st.binary(max_size=80))
+    def test_agreesWithDecoder(self, data: bytes) -> None:
+        """
+        Whenever it gives a payload, a fresh decoder decodes the same bytes
+        as exactly that one C{GameData} envelope.
+        """
+        payload = wholeGameData(data)
+        if payload is None:
+            return
+        self.assertEqual(
+            EnvelopeDecoder().feed(data),
+            [Envelope(EnvelopeType.GameData, Encoding.RAW, payload)],
+        )
+
+    @given(payload=st.binary(max_size=300))
+    def test_roundTrip(self, payload: bytes) -> None:
+        """
+        Every C{GameData} envelope that L{gameDataEnvelope} builds is seen.
+        """
+        self.assertEqual(wholeGameData(gameDataEnvelope(payload)), payload)
+
+    def test_idle(self) -> None:
+        """
+        L{EnvelopeDecoder.idle} is false while part of an envelope is
+        buffered, and once the decoder has failed.
+        """
+        decoder = EnvelopeDecoder()
+        self.assertTrue(decoder.idle)
+        decoder.feed(gameDataEnvelope(b"hello")[:3])
+        self.assertFalse(decoder.idle)
+        decoder.feed(gameDataEnvelope(b"hello")[3:])
+        self.assertTrue(decoder.idle)
+        self.assertRaises(EnvelopeError, decoder.feed, b"\x09\x00\x00\x00")
+        self.assertFalse(decoder.idle)
 
 
 class PayloadTypesTests(SynchronousTestCase):

@@ -65,6 +65,7 @@ from aphelion.envelope import (
     decodePayload,
     encodeEnvelope,
     gameDataEnvelope,
+    wholeGameData,
 )
 from aphelion.fastwrite import setNoDelay, writeNow
 from aphelion.limits import safeText
@@ -208,8 +209,24 @@ class EnvelopeProtocol(EnvelopeTimers, WriteBufferWatch, Protocol):
             return
         if self._deadCall is not None:
             self._lastReceived = self.factory.clock.seconds()
+        decoder = self._decoder
+        if decoder.idle and self._envelopeCall is None:
+            # The hot path of the relay: a read that is one whole GameData
+            # envelope is dispatched without the decoder's buffer and loop.
+            payload = wholeGameData(data)
+            if payload is not None:
+                try:
+                    self._dispatch(
+                        Envelope(EnvelopeType.GameData, Encoding.RAW, payload)
+                    )
+                except Exception:
+                    self._log.failure(
+                        "handling an envelope from {peer} failed", peer=self._peer()
+                    )
+                    self.loseConnection()
+                return
         try:
-            envelopes = self._decoder.feed(data)
+            envelopes = decoder.feed(data)
         except EnvelopeError as e:
             # The envelopes before the fault are handled, then the Error is
             # sent: as if the bytes had arrived one at a time.

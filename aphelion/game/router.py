@@ -102,7 +102,11 @@ class GameServerRouter(Protocol):
         except EnvelopeError as e:
             envelopes, failed = e.preceding, True
         if envelopes or failed:
-            self._handOver(self._protocolFor(envelopes))
+            protocol = self._protocolFor(envelopes)
+            if envelopes:
+                # Its first envelope is here: no timer for it to wait on.
+                protocol.firstMessageTimeout = None
+            self._handOver(protocol)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
