@@ -16,37 +16,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from aphelion import actions as A
-from aphelion.auth import CheckerBusy
-from aphelion.codes import CloseCode, DisconnectCode
+from aphelion.checking import NOT_YET, Checking, resultNow
+from aphelion.codes import CloseCode
+from aphelion.handover import Handover
 from aphelion.interfaces import (
     IConnection,
     IGameServerPool,
-    IPlayer,
     IPooledServer,
     ISessionRegistry,
 )
 from aphelion.limits import Exemptions, safeText
-from aphelion.logins import BUSY, THROTTLED, LoginThrottle, accountOf
+from aphelion.logins import LoginThrottle, accountOf
 from aphelion.logthrottle import ThrottledLog
 from aphelion.proto.game_pb2 import S2C, AuthenticateResponse
 from aphelion.replies import authenticateResponse, disconnectNotice, legacyResult
 from aphelion.seat import Seat
 from aphelion.seating import (
     MAX_ID_BYTES,
-    CheckFailure,
     SeatingMachine,
     SeatingRules,
     SessionState,
-    validPlayerId,
 )
-from aphelion.session import Session, SessionFull
+from aphelion.session import Session
 from aphelion.stats import Stats
 
 __all__ = [
@@ -60,29 +57,11 @@ __all__ = [
 
 Authenticator = Callable[[str], "Deferred[Any]"]
 
-_PENDING = object()
-
-
-def _resultNow(d: Deferred[Any]) -> Any:
-    """
-    The result of a L{Deferred} that has already fired with a success and
-    has nothing left to run (such as C{succeed(x)}, which the in-memory
-    registry and most checkers return), or L{_PENDING}. The gateway then
-    calls on at once instead of through callbacks, which cost as much as
-    the work of a seat they carry.
-    """
-    if d.called and not d.paused:
-        result = d.result
-        if not isinstance(result, (Failure, Deferred)):
-            return result
-    return _PENDING
-
-
 LinkConnector = Callable[[IPooledServer, "Seat"], None]
 _Handler = Callable[[Session, Any], "Deferred[Any] | None"]
 
 
-class Gateway:
+class Gateway(Checking, Handover):
     """
     Acts on the game payloads of every session: authenticates, seats and
     relays, as each session's L{SeatingMachine} decides.
@@ -302,159 +281,6 @@ class Gateway:
         if machine is not None and machine.seat is not None:
             machine.seat.clientResumed(connection)
 
-    # -- authentication --------------------------------------------------------
-
-    def _check(self, session: Session, action: A.Check) -> None:
-        connection: IConnection = action.connection  # type: ignore[assignment]
-        playerId = action.playerId
-        if self._authenticate is None:
-            self.stats.login("unsupported")
-            self._reply(
-                session,
-                A.Reply(
-                    connection,
-                    AuthenticateResponse.AUTH_METHOD_UNSUPPORTED,
-                    "no authentication is configured",
-                ),
-            )
-            return
-        address = str(connection.remoteAddress)
-        refused = self._logins.begin(address, playerId, session.hint)
-        if refused is not None:
-            self.stats.login(refused)
-        if refused == BUSY:
-            connection.sendPayload(
-                self._response(AuthenticateResponse.OTHER, "busy, try again later")
-            )
-            return
-        if refused == THROTTLED:
-            connection.sendPayload(
-                self.response(
-                    AuthenticateResponse.TOO_MANY_ATTEMPTS,
-                    "too many logins, try again later",
-                )
-            )
-            return
-        self._machineOf(session).checkStarted(connection)
-        if validPlayerId(playerId):
-            d = self._authenticate(playerId)
-        else:
-            d = fail(
-                UnauthorizedLogin(
-                    "ID empty, longer than 1024 bytes or with control characters"
-                )
-            )
-        player = _resultNow(d)
-        if player is not _PENDING:
-            # Checked already: the same calls as the callbacks below.
-            self._logins.end(player, address)
-            try:
-                waiting = self._checkSucceeded(player, session)
-            except Exception:
-                self._internalError(Failure(), session, connection)
-            else:
-                if waiting is not None:
-                    waiting.addErrback(self._internalError, session, connection)
-            return
-        d.addBoth(self._logins.end, address)
-        # A failure of the checker is the player's (or the database's); one
-        # raised while seating is ours, and closes with 1011.
-        d.addCallbacks(
-            self._checkSucceeded,
-            self._checkFailed,
-            callbackArgs=(session,),
-            errbackArgs=(session, connection),
-        )
-        d.addErrback(self._internalError, session, connection)
-
-    def _checkFailed(
-        self, failure: Failure, session: Session, connection: IConnection
-    ) -> None:
-        if failure.check(UnhandledCredentials):
-            why = CheckFailure.UNSUPPORTED
-        elif failure.check(CheckerBusy):
-            why = CheckFailure.BUSY
-        elif failure.check(UnauthorizedLogin):
-            why = CheckFailure.UNAUTHORIZED
-        else:
-            why = CheckFailure.BROKEN
-        self.stats.login(why.value)
-        machine = self._machineOf(session)
-        actions = machine.checkFailed(why)
-        if not actions:
-            return
-        if why is CheckFailure.BUSY:
-            self._warnThrottled(
-                "checker busy",
-                "session {hint}: the checker is busy; login refused",
-                hint=session.hint,
-            )
-        elif why is CheckFailure.BROKEN:
-            self._log.failure(
-                "session {hint}: the checker failed", failure, hint=session.hint
-            )
-        elif why is CheckFailure.UNAUTHORIZED:
-            self._warnThrottled(
-                "failed login",
-                "session {hint}: authentication failed from {peer} "
-                "({failures} of {tries})",
-                hint=session.hint,
-                peer=connection.remoteAddress,
-                failures=machine.failures(connection),
-                tries=self.rules.authTries,
-            )
-        self._carryOut(session, actions)
-
-    def _checkSucceeded(
-        self, player: IPlayer, session: Session
-    ) -> Deferred[Any] | None:
-        self.stats.login("ok")
-        return self._carryOut(session, self._machineOf(session).checked(player))
-
-    def _bind(self, session: Session, action: A.Bind) -> Deferred[None] | None:
-        player: IPlayer = action.player  # type: ignore[assignment]
-        d = self._registry.authenticate(
-            session, player.playerId, refuse=self.refuseNewcomer
-        )
-        other = _resultNow(d)
-        if other is not _PENDING:
-            # Bound already: the same calls as the callbacks below.
-            try:
-                self._bound(other, player, session)
-            except Exception:
-                return fail().addErrback(self._bindFailed, session)
-            return None
-        d.addCallback(self._bound, player, session)
-        return d.addErrback(self._bindFailed, session)
-
-    def _bindFailed(self, failure: Failure, session: Session) -> None:
-        # A registry on a shared store that cannot be reached (Part 5.2):
-        # try again later.
-        failure.trap(SessionFull)
-        self._log.info(
-            "session {hint}: login refused: {why}",
-            hint=session.hint,
-            why=failure.getErrorMessage(),
-        )
-        self._end(session, A.End(CloseCode.TRY_AGAIN_LATER, failure.getErrorMessage()))
-
-    def _bound(self, other: Session | None, player: IPlayer, session: Session) -> None:
-        refused = other is not None and self.refuseNewcomer
-        if other is not None and not refused:
-            self._endWithNotice(other, A.EndWithNotice("logged in elsewhere"))
-        self._carryOut(session, self._machineOf(session).bound(player, refused))
-
-    def _authenticated(self, session: Session, action: A.Authenticated) -> None:
-        player: IPlayer = action.player  # type: ignore[assignment]
-        # Not logged: the seat's line (or the refusal's) names the player,
-        # and twistd writes debug lines too.
-        session.identity = player
-
-    def _unbind(self, session: Session, action: A.Unbind) -> None:
-        session.identity = None
-        if session.playerId is not None:
-            self._noted(self._registry.unbind(session), "unbind")
-
     # -- answers to the client ---------------------------------------------------
 
     def _reply(self, session: Session, action: A.Reply) -> None:
@@ -596,53 +422,6 @@ class Gateway:
                 ):
                     seat.lost("game server went away")
 
-    # -- the cluster (Part 5.2): called by a registry on a shared store ----------
-    # (and kick, below: a newer login of the player on another node)
-
-    def moved(self, session: Session) -> None:
-        """
-        Called when the session moves to another node, before the registry
-        ends it here with 4010: tell its game server C{Disconnect{MOVED}},
-        so that it holds the seat for the new node.
-        """
-        machine = session.seating
-        seat = machine.seat if machine is not None else None
-        if seat is not None and seat.link is not None:
-            if self._monitor is not None:
-                self._monitor.linkRemoved(seat.server, seat.link)
-            seat.link.disconnect(DisconnectCode.MOVED, "session moved")
-
-    def resumed(self, session: Session, serverId: str) -> None:
-        """
-        Called when the session was handed over to this node: take its seat
-        back on the game server C{serverId} with C{ClientAuth{resumed}}, or
-        seat it anew when that server is gone (or there was none). What the
-        client sends meanwhile is held until it is seated.
-        """
-        machine = self._machineOf(session)
-        self._carryOut(session, machine.resumed())
-        find = getattr(self._monitor, "find", None)
-        if not serverId or find is None or self._connectLink is None:
-            self._resumeOn(None, session)
-            return
-        d = find(serverId)
-        d.addCallback(self._resumeOn, session)
-        d.addErrback(
-            lambda f: self._log.failure(
-                "session {hint}: resuming the seat failed", f, hint=session.hint
-            )
-        )
-
-    def _resumeOn(self, server: IPooledServer | None, session: Session) -> None:
-        machine = self._machineOf(session)
-        if session.ended or not machine.picking:
-            return
-        if server is None:
-            self._pick(session, A.Pick(frozenset()))
-            return
-        seat = Seat(self._carryOut, session, machine, server, resumed=True)
-        self._carryOut(session, machine.serverPicked(seat, server))
-
     # -- the end -----------------------------------------------------------------
 
     def kick(self, session: Session, reason: str) -> None:
@@ -672,7 +451,7 @@ class Gateway:
         Log a failure of a registry call that nothing waits on (a registry
         on a shared store can fail).
         """
-        if _resultNow(d) is not _PENDING:
+        if resultNow(d) is not NOT_YET:
             return
         d.addErrback(
             lambda f: self._log.failure("session registry: {what} failed", f, what=what)
