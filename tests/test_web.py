@@ -534,6 +534,104 @@ class UpgradeTests(SiteTestsMixin, SynchronousTestCase):
         self.assertIsInstance(self.site, AphelionSite)
 
 
+class QuickUpgradeTests(SiteTestsMixin, SynchronousTestCase):
+    """
+    A plain upgrade request whole in the first read skips twisted.web
+    (L{AphelionSite.upgradeAtOnce}); any other takes the twisted.web way,
+    with the same outcome.
+    """
+
+    def connectCounting(self) -> tuple[Any, StringTransport, list[object]]:
+        """
+        Connect, counting the twisted.web requests the channel builds.
+        """
+        channel, transport = self.connect()
+        built: list[object] = []
+        factory = channel.requestFactory
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            request = factory(*args, **kwargs)
+            built.append(request)
+            return request
+
+        channel.requestFactory = counting
+        return channel, transport, built
+
+    def assertUpgraded(self, reads: list[bytes], quick: bool) -> Any:
+        """
+        Send C{reads}: the connection is upgraded (101), with or without a
+        twisted.web request.
+        """
+        channel, transport, built = self.connectCounting()
+        for data in reads:
+            channel.dataReceived(data)
+        self.assertTrue(
+            transport.value().startswith(b"HTTP/1.1 101 "), transport.value()
+        )
+        self.assertIsInstance(channel._upgraded, WiredProtocol)
+        self.assertIs(channel._upgraded.admission, channel.admission)
+        self.assertEqual(len(built), 0 if quick else 1)
+        return channel
+
+    def test_quick(self) -> None:
+        """
+        A plain upgrade request in one read builds no twisted.web request.
+        """
+        self.assertUpgraded([upgradeRequest()], quick=True)
+
+    def test_split(self) -> None:
+        """
+        A head in two reads is parsed by twisted.web.
+        """
+        head = upgradeRequest()
+        self.assertUpgraded([head[:20], head[20:]], quick=False)
+
+    def test_repeatedHeader(self) -> None:
+        """
+        A header sent twice goes the twisted.web way (which joins them).
+        """
+        self.assertUpgraded(
+            [upgradeRequest(extra=b"X-Note: a\r\nX-Note: b\r\n")], quick=False
+        )
+
+    def test_query(self) -> None:
+        """
+        A path with a query (or anything but the endpoint's exact path) goes
+        the twisted.web way.
+        """
+        self.assertUpgraded([upgradeRequest(path=b"/aphelion?x=1")], quick=False)
+        self.assertUpgraded([upgradeRequest(path=b"/aphelion/")], quick=False)
+
+    def test_bareLineFeed(self) -> None:
+        """
+        A head with a bare LF, which Autobahn's parser refuses, goes the
+        twisted.web way.
+        """
+        channel, _, built = self.connectCounting()
+        channel.dataReceived(
+            upgradeRequest().replace(b"Host: localhost\r\n", b"Host: localhost\n")
+        )
+        self.assertEqual(len(built), 1)
+
+    def test_bodyRefused(self) -> None:
+        """
+        An upgrade request with a body still gets 400.
+        """
+        channel, transport, _ = self.connectCounting()
+        channel.dataReceived(upgradeRequest(extra=b"Content-Length: 3\r\n") + b"abc")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 400 "))
+        self.assertIsNone(channel._upgraded)
+
+    def test_plainGet(self) -> None:
+        """
+        A GET without C{Upgrade: websocket} goes the twisted.web way: 426.
+        """
+        channel, transport, built = self.connectCounting()
+        channel.dataReceived(b"GET /aphelion HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 426 "))
+        self.assertEqual(len(built), 1)
+
+
 class LimitTests(SiteTestsMixin, SynchronousTestCase):
     """
     Per-address limits counted from accept.

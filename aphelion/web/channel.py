@@ -57,6 +57,7 @@ class _PlayersChannel(HTTPChannel):
     admission: Admission | None = None
     _upgraded: IProtocol | None = None
     _refused = False
+    _first = True
 
     def connectionMade(self) -> None:
         """
@@ -75,6 +76,13 @@ class _PlayersChannel(HTTPChannel):
         if upgraded is not None:
             upgraded.dataReceived(data)
         elif not self._refused:
+            if self._first:
+                # A plain upgrade request whole in the first read skips
+                # twisted.web (AphelionSite.upgradeAtOnce).
+                self._first = False
+                quick = getattr(getattr(self, "site", None), "upgradeAtOnce", None)
+                if quick is not None and quick(self, data):
+                    return
             super().dataReceived(data)
 
     def rawDataReceived(self, data: bytes) -> None:

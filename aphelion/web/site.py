@@ -20,6 +20,7 @@ from typing import Any, cast
 from urllib.parse import unquote_to_bytes
 
 from autobahn.twisted.resource import WebSocketResource
+from autobahn.websocket.protocol import parseHttpHeader
 from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
@@ -37,6 +38,12 @@ from aphelion.web.gate import Admission, ConnectionGate, _hostOf
 from aphelion.web.pages import PAGES, Pages
 
 __all__ = ["AphelionSite", "WebSocketEndpoint", "makeSite"]
+
+# The largest head, and the most header lines, of an upgrade request that
+# skips twisted.web (AphelionSite.upgradeAtOnce); a larger one is parsed by
+# twisted.web, with its limits.
+_QUICK_HEAD_BYTES = 8192
+_QUICK_HEADERS = 64
 
 # The log of the players' site, under the package's name.
 _log = Logger(namespace="aphelion.web")
@@ -117,24 +124,37 @@ class WebSocketEndpoint(WebSocketResource):
         if not isinstance(channel, _PlayersChannel) or channel.transport is None:
             # Not served by an AphelionSite: Autobahn's own hand-over.
             return cast(bytes | int, super().render(request))
-        protocol = self.factory.buildProtocol(channel.transport.getPeer())
-        if protocol is None:
-            return _plainResponse(
-                request, 503, b"Service Unavailable", b"503 Service Unavailable\n"
-            )
-        admission = channel.admission
-        if admission is not None:
-            protocol.admission = admission
-            admission.upgrading(protocol)
-        channel.upgradeTo(protocol)
         # Autobahn parses the handshake again from the bytes; the body is
         # empty (the channel refused any other).
         head = [request.method, b" ", request.uri, b" HTTP/1.1\r\n"]
         for name, values in request.requestHeaders.getAllRawHeaders():
             head += [name, b": ", b",".join(values), b"\r\n"]
         head.append(b"\r\n")
-        protocol.dataReceived(b"".join(head))
+        if not self.upgrade(channel, b"".join(head)):
+            return _plainResponse(
+                request, 503, b"Service Unavailable", b"503 Service Unavailable\n"
+            )
         return NOT_DONE_YET
+
+    def upgrade(self, channel: _PlayersChannel, data: bytes) -> bool:
+        """
+        Hand C{channel}'s connection to a new WebSocket protocol, with the
+        connection's L{Admission} attached, and give it C{data}: an upgrade
+        request's head for Autobahn to parse and answer, and what followed.
+
+        :return: whether there was a protocol to hand it to.
+        """
+        assert channel.transport is not None
+        protocol = self.factory.buildProtocol(channel.transport.getPeer())
+        if protocol is None:
+            return False
+        admission = channel.admission
+        if admission is not None:
+            protocol.admission = admission
+            admission.upgrading(protocol)
+        channel.upgradeTo(protocol)
+        protocol.dataReceived(data)
+        return True
 
 
 @implementer(IResource)
@@ -294,6 +314,47 @@ class AphelionSite(Site):
         channel = super().buildProtocol(addr)
         channel.admission = admission
         return channel
+
+    def upgradeAtOnce(self, channel: _PlayersChannel, data: bytes) -> bool:
+        """
+        Called with the first bytes a connection sent: when they hold a
+        whole, plain WebSocket upgrade request for the endpoint's path (C{GET
+        <path> HTTP/1.1}, every header once, a valid head by Autobahn's
+        strict parser, C{Upgrade: websocket}, no C{Content-Length} or
+        C{Transfer-Encoding}), hand the connection to the endpoint at once,
+        without building a C{twisted.web} request: Autobahn parses the head
+        anyway, and it is the same head the endpoint would have rebuilt.
+        Anything else goes the C{twisted.web} way.
+
+        :return: whether the connection was handed over.
+        """
+        endpoint = self.endpoint
+        if not isinstance(endpoint, WebSocketEndpoint) or not data.startswith(b"GET "):
+            return False
+        end = data.find(b"\r\n\r\n", 0, _QUICK_HEAD_BYTES)
+        if end < 0:
+            return False
+        head = data[: end + 4]
+        try:
+            status, headers, counts = parseHttpHeader(head)
+        except ValueError:
+            return False
+        parts = status.split(" ")
+        if (
+            len(parts) != 3
+            or parts[2] != "HTTP/1.1"
+            or parts[1].encode("iso-8859-1") != self._path
+            or len(counts) > _QUICK_HEADERS
+            or any(count != 1 for count in counts.values())
+            or "content-length" in headers
+            or "transfer-encoding" in headers
+            or not any(
+                token.strip().lower() == "websocket"
+                for token in headers.get("upgrade", "").split(",")
+            )
+        ):
+            return False
+        return endpoint.upgrade(channel, data)
 
     def getResourceFor(self, request: Request) -> IResource:
         """
