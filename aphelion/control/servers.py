@@ -7,16 +7,17 @@ operator configures it.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from twisted.internet.interfaces import IDelayedCall
 from zope.interface import implementer
 
 from aphelion.interfaces import IControlConnection, IPlayerLink, IPooledServer
 
-__all__ = ["GameServer", "RemoteGameServer", "ServerState"]
+__all__ = ["GameServer", "RemoteGameServer", "ServerState", "pickServer"]
 
 
 class ServerState(Enum):
@@ -124,3 +125,37 @@ class GameServer:
         too.
         """
         return max(self.players, len(self.links)) + self.pending
+
+
+class _Seatable(Protocol):
+    def hasRoom(self) -> bool: ...
+
+    def load(self) -> int: ...
+
+
+_S = TypeVar("_S", bound=_Seatable)
+
+
+def pickServer(
+    servers: Iterable[_S], exclude: Collection[Any], seating: str
+) -> _S | None:
+    """
+    The server of C{servers} with room and not in C{exclude} that has the
+    fewest players (C{seating} C{"spread"}) or the most (C{"fill"}); a tie
+    goes to the first in C{servers}.
+
+    The one rule of every pool (L{aphelion.interfaces.IGameServerPool.pick}):
+    a node's own game servers, the cluster's and the workers' published ones.
+    """
+    best: _S | None = None
+    fill = seating == "fill"
+    for server in servers:
+        if server in exclude or not server.hasRoom():
+            continue
+        if best is None:
+            best = server
+        elif fill and server.load() > best.load():
+            best = server
+        elif not fill and server.load() < best.load():
+            best = server
+    return best

@@ -37,7 +37,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from aphelion.codes import RejectCode
-from aphelion.control.servers import GameServer, ServerState
+from aphelion.control.servers import GameServer, ServerState, pickServer
 from aphelion.interfaces import IGameServerPool, IPlayerLink, IPooledServer, ISeat
 from aphelion.registry.client import RedisClient, RedisUnavailable
 
@@ -415,19 +415,8 @@ class ClusterPool:
         The game server of the cluster with room and the fewest players
         (C{spread}) or the most (C{fill}); ours first on a tie.
         """
-        fill = self.monitor.seating == "fill"
-        best: Any = None
         candidates = [*self.monitor.servers.values(), *self.shared.values()]
-        for server in candidates:
-            if server in exclude or not server.hasRoom():
-                continue
-            if best is None:
-                best = server
-            elif fill and server.load() > best.load():
-                best = server
-            elif not fill and server.load() < best.load():
-                best = server
-        return best
+        return pickServer(candidates, exclude, self.monitor.seating)
 
     def _isOwn(self, server: Any) -> bool:
         return isinstance(server, GameServer)
