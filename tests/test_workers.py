@@ -8,13 +8,11 @@ its workers (on a fake process reactor and a L{Clock}).
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.error import ProcessTerminated
-from twisted.internet.interfaces import IProcessProtocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -35,7 +33,7 @@ from aphelion.workers import (
     workerCommand,
 )
 from aphelion.workers.pool import decodeRecords, encodeRecords
-from tests.test_spawn import FakeProcess, FakeProcessReactor, RecordingControl
+from tests.test_spawn import FakeProcessReactor, RecordingControl
 
 
 def record(serverId: str = "gs1", **changes: Any) -> GameServerRecord:
@@ -280,34 +278,6 @@ class RecordsReaderTests(SynchronousTestCase):
         self.assertEqual(gone, [True])
 
 
-class RecordingProcessReactor(FakeProcessReactor):
-    """
-    A L{FakeProcessReactor} that also records each spawn's C{childFDs}.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.childFDs: list[Mapping[int, int | str] | None] = []
-
-    def spawnProcess(
-        self,
-        processProtocol: IProcessProtocol,
-        executable: str,
-        args: Sequence[str] = (),
-        env: Mapping[str, str] | None = None,
-        path: str | None = None,
-        uid: int | None = None,
-        gid: int | None = None,
-        usePTY: bool = False,
-        childFDs: Mapping[int, int | str] | None = None,
-    ) -> FakeProcess:
-        """
-        Record the descriptors, then spawn.
-        """
-        self.childFDs.append(childFDs)
-        return super().spawnProcess(processProtocol, executable, args, env)
-
-
 class WorkersServiceTests(SynchronousTestCase):
     """
     Tests of L{WorkersService}: the parent spawns, feeds and supervises its
@@ -319,7 +289,7 @@ class WorkersServiceTests(SynchronousTestCase):
         A parent of two workers with no game servers of its own, on a fake
         process reactor.
         """
-        self.reactor = RecordingProcessReactor()
+        self.reactor = FakeProcessReactor()
         self.config = Config(
             listen=("tcp:0:interface=127.0.0.1",),
             gameServers=0,
@@ -557,7 +527,7 @@ class WorkersSignalTests(SynchronousTestCase):
             installed[number] = handler
             return previous
 
-        reactor = RecordingProcessReactor()
+        reactor = FakeProcessReactor()
         reactor.callFromThread = lambda f, *a: f(*a)  # type: ignore[method-assign]
         service = WorkersService(
             Config(listen=("tcp:0:interface=127.0.0.1",), gameServers=0, workers=2),
