@@ -10,7 +10,9 @@ C{countsInterval} seconds, and the records of its sessions and of their
 players (their keys and scripts are in L{aphelion.registry.records}). It
 speaks with the other nodes through L{NodeChannel}: a kick of a session
 whose player logged in elsewhere; a request to release a session that
-resumes elsewhere, and its answer with the queued packets.
+resumes elsewhere, and its answer with the queued packets (the moves of
+sessions between nodes are L{SessionHandover}'s, in
+L{aphelion.registry.handover}).
 
 A session is written to Redis once it is authenticated: unauthenticated
 sessions never linger, so the rest of the cluster has nothing to resume.
@@ -18,37 +20,27 @@ sessions never linger, so the rest of the cluster has nothing to resume.
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from aphelion.auth.credentials import PlayerIdentity
-from aphelion.codes import CloseCode
 from aphelion.interfaces import IConnection, ISeat, ISessionRegistry
 from aphelion.registry.channel import NodeChannel
 from aphelion.registry.client import RedisClient, RedisUnavailable
+from aphelion.registry.handover import RegistryUnavailable, SessionHandover
 from aphelion.registry.heartbeat import NodeRecord
 from aphelion.registry.records import (
     BIND,
     FORGET,
-    hashReply,
     identityFields,
     newNodeId,
     sessionKey,
     text,
 )
-from aphelion.session import (
-    MemorySessionRegistry,
-    Session,
-    SessionFull,
-    TooManySessions,
-)
+from aphelion.session import Session
 
 __all__ = [
     "RedisSessionRegistry",
@@ -58,15 +50,8 @@ __all__ = [
 ]
 
 
-class RegistryUnavailable(SessionFull):
-    """
-    The shared store cannot be reached: what needs it is refused with 1013
-    (try again later).
-    """
-
-
 @implementer(ISessionRegistry)
-class RedisSessionRegistry(MemorySessionRegistry):
+class RedisSessionRegistry(SessionHandover):
     """
     The sessions of one node of a cluster, shared through Redis.
 
@@ -133,24 +118,6 @@ class RedisSessionRegistry(MemorySessionRegistry):
         )
         self._ttlCall: IDelayedCall | None = None
         self._started = False
-
-    # -- keys -----------------------------------------------------------------
-
-    def _node(self, nodeId: str) -> str:
-        return f"{self.prefix}node:{nodeId}"
-
-    def _session(self, key: str) -> str:
-        return f"{self.prefix}session:{key}"
-
-    def _player(self, playerId: str) -> str:
-        return f"{self.prefix}player:{playerId}"
-
-    @property
-    def _ttl(self) -> int:
-        """
-        Milliseconds a connected session's records live without a refresh.
-        """
-        return int((self.sessionTimeout + self.deadAfter) * 1000)
 
     # -- life -----------------------------------------------------------------
 
@@ -261,11 +228,6 @@ class RedisSessionRegistry(MemorySessionRegistry):
         for d in self.client.pipeline(commands):
             d.addErrback(self._ignoreUnavailable, "refreshing session records")
 
-    def _ignoreUnavailable(self, failure: Failure, what: str) -> None:
-        if failure.check(RedisUnavailable):
-            return  # the client logs the state change once
-        self._log.failure("registry: {what} failed", failure, what=what)
-
     @property
     def players(self) -> int:
         """
@@ -311,125 +273,6 @@ class RedisSessionRegistry(MemorySessionRegistry):
             return super().open(None, connection)
         d = Deferred.fromCoroutine(self._openShared(token, connection))
         return d
-
-    async def _openShared(self, token: bytes, connection: IConnection) -> Session:
-        key = sessionKey(token)
-        waiting = self._resuming.get(key)
-        if waiting is None:
-            waiting = self._resuming[key] = Deferred.fromCoroutine(
-                self._takeOver(token, key, connection)
-            ).addErrback(self._unavailable)
-            try:
-                session = await waiting
-            finally:
-                del self._resuming[key]
-            if session is None:
-                return await super().open(None, connection)
-            return session
-        # Another connection of the client is taking the session over.
-        await waiting
-        return await super().open(token, connection)
-
-    async def _takeOver(
-        self, token: bytes, key: str, connection: IConnection
-    ) -> Session | None:
-        try:
-            record = hashReply(await self.client.execute("HGETALL", self._session(key)))
-        except RedisUnavailable:
-            raise RegistryUnavailable(
-                "session store unavailable, try again later"
-            ) from None
-        owner = record.get("node", "")
-        if not record.get("player") or owner == self.nodeId:
-            return None
-        queue: list[bytes] = []
-        if owner and await self.client.execute("EXISTS", self._node(owner)):
-            answer = await self._askRelease(owner, key)
-            if answer is not None:
-                if not answer.get("found"):
-                    return None
-                queue = [base64.b64decode(p) for p in answer.get("queue", [])]
-                record.update(answer.get("record", {}))
-        if self.maxSessions and len(self._sessions) >= self.maxSessions:
-            raise TooManySessions("too many sessions")
-        if token in self._sessions:  # pragma: no cover - guarded by _resuming
-            return await super().open(token, connection)
-        session = self._adopt(token, key, connection, record, queue)
-        self._log.info(
-            "session {hint} taken over from node {node} ({queued} queued)",
-            hint=session.hint,
-            node=owner[:8],
-            queued=len(queue),
-        )
-        serverId = record.get("server", "")
-        if self.hooks is not None:
-            self.hooks.resumed(session, serverId)
-        return session
-
-    def _unavailable(self, failure: Failure) -> Failure:
-        # Redis went away in the middle of a takeover: try again later.
-        if failure.check(RedisUnavailable):
-            return Failure(
-                RegistryUnavailable("session store unavailable, try again later")
-            )
-        return failure
-
-    def _adopt(
-        self,
-        token: bytes,
-        key: str,
-        connection: IConnection,
-        record: dict[str, str],
-        queue: list[bytes],
-    ) -> Session:
-        address = str(getattr(connection, "remoteAddress", "") or "")
-        if address not in self._exempt:
-            self._perAddress.acquire(address)
-        session = Session(
-            self, token, self.queueLimit, self.queueBytes, address=address
-        )
-        self._sessions[token] = session
-        self._keys[key] = session
-        playerId = record["player"]
-        try:
-            attributes = json.loads(record.get("attrs") or "{}")
-        except ValueError:
-            attributes = {}
-        session.playerId = playerId
-        session.identity = PlayerIdentity(
-            playerId, record.get("name", playerId), attributes
-        )
-        local = self._players.get(playerId)
-        self._players[playerId] = session
-        if local is not None and local is not session and self.hooks is not None:
-            self.hooks.kick(local, "logged in elsewhere")
-        for payload in queue:
-            session.queue.append(payload)
-            session._queued += len(payload)
-        session.connections.append(connection)
-        self._recorded.add(key)
-        self._write(
-            [
-                [
-                    "HSET",
-                    self._session(key),
-                    "node",
-                    self.nodeId,
-                    "sid",
-                    session.sessionId.hex(),
-                    "player",
-                    playerId,
-                ],
-                ["PEXPIRE", self._session(key), self._ttl],
-                ["SET", self._player(playerId), key, "PX", self._ttl],
-            ],
-            "taking a session over",
-        )
-        return session
-
-    def _write(self, commands: list[list[Any]], what: str) -> None:
-        for d in self.client.pipeline(commands):
-            d.addErrback(self._ignoreUnavailable, what)
 
     def detach(self, session: Session, connection: IConnection) -> Deferred[None]:
         d = super().detach(session, connection)
@@ -536,63 +379,6 @@ class RedisSessionRegistry(MemorySessionRegistry):
             [key],
         )
         d.addErrback(self._ignoreUnavailable, "forgetting a session")
-
-    # -- messages between nodes -----------------------------------------------
-
-    def _send(self, nodeId: str, message: dict[str, Any]) -> Deferred[Any]:
-        return self._channel.send(nodeId, message)
-
-    async def _askRelease(self, owner: str, key: str) -> dict[str, Any] | None:
-        return await self._channel.ask(
-            owner, {"op": "release", "key": key}, self.handoverTimeout
-        )
-
-    def _received(self, message: dict[str, Any]) -> None:
-        op = message["op"]
-        if op == "kick":
-            session = self._keys.get(str(message.get("key")))
-            if session is not None and not session.ended and self.hooks is not None:
-                self.hooks.kick(
-                    session, str(message.get("reason") or "logged in elsewhere")
-                )
-        elif op == "release":
-            self._release(
-                str(message.get("key")),
-                str(message.get("from")),
-                str(message.get("req")),
-            )
-
-    def _release(self, key: str, requester: str, request: str) -> None:
-        session = self._keys.get(key)
-        if session is None or session.ended:
-            self._send(requester, {"op": "released", "req": request, "found": False})
-            return
-        queue = [base64.b64encode(p).decode("ascii") for p in session.queue]
-        fields = identityFields(session.identity)
-        record: dict[str, str] = dict(zip(fields[::2], fields[1::2], strict=True))
-        seat = session.seat
-        server = getattr(getattr(seat, "server", None), "serverId", "") if seat else ""
-        record["server"] = server or ""
-        if self.hooks is not None:
-            with self._log.failuresHandled(
-                "moving session {hint} failed", hint=session.hint
-            ):
-                self.hooks.moved(session)
-        self._moving.add(key)
-        self._log.info(
-            "session {hint} moved to node {node}", hint=session.hint, node=requester[:8]
-        )
-        self.end(session, CloseCode.SESSION_MOVED, "session moved to another server")
-        self._send(
-            requester,
-            {
-                "op": "released",
-                "req": request,
-                "found": True,
-                "queue": queue,
-                "record": record,
-            },
-        )
 
 
 class _RemoteSession:
