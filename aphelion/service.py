@@ -15,6 +15,7 @@ from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ReactorNotRunning
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.server import Site
@@ -157,7 +158,11 @@ class AuthProxyService(MultiService):
         if self.draining:
             return
         self.startDraining("SIGTERM")
-        self._reactor.stop()
+        try:
+            self._reactor.stop()
+        except ReactorNotRunning:
+            # A stop asked for already (SIGINT, say) and not begun yet.
+            pass
 
     def stopService(self) -> Deferred[Any]:
         """
@@ -195,7 +200,14 @@ class AuthProxyService(MultiService):
         except usage.UsageError as e:
             self._log.error("reload refused, nothing changed: {error}", error=str(e))
             return []
-        return self.reload(new)
+        except Exception:
+            # Run from a signal: nothing may reach the reactor.
+            self._log.failure("reload refused, nothing changed: reading failed")
+            return []
+        changes: list[Change] = []
+        with self._log.failuresHandled("reload failed part way"):
+            changes = self.reload(new)
+        return changes
 
     def reload(self, new: Config) -> list[Change]:
         """

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ReactorNotRunning
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python import usage
@@ -285,6 +286,29 @@ class ReloadTests(SynchronousTestCase):
             "reload refused, nothing changed: aphelion.toml", messages(events)
         )
 
+    def test_reloadConfigUnexpectedError(self) -> None:
+        """
+        An unexpected exception while reading or applying a configuration
+        (run from a signal handler) is logged as a failure and does not
+        reach the reactor.
+        """
+
+        def broken() -> Config:
+            raise RuntimeError("plugin blew up")
+
+        self.service.loadConfig = broken
+        self.assertEqual(self.service.reloadConfig(), [])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertIs(self.service.config, self.config)
+
+        def applyFails(new: Config) -> list[Change]:
+            raise ValueError("apply blew up")
+
+        self.service.loadConfig = lambda: Config(listen=(), gameServers=0)
+        self.service.reload = applyFails  # type: ignore[method-assign]
+        self.assertEqual(self.service.reloadConfig(), [])
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
     def test_noReloadWhileStopping(self) -> None:
         """
         A reload that arrives while the AuthProxy drains changes nothing.
@@ -449,6 +473,30 @@ class StopOrderTests(SynchronousTestCase):
         service.terminate()
         self.assertEqual(reasons, ["SIGTERM"])
         self.assertTrue(reactor.hasStopped)
+
+    def test_terminateAfterStopAskedFor(self) -> None:
+        """
+        A SIGTERM that arrives after a stop was asked for (say by SIGINT)
+        but before the services stop raises nothing.
+        """
+
+        class StoppingReactor(MemoryReactorClock):
+            """
+            A memory reactor that, as a real one, refuses a second stop.
+            """
+
+            def stop(self) -> None:
+                # As a real reactor: a second stop raises.
+                if self.hasStopped:
+                    raise ReactorNotRunning()
+                super().stop()
+
+        reactor = StoppingReactor()
+        reactor.running = True
+        service = build(Config(listen=(), gameServers=0), reactor)
+        reactor.stop()
+        service.terminate()
+        self.assertTrue(service.draining)
 
     def test_signalsInstalledWhenRunning(self) -> None:
         """
