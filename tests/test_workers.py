@@ -387,6 +387,37 @@ class WorkersServiceTests(SynchronousTestCase):
         self.reactor.advance(0.25)
         self.assertEqual(decodeRecords(process.stdin[-1])[0].players, 3)
 
+    def test_publishFailureLogged(self) -> None:
+        """
+        A failure while publishing is logged, and publishing goes on at the
+        next look.
+        """
+        from aphelion.control.servers import GameServer
+
+        monitor = self.service.node.monitor
+        server = GameServer("gs1", b"\x02" * 32, clientToken=b"\x03" * 32, port=7001)
+        server.state = ServerState.READY
+        server.control = RecordingControl()
+        monitor.servers["gs1"] = server
+        realRecords = self.service.records
+        failures = [ZeroDivisionError()]
+
+        def records() -> list[GameServerRecord]:
+            if failures:
+                raise failures.pop()
+            return realRecords()
+
+        self.service.records = records  # type: ignore[method-assign]
+        process = self.reactor.processes[0]
+        count = len(process.stdin)
+        self.reactor.advance(0.25)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertEqual(len(process.stdin), count)
+        self.reactor.advance(0.25)
+        self.assertEqual(
+            decodeRecords(process.stdin[-1]), [GameServerRecord.fromServer(server)]
+        )
+
     def test_restartWithBackOff(self) -> None:
         """
         A worker that dies is restarted after 1 s, then 2 s, then 4 s (at

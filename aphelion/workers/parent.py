@@ -232,7 +232,10 @@ class WorkersService(MultiService):
             self._signals.install()
         for worker in self.workers:
             self._spawn(worker)
-        self._publish.start(self._publishInterval, now=False)
+        published = self._publish.start(self._publishInterval, now=False)
+        published.addErrback(
+            lambda f: self._log.failure("publishing to the workers stopped", f)
+        )
 
     def stopService(self) -> Deferred[Any]:
         """
@@ -365,8 +368,13 @@ class WorkersService(MultiService):
         ]
 
     def _publishAll(self) -> None:
+        # One failure must not end the loop: the workers would never hear
+        # of a game server again.
         for worker in self.workers:
-            self._publishTo(worker)
+            with self._log.failuresHandled(
+                "publishing to worker {index} failed", index=worker.index
+            ):
+                self._publishTo(worker)
 
     def _publishTo(self, worker: _Worker) -> None:
         process = worker.process

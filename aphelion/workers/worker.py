@@ -14,6 +14,7 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import tcp
+from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.stdio import StandardIO
 from twisted.logger import Logger
@@ -164,7 +165,11 @@ class _ParentLink(Service):
     def _gone(self) -> None:
         if self.running:
             self._log.warn("standard input closed: the parent is gone; stopping")
-            self._reactor.stop()
+            try:
+                self._reactor.stop()
+            except ReactorNotRunning:
+                # Already stopping (SIGTERM), before this service stopped.
+                pass
 
 
 def makeWorkerService(
