@@ -11,7 +11,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.error import ProcessTerminated
 from twisted.internet.interfaces import IProcessProtocol
@@ -113,6 +113,8 @@ class RecordsTests(SynchronousTestCase):
     Tests of the records' line format.
     """
 
+    # The machine is shared: a slow first draw is no fault of the code.
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(
         st.lists(
             st.builds(
