@@ -20,8 +20,6 @@ from aphelion.logs import relayedEvent
 
 __all__ = ["ChildProtocol", "childCommand"]
 
-# The keys of a legacy (twisted.python.log) event: formatting reads them.
-
 
 def childCommand(
     game: str,
