@@ -280,9 +280,21 @@ class AuthProxyService(MultiService):
         if closers and self._reactor is not None:
             self._closeCalls = [c for c in self._closeCalls if c.active()]
             self._closeCalls.extend(
-                self._reactor.callLater(self.checkerCloseDelay, close)
+                self._reactor.callLater(
+                    self.checkerCloseDelay, self._closeChecker, close
+                )
                 for close in closers
             )
+
+    def _closeChecker(self, close: Callable[[], object]) -> None:
+        # On a timer: a checker that fails to close must not reach the
+        # reactor.
+        with self._log.failuresHandled("closing a replaced checker failed"):
+            closed = close()
+            if isinstance(closed, Deferred):
+                closed.addErrback(
+                    lambda f: self._log.failure("closing a replaced checker failed", f)
+                )
 
 
 class ShutdownService(Service):

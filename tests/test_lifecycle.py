@@ -270,6 +270,22 @@ class ReloadTests(SynchronousTestCase):
         self.assertNotIn(SECRET, messages(events))
         self.assertIn("checkers: read again", messages(events))
 
+    def test_checkerCloseFails(self) -> None:
+        """
+        A replaced checker whose C{close} raises is logged as a failure,
+        not left to the reactor.
+        """
+
+        def close() -> None:
+            raise OSError("pool already gone")
+
+        self.checker.close = close  # type: ignore[method-assign]
+        self.service.reload(
+            Config(listen=(), gameServers=0, checkers=(SecretChecker(),))
+        )
+        self.reactor.advance(AuthProxyService.checkerCloseDelay)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
     def test_reloadConfigRefused(self) -> None:
         """
         A configuration that does not parse is logged and changes nothing.
