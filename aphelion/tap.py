@@ -393,6 +393,8 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
         self._atLeast("control-timeout", 0, strictly=True)
         self._atLeast("heartbeat", 0, strictly=True)
         self._atLeast("restart-initial", 0, strictly=True)
+        self._atLeast("restart-max", 0, strictly=True)
+        self._atLeast("dead-after", 0, strictly=True)
         self._atLeast("drain-deadline", 0)
         self._atLeast("seat-hold", 0)
         self._atLeast("workers", 1)
