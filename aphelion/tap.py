@@ -68,6 +68,9 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
     Options of C{twistd aphelion}. Defaults are the contract's (Part 4).
     """
 
+    # --auth may carry a password (memory:USER:PASSWORD).
+    secretKeys = frozenset({"auth"})
+
     supportedInterfaces = [IPlayerIdCredentials]
 
     synopsis = "[options]"
