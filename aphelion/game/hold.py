@@ -30,7 +30,7 @@ from twisted.logger import Logger
 
 from aphelion.codes import DisconnectCode, EnvelopeType
 from aphelion.proto import control_pb2
-from aphelion.proto.game_pb2 import GameConfig, GameDetails
+from aphelion.proto.game_pb2 import GameConfig
 
 if TYPE_CHECKING:
     from aphelion.envelope import Envelope, EnvelopeDecoder
@@ -97,6 +97,7 @@ class SeatHold:
         def _unregister(self) -> None: ...
         def _watchWrites(self, transport: Any) -> None: ...
         def _dispatch(self, envelope: Envelope) -> None: ...
+        def _welcome(self, config: GameConfig, pending: list[bytes] | None) -> None: ...
 
     def _queue(self, data: bytes) -> None:
         """
@@ -220,19 +221,7 @@ class SeatHold:
         pending, self._pending = self._pending, None
         if not self._seated:
             return  # kicked from playerResumed
-        self.sendEnvelope(
-            EnvelopeType.Connected,
-            GameDetails(
-                server_id=factory.serverId,
-                name=factory.game.name,
-                player_id=self.playerId,
-                players=len(factory.players),
-                capacity=factory.capacity,
-            ),
-        )
-        self.sendEnvelope(EnvelopeType.GameConfig, config)
-        if pending:
-            self.writeEnvelopes(b"".join(pending))
+        self._welcome(config, pending)
         self._log.info(
             "player {playerId} took its held seat back ({count} packets queued)",
             playerId=self.playerId,

@@ -350,19 +350,7 @@ class GameServerProtocol(SeatHold, EnvelopeProtocol):
 
         self._seated = True
         self.allowedTypes = _PLAYING
-        self.sendEnvelope(
-            EnvelopeType.Connected,
-            GameDetails(
-                server_id=factory.serverId,
-                name=factory.game.name,
-                player_id=playerId,
-                players=len(factory.players),
-                capacity=factory.capacity,
-            ),
-        )
-        self.sendEnvelope(EnvelopeType.GameConfig, config)
-        if pending:
-            self.writeEnvelopes(b"".join(pending))
+        self._welcome(config, pending)
         self._log.info(
             "player {playerId} joined ({players}/{capacity})",
             playerId=playerId,
@@ -448,6 +436,26 @@ class GameServerProtocol(SeatHold, EnvelopeProtocol):
             super()._dispatch(envelope)
         elif not target.closing:
             target._dispatch(envelope)
+
+    def _welcome(self, config: GameConfig, pending: list[bytes] | None) -> None:
+        """
+        Send a player just seated (or resumed) C{Connected}, the game's
+        config and what was queued for it meanwhile, in that order.
+        """
+        factory = self.factory
+        self.sendEnvelope(
+            EnvelopeType.Connected,
+            GameDetails(
+                server_id=factory.serverId,
+                name=factory.game.name,
+                player_id=self.playerId,
+                players=len(factory.players),
+                capacity=factory.capacity,
+            ),
+        )
+        self.sendEnvelope(EnvelopeType.GameConfig, config)
+        if pending:
+            self.writeEnvelopes(b"".join(pending))
 
     def _leave(self, reason: str) -> None:
         """
