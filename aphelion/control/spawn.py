@@ -28,7 +28,12 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from aphelion.control.process import ChildProtocol, childCommand
-from aphelion.control.servers import GameServer, RemoteGameServer, ServerState
+from aphelion.control.servers import (
+    GameServer,
+    RemoteGameServer,
+    ServerState,
+    pickServer,
+)
 from aphelion.game.factory import PLAYER_WRITE_LIMIT, SEAT_HOLD
 from aphelion.interfaces import IControlConnection, IGameServerPool, IPlayerLink
 from aphelion.session import newToken, tokenHint
@@ -423,18 +428,7 @@ class GameServerMonitor(Service):
             skip = (exclude,)
         else:
             skip = exclude
-        best: GameServer | None = None
-        fill = self.seating == "fill"
-        for server in self.servers.values():
-            if server in skip or not server.hasRoom():
-                continue
-            if best is None:
-                best = server
-            elif fill and server.load() > best.load():
-                best = server
-            elif not fill and server.load() < best.load():
-                best = server
-        return best
+        return pickServer(self.servers.values(), skip, self.seating == "fill")
 
     def seatingStarted(self, server: GameServer) -> None:
         """
