@@ -21,13 +21,13 @@ from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import LoopingCall
-from twisted.logger import LogEvent, Logger, eventFromJSON
+from twisted.logger import LogEvent, Logger
 from twisted.python.failure import Failure
 
 from aphelion.config import Config
 from aphelion.control.servers import ServerState
 from aphelion.lifecycle import SignalHandlers
-from aphelion.logs import relayedEvent
+from aphelion.logs import childLines, relayedEvent
 from aphelion.service import AuthProxyService, build
 from aphelion.workers.listen import ListenSpec, bindListening, parseListen
 from aphelion.workers.pool import GameServerRecord, encodeRecords
@@ -98,25 +98,14 @@ class _WorkerProtocol(ProcessProtocol):
         Log its log events again (L{workerEventReceived}); a line that is no
         event (a traceback before logging began) as C{[worker I] line}.
         """
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            text = line.decode("utf-8", "replace").lstrip("\x1e")
-            if text.startswith("{"):
-                try:
-                    event = eventFromJSON(text)
-                except ValueError:
-                    pass
-                else:
-                    if isinstance(event, dict):
-                        self.workerEventReceived(event)
-                        continue
-            if text:
+        found, self._buffer = childLines(self._buffer, data)
+        for item in found:
+            if isinstance(item, dict):
+                self.workerEventReceived(item)
+            elif item:
                 self._log.info(
-                    "[worker {index}] {line}", index=self._worker.index, line=text
+                    "[worker {index}] {line}", index=self._worker.index, line=item
                 )
-        if len(self._buffer) > 65536:
-            self._buffer = b""
 
     def workerEventReceived(self, event: LogEvent) -> None:
         """
