@@ -291,6 +291,24 @@ class SeatHoldTests(GameServerTestsMixin, SynchronousTestCase):
             self.game.left, [("alice", "too much queued while its seat was held")]
         )
 
+    def test_queueBoundsTunable(self) -> None:
+        """
+        A game's protocol may set its own bounds: C{holdQueueBytes} ends the
+        hold once the queued bytes pass it.
+        """
+        self.factory.playerProtocol = type(
+            "Small", (Resumable,), {"holdQueueBytes": 100}
+        )
+        alice, transport = self.server.seat("alice")
+        self.move(transport, alice)
+        alice.send(b"x" * 60)
+        self.assertTrue(alice.held)
+        alice.send(b"x" * 60)
+        self.assertFalse(alice.seated)
+        self.assertEqual(
+            self.game.left, [("alice", "too much queued while its seat was held")]
+        )
+
     def test_heldIsWritePaused(self) -> None:
         """
         A held player shows L{writePaused}, so that a game may skip state
