@@ -506,5 +506,6 @@ class OptionsTests(SynchronousTestCase):
             ("--player-write-limit", "-5"),
             ("--log-interval", "0"),
             ("--seat-hold", "-1"),
+            ("--seat-hold", "nan"),
         ):
             self.assertRaises(usage.UsageError, self.parse, *args)
