@@ -456,9 +456,7 @@ def build(
         # Behind PROXY, a connection is admitted under the client's address,
         # which only the header names.
         listening: Any = (
-            ProxiedSiteFactory(site, clock=reactor, timeout=config.upgradeTimeout)
-            if isProxied(description)
-            else site
+            ProxiedSiteFactory(site, clock=reactor) if isProxied(description) else site
         )
         listener: IService = strports.service(description, listening, reactor=reactor)
         listener.setName(f"listen:{description}")

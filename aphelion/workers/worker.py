@@ -204,9 +204,7 @@ def makeWorkerService(
         factory: Any = top.site
         if spec.proxied:
             factory = HAProxyWrappingFactory(
-                ProxiedSiteFactory(
-                    top.site, clock=reactor, timeout=config.upgradeTimeout
-                )
+                ProxiedSiteFactory(top.site, clock=reactor)
             )
         port = _AdoptedPort(reactor, firstFd + i, spec.family, factory)
         port.setName(f"listen:{description}")
