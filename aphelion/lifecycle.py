@@ -134,13 +134,17 @@ def _show(field: str, value: Any) -> str:
     if field == "remoteGameServers":
         # The control tokens stay out of the log.
         return "[" + ", ".join(f"{r.host}:{r.port}" for r in value) + "]"
+    if field == "gameOptions":
+        # A game's options may carry its secrets (an API key): keys only.
+        return "[" + ", ".join(sorted(key for key, _ in value)) + "]"
     return repr(value)
 
 
 def describeChange(change: Change) -> str:
     """
     :return: C{field: old -> new}, or for a field that may hold a secret
-        (the checkers, the game config), the field's name and a word.
+        (the checkers, the game config), the field's name and a word; the
+        remote game servers by address and the game options by key.
     """
     if change.field == "checkers":
         return "checkers: read again (secrets and databases)"

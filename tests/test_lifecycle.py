@@ -73,8 +73,8 @@ class ChangesTests(SynchronousTestCase):
 
     def test_describe(self) -> None:
         """
-        A change reads C{field: old -> new}; checkers, the game config and
-        remote servers' tokens are never shown.
+        A change reads C{field: old -> new}; checkers, the game config,
+        remote servers' tokens and game options' values are never shown.
         """
         self.assertEqual(
             describeChange(Change("sessionTimeout", 60.0, 30.0)),
@@ -89,6 +89,10 @@ class ChangesTests(SynchronousTestCase):
             Change("remoteGameServers", (), (RemoteGameServer("h", 7, token),))
         )
         self.assertEqual(remote, "remoteGameServers: [] -> [h:7]")
+        options = describeChange(
+            Change("gameOptions", (("mode", "ffa"),), (("apiKey", SECRET),))
+        )
+        self.assertEqual(options, "gameOptions: [mode] -> [apiKey]")
 
     def test_reloadableFieldsExist(self) -> None:
         """
