@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from functools import partial
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from twisted.logger import Logger
 
@@ -130,10 +131,22 @@ def configChanges(old: Config, new: Config) -> list[Change]:
     return changes
 
 
+def _withoutPassword(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 def _show(field: str, value: Any) -> str:
     if field == "remoteGameServers":
         # The control tokens stay out of the log.
         return "[" + ", ".join(f"{r.host}:{r.port}" for r in value) + "]"
+    if field == "registry":
+        # redis://:PASSWORD@host: the password stays out of the log.
+        return repr(_withoutPassword(value))
     if field == "gameOptions":
         # A game's options may carry its secrets (an API key): keys only.
         return "[" + ", ".join(sorted(key for key, _ in value)) + "]"

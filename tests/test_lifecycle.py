@@ -93,6 +93,12 @@ class ChangesTests(SynchronousTestCase):
             Change("gameOptions", (("mode", "ffa"),), (("apiKey", SECRET),))
         )
         self.assertEqual(options, "gameOptions: [mode] -> [apiKey]")
+        registry = describeChange(
+            Change("registry", "memory", f"redis://:{SECRET}@10.0.0.5:6379/0")
+        )
+        self.assertEqual(
+            registry, "registry: 'memory' -> 'redis://:***@10.0.0.5:6379/0'"
+        )
 
     def test_reloadableFieldsExist(self) -> None:
         """
