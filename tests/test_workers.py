@@ -281,6 +281,30 @@ class RecordsReaderTests(SynchronousTestCase):
         reader.connectionLost(None)
         self.assertEqual(gone, [True])
 
+    def test_updateFailureLogged(self) -> None:
+        """
+        A failure while taking the records is logged; the input stays open
+        (its end would stop the worker) and the next line is taken.
+        """
+        pool = PublishedPool()
+        failures = [ZeroDivisionError()]
+        realUpdate = pool.update
+
+        def update(records: Any) -> None:
+            if failures:
+                raise failures.pop()
+            realUpdate(records)
+
+        pool.update = update  # type: ignore[method-assign]
+        transport = StringTransport()
+        reader = RecordsReader(pool, lambda: None)
+        reader.makeConnection(transport)
+        reader.dataReceived(encodeRecords([record("gs1")]))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertFalse(transport.disconnecting)
+        reader.dataReceived(encodeRecords([record("gs2")]))
+        self.assertEqual(sorted(pool.servers), ["gs2"])
+
 
 class RecordingProcessReactor(FakeProcessReactor):
     """

@@ -64,7 +64,10 @@ class RecordsReader(LineOnlyReceiver):
         except ValueError as e:
             self._log.warn("bad game-server records from the parent: {why}", why=e)
             return
-        self._pool.update(records)
+        # An exception here would close standard input, which stops the
+        # worker as if its parent were gone.
+        with self._log.failuresHandled("taking the game-server records failed"):
+            self._pool.update(records)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         """
