@@ -112,6 +112,10 @@ class Config:
         (this process alone) or a Redis URL (a cluster, Part 5).
     :ivar workers: AuthProxy worker processes sharing the listening sockets
         (Part 5.3); more than 1 needs a Redis registry.
+    :ivar admin: the strports description of the admin endpoint (metrics,
+        probes, API, dashboard), or L{None} for none.
+    :ivar adminToken: the bearer token of the admin API, or L{None}: then
+        the API refuses everything.
     """
 
     listen: tuple[str, ...] = ("tcp:80",)
@@ -168,3 +172,5 @@ class Config:
     seatHold: float = 15.0
     registry: str = "memory"
     workers: int = 1
+    admin: str | None = None
+    adminToken: bytes | None = field(default=None, repr=False)

@@ -47,6 +47,7 @@ from aphelion.seating import (
     validPlayerId,
 )
 from aphelion.session import Session
+from aphelion.stats import Stats
 
 __all__ = [
     "MAX_ID_BYTES",
@@ -73,6 +74,7 @@ class Gateway:
         instead of ending the first session.
     :ivar legacy: send results 5-8 of C{AuthenticateResponse} as C{OTHER}
         with the real result in the description (Part 1.7).
+    :ivar stats: where logins and seating times are counted.
     """
 
     _log = Logger()
@@ -94,6 +96,7 @@ class Gateway:
         seatingBuffer: int = 64,
         seatingBufferBytes: int = 256 * 1024,
         logInterval: float = 10.0,
+        stats: Stats | None = None,
     ) -> None:
         """
         :param monitor: the game servers.
@@ -110,7 +113,14 @@ class Gateway:
             or moved; one more closes that connection with 4007.
         :param seatingBufferBytes: bytes a client may send while being
             seated or moved.
+        :param stats: where to count logins and seating times; a new
+            L{Stats} by default.
         """
+        self.stats = Stats() if stats is None else stats
+        self._clock = clock
+        # When each seating in progress began, and the last one over.
+        self._seatingSince: dict[Seat, float] = {}
+        self._lastOver: tuple[Seat, float] | None = None
         self._registry = registry
         self._authenticate = authenticator
         self._monitor = monitor
@@ -279,6 +289,7 @@ class Gateway:
         connection: IConnection = action.connection  # type: ignore[assignment]
         playerId = action.playerId
         if self._authenticate is None:
+            self.stats.login("unsupported")
             self._reply(
                 session,
                 A.Reply(
@@ -290,6 +301,8 @@ class Gateway:
             return
         address = str(connection.remoteAddress)
         refused = self._logins.begin(address, playerId, session.hint)
+        if refused is not None:
+            self.stats.login(refused)
         if refused == BUSY:
             connection.sendPayload(
                 self._response(AuthenticateResponse.OTHER, "busy, try again later")
@@ -334,6 +347,7 @@ class Gateway:
             why = CheckFailure.UNAUTHORIZED
         else:
             why = CheckFailure.BROKEN
+        self.stats.login(why.value)
         machine = self._machineOf(session)
         actions = machine.checkFailed(why)
         if not actions:
@@ -363,6 +377,7 @@ class Gateway:
     def _checkSucceeded(
         self, player: IPlayer, session: Session
     ) -> Deferred[Any] | None:
+        self.stats.login("ok")
         return self._carryOut(session, self._machineOf(session).checked(player))
 
     def _bind(self, session: Session, action: A.Bind) -> Deferred[None]:
@@ -434,17 +449,25 @@ class Gateway:
 
     def _seatingBegun(self, session: Session, action: A.SeatingBegun[Seat]) -> None:
         seat = action.seat
+        if self._clock is not None:
+            self._seatingSince[seat] = self._clock.seconds()
         if self._monitor is not None:
             self._monitor.seatingStarted(seat.server)
         assert self._connectLink is not None
         self._connectLink(seat.server, seat)
 
     def _seatingOver(self, session: Session, action: A.SeatingOver[Seat]) -> None:
+        began = self._seatingSince.pop(action.seat, None)
+        # Seated, if it comes, is the next action.
+        self._lastOver = None if began is None else (action.seat, began)
         if self._monitor is not None:
             self._monitor.seatingEnded(action.seat.server)
 
     def _seated(self, session: Session, action: A.Seated[Seat]) -> None:
         seat = action.seat
+        over, self._lastOver = self._lastOver, None
+        if over is not None and over[0] is seat and self._clock is not None:
+            self.stats.seated(self._clock.seconds() - over[1])
         if self._monitor is not None and seat.link is not None:
             self._monitor.linkAdded(seat.server, seat.link)
         self._noted(self._registry.seat(session, seat), "seat")
@@ -516,6 +539,17 @@ class Gateway:
                     seat.lost("game server went away")
 
     # -- the end -----------------------------------------------------------------
+
+    def kick(self, session: Session, reason: str) -> None:
+        """
+        End C{session} as an operator asked: C{S2C{disconnect}} with
+        C{reason}, then close 4009 on every connection (as a newer login of
+        the same player does).
+        """
+        self._log.info(
+            "session {hint} kicked: {reason}", hint=session.hint, reason=reason
+        )
+        self._endWithNotice(session, A.EndWithNotice(reason))
 
     def _end(self, session: Session, action: A.End) -> None:
         self._noted(self._registry.end(session, action.code, action.reason), "end")

@@ -89,7 +89,7 @@ the game servers (new ones are started, removed ones drained) and the game
 options (sent to game servers started from now on).
 """
 
-_SECRET = frozenset({"checkers", "gameConfig"})
+_SECRET = frozenset({"checkers", "gameConfig", "adminToken"})
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,14 @@ from typing import Any
 from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.cred.portal import Portal
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import ReactorNotRunning
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.server import Site
 
+from aphelion.admin import Lifecycle, makeAdminSite
+from aphelion.admin.view import ProxyView
 from aphelion.auth import BoundedAuthenticator, PlayerRealm, authenticate
 from aphelion.codes import CloseCode
 from aphelion.config import Config
@@ -38,6 +40,7 @@ from aphelion.limits import Exemptions
 from aphelion.proto.game_pb2 import GameConfig
 from aphelion.replies import disconnectNotice
 from aphelion.session import MemorySessionRegistry
+from aphelion.stats import Stats
 from aphelion.web import makeSite
 from aphelion.web.proxied import ProxiedSiteFactory, isProxied
 from aphelion.websocket import AphelionServerFactory
@@ -71,6 +74,15 @@ class AuthProxyService(MultiService):
         can be read again.
     :ivar checkerCloseDelay: seconds after a reload before the replaced
         checkers are closed (their checks in flight end first).
+    :ivar lifecycle: the admin endpoint's view of L{draining}: a drain
+        observer, so C{/ready} answers 503 as soon as the AuthProxy drains.
+    :ivar stats: the running counts of messages, bytes, closes, logins and
+        seating times, shared by the factory and the gateway.
+    :ivar adminSite: the admin site (C{--admin}), or L{None}.
+    :ivar adminListener: the service that listens with the admin site, or
+        L{None}. It is not a child: it starts with the AuthProxy and stops
+        after everything else has stopped, so that C{/health} and C{/ready}
+        (503) answer all through a drain.
     """
 
     _log = Logger()
@@ -87,6 +99,8 @@ class AuthProxyService(MultiService):
         reactor: Any = None,
         config: Config | None = None,
         handleSignals: bool = False,
+        lifecycle: Lifecycle | None = None,
+        adminSite: Site | None = None,
     ) -> None:
         """
         :param reactor: the reactor (for C{SIGHUP} and C{SIGTERM} and the
@@ -94,6 +108,9 @@ class AuthProxyService(MultiService):
         :param handleSignals: install the handlers of C{SIGHUP} (reload)
             and C{SIGTERM} (drain, then stop with status 0) once the reactor
             runs, and remove them when the service stops.
+        :param lifecycle: told when the AuthProxy starts draining; a new
+            L{Lifecycle} by default.
+        :param adminSite: the admin site, if any.
         """
         super().__init__()
         self.factory = factory
@@ -105,6 +122,11 @@ class AuthProxyService(MultiService):
         self.loadConfig: Callable[[], Config] | None = None
         self._reactor = reactor
         self._drainObservers: list[Callable[[str], object]] = []
+        self.lifecycle = Lifecycle() if lifecycle is None else lifecycle
+        self.addDrainObserver(self.lifecycle.startDraining)
+        self.stats: Stats = factory.stats
+        self.adminSite = adminSite
+        self.adminListener: IService | None = None
         self._closeCalls: list[Any] = []
         self._signals = (
             SignalHandlers(
@@ -117,11 +139,22 @@ class AuthProxyService(MultiService):
 
     # -- start and stop ------------------------------------------------------
 
+    def privilegedStartService(self) -> None:
+        """
+        Bind the ports that need privileges, the admin endpoint's too.
+        """
+        if self.adminListener is not None:
+            self.adminListener.privilegedStartService()
+        super().privilegedStartService()
+
     def startService(self) -> None:
         """
-        Start the children; install the signal handlers once the reactor
-        runs (it installs its own as it starts, and ours replace them).
+        Start the admin endpoint and the children; install the signal
+        handlers once the reactor runs (it installs its own as it starts,
+        and ours replace them).
         """
+        if self.adminListener is not None and not self.adminListener.running:
+            self.adminListener.startService()
         super().startService()
         if self._signals is not None:
             self._reactor.callWhenRunning(self._installSignals)
@@ -177,6 +210,14 @@ class AuthProxyService(MultiService):
                 call.cancel()
         self._closeCalls.clear()
         stopped: Deferred[Any] = super().stopService()
+        listener = self.adminListener
+        if listener is not None and listener.running:
+
+            def stopAdmin(result: object) -> Deferred[object]:
+                d: Deferred[object] = maybeDeferred(listener.stopService)
+                return d.addBoth(lambda _: result)
+
+            stopped.addBoth(stopAdmin)
         return stopped
 
     # -- reload --------------------------------------------------------------
@@ -368,6 +409,7 @@ def build(
     :return: the parent service.
     """
     exempt = Exemptions(config.exempt)
+    stats = Stats()
     registry = MemorySessionRegistry(
         clock=reactor,
         sessionTimeout=config.sessionTimeout,
@@ -426,9 +468,10 @@ def build(
         seatingBuffer=config.seatingBuffer,
         seatingBufferBytes=config.seatingBufferBytes,
         logInterval=config.logInterval,
+        stats=stats,
     )
     factory = AphelionServerFactory(
-        clock=reactor, registry=registry, config=config, gateway=gateway
+        clock=reactor, registry=registry, config=config, gateway=gateway, stats=stats
     )
     site = makeSite(
         factory,
@@ -436,6 +479,26 @@ def build(
         reactor,
         pagesPrefix=config.pagesPrefix if config.pages else None,
     )
+    lifecycle = Lifecycle()
+    adminSite = None
+    if config.admin is not None:
+        adminSite = makeAdminSite(
+            ProxyView(
+                factory=factory,
+                monitor=monitor,
+                gateway=gateway,
+                lifecycle=lifecycle,
+                clock=reactor,
+            ),
+            token=config.adminToken,
+            clock=reactor,
+            logInterval=config.logInterval,
+        )
+        if config.adminToken is None:
+            _log.warn(
+                "--admin without --admin-token-file: the admin API and dashboard "
+                "refuse everything; /metrics, /health and /ready are open"
+            )
     top = AuthProxyService(
         factory=factory,
         monitor=monitor,
@@ -444,7 +507,12 @@ def build(
         reactor=reactor,
         config=config,
         handleSignals=handleSignals,
+        lifecycle=lifecycle,
+        adminSite=adminSite,
     )
+    if adminSite is not None and config.admin is not None:
+        top.adminListener = strports.service(config.admin, adminSite, reactor=reactor)
+        top.adminListener.setName(f"admin:{config.admin}")
     # A MultiService stops its children last first: the listening ports
     # close, then the players' connections, then the game servers drain.
     top.pool = seats

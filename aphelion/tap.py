@@ -63,6 +63,26 @@ def _remoteGameServer(value: str) -> RemoteGameServer:
     return RemoteGameServer(host.strip("[]"), int(port), token)
 
 
+def _adminToken(path: str | None) -> bytes | None:
+    """
+    The admin API's bearer token, read from the file at C{path} (L{None}
+    for no file): printable ASCII without spaces, at least 16 characters.
+    """
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            token = f.read().strip()
+    except OSError as e:
+        raise usage.UsageError(f"cannot read --admin-token-file {path!r}: {e}") from e
+    if len(token) < 16 or not all(0x21 <= byte <= 0x7E for byte in token):
+        raise usage.UsageError(
+            f"the token in {path!r} must be at least 16 printable ASCII "
+            "characters without spaces"
+        )
+    return token
+
+
 class Options(ConfigFileOptions, strcred.AuthOptionMixin):
     """
     Options of C{twistd aphelion}. Defaults are the contract's (Part 4).
@@ -262,6 +282,21 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
             float,
         ],
         [
+            "admin",
+            None,
+            None,
+            "A strports endpoint for operators (off by default): /metrics, "
+            "/health, /ready, the /api/ and a dashboard; such as "
+            "tcp:9100:interface=127.0.0.1.",
+        ],
+        [
+            "admin-token-file",
+            None,
+            None,
+            "A file holding the bearer token of the admin API (read at start; "
+            "at least 16 characters). Without one the API refuses everything.",
+        ],
+        [
             "seat-hold",
             None,
             _DEFAULTS.seatHold,
@@ -423,6 +458,9 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
         if not 2 <= self["max-message"] <= 65536:
             raise usage.UsageError("--max-message must be 2 to 65536")
         checkLimits(self)
+        self["admin-token"] = _adminToken(self["admin-token-file"])
+        if self["admin-token-file"] and not self["admin"]:
+            raise usage.UsageError("--admin-token-file needs --admin")
 
     def _legacyProfile(self) -> None:
         """
@@ -498,6 +536,8 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
             pages=not self["no-pages"],
             seatHold=self["seat-hold"],
             workers=self["workers"],
+            admin=self["admin"] or None,
+            adminToken=self.get("admin-token"),
         )
 
 

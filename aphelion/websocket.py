@@ -34,6 +34,7 @@ from aphelion.limits import normalAddress
 from aphelion.logthrottle import ThrottledLog
 from aphelion.ping import encodePingResponse, readPingRequest
 from aphelion.session import Session, SessionFull
+from aphelion.stats import Stats
 from aphelion.wsbase import PacketProtocol
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
     _receive: Any = None
     _opening: list[tuple[bytes, bool]] | None = None
     _counted = False
+    _opened = False
 
     # -- IConnection -------------------------------------------------------
 
@@ -207,6 +209,7 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
         Start waiting for the init packet, unless the server is full.
         """
         super().onOpen()
+        self._opened = True
         if self.admission is not None:
             self.admission.opened()
         factory = self.factory
@@ -247,7 +250,20 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
             self._authCall.cancel()
         self._authCall = None
         self._receive = None
-        self.factory.connections.discard(self)
+        factory = self.factory
+        if self in factory.connections:
+            factory.connections.discard(self)
+            factory.stats.bank(self.trafficStats)
+        if self._opened:
+            self._opened = False
+            if self.closedByMe and self.localCloseCode:
+                # Ours: the code we sent, whatever the peer answered.
+                code, reason = self.localCloseCode, self.localCloseReason
+            if isinstance(reason, bytes):
+                reason = reason.decode("utf-8", "replace")
+            factory.stats.closed(
+                factory.clock.seconds(), int(code or 1006), reason or ""
+            )
         session, self.session = self.session, None
         if session is not None:
             if self.protocol is AphelionProtocol.GAME:
@@ -412,6 +428,9 @@ class AphelionServerFactory(WebSocketServerFactory):
     :ivar config: the settings.
     :ivar gateway: what game payloads go to.
     :ivar connections: the open connections.
+    :ivar stats: the closes, and the messages and bytes of the connections
+        that have closed (Autobahn counts those of each open connection in
+        its C{trafficStats}).
     """
 
     protocol = AphelionServerProtocol  # type: ignore[assignment]
@@ -423,7 +442,12 @@ class AphelionServerFactory(WebSocketServerFactory):
         registry: ISessionRegistry,
         config: Config,
         gateway: Gateway,
+        stats: Stats | None = None,
     ) -> None:
+        """
+        :param stats: where to count closes, and the messages and bytes of
+            closed connections; a new L{Stats} by default.
+        """
         # No version in any header (Part 6): it only helps an attacker.
         super().__init__(server="aphelion", reactor=clock)
         self.clock = clock
@@ -431,6 +455,7 @@ class AphelionServerFactory(WebSocketServerFactory):
         self.config = config
         self.gateway = gateway
         self.connections: set[AphelionServerProtocol] = set()
+        self.stats = Stats() if stats is None else stats
         self.throttle = ThrottledLog(
             AphelionServerProtocol._log, clock=clock, interval=config.logInterval
         )

@@ -1550,3 +1550,89 @@ class LoggingTests(MonitorTestCase):
                 self.assertNotIn(repr(token), text)
                 for value in event.values():
                     self.assertNotEqual(value, token)
+
+
+class RestartTests(MonitorTestCase):
+    """
+    L{GameServerMonitor.restart}: drain a game server, then start it again.
+    """
+
+    def test_restartReady(self) -> None:
+        """
+        A ready server is drained with the reason; once its process exits it
+        is spawned again at once (a new process, a new generation), and the
+        lost observers hear of the stop.
+        """
+        monitor = self.startMonitor()
+        server = monitor.servers["gs1"]
+        control = self.ready(monitor)
+        monitor.restart("gs1", "new build")
+        self.assertEqual(control.shutdowns, [(10000, "new build")])
+        self.assertIs(server.state, ServerState.DRAINING)
+        self.assertEqual(len(self.reactor.processes), 1)
+        self.reactor.processes[0].exit()
+        self.assertEqual(self.lost, [server])
+        self.assertEqual(len(self.reactor.processes), 2)
+        self.assertIs(server.state, ServerState.STARTING)
+        self.assertEqual(server.generation, 2)
+        self.assertFalse(server.restartWhenStopped)
+
+    def test_restartStopped(self) -> None:
+        """
+        A drained (stopped) server is started again at once.
+        """
+        monitor = self.startMonitor()
+        server = monitor.servers["gs1"]
+        self.ready(monitor)
+        monitor.drain("gs1", "maintenance")
+        self.reactor.processes[0].exit()
+        self.assertIs(server.state, ServerState.STOPPED)
+        monitor.restart("gs1")
+        self.assertEqual(len(self.reactor.processes), 2)
+        self.assertIs(server.state, ServerState.STARTING)
+
+    def test_restartDraining(self) -> None:
+        """
+        A server already draining is not told twice; it starts again when
+        its drain is over.
+        """
+        monitor = self.startMonitor()
+        control = self.ready(monitor)
+        monitor.drain("gs1", "first")
+        monitor.restart("gs1", "second")
+        self.assertEqual(control.shutdowns, [(10000, "first")])
+        self.reactor.processes[0].exit()
+        self.assertEqual(len(self.reactor.processes), 2)
+
+    def test_restartCrashed(self) -> None:
+        """
+        A crashed server waiting out its back-off is started at once.
+        """
+        monitor = self.startMonitor(restartInitial=30.0, restartMax=60.0)
+        server = monitor.servers["gs1"]
+        self.ready(monitor)
+        crash(self.reactor.processes[0])
+        self.assertIs(server.state, ServerState.CRASHED)
+        monitor.restart("gs1")
+        self.assertEqual(len(self.reactor.processes), 2)
+        self.reactor.advance(60)
+        self.assertEqual(len(self.reactor.processes), 2)
+
+    def test_notWhileStopping(self) -> None:
+        """
+        A server that stops because the monitor stops is not started again,
+        even when a restart was asked for.
+        """
+        monitor = self.startMonitor()
+        self.ready(monitor)
+        monitor.restart("gs1")
+        monitor.stopService()
+        self.reactor.processes[0].exit()
+        self.assertEqual(len(self.reactor.processes), 1)
+
+    def test_unknown(self) -> None:
+        """
+        Restarting a server that does not exist raises L{KeyError}.
+        """
+        monitor = self.startMonitor()
+        self.assertRaises(KeyError, monitor.restart, "gs9")

@@ -72,6 +72,8 @@ class GameServer:
     :ivar failures: deaths since it was last ready for long; drives back-off.
     :ivar generation: counts its starts; a control connection of an earlier
         start is stale.
+    :ivar restartWhenStopped: start it again once it has stopped (an
+        operator's restart).
     """
 
     serverId: str
@@ -91,6 +93,7 @@ class GameServer:
     failures: int = 0
     process: Any = None
     generation: int = 0
+    restartWhenStopped: bool = False
     _retired: Any = None
     _restartCall: IDelayedCall | None = None
     _killCall: IDelayedCall | None = None

@@ -282,8 +282,7 @@ class GameServerMonitor(Service):
             d.callback(None)
         clean = reason.check(ProcessDone) is not None
         if server.state is ServerState.DRAINING or not self.running:
-            self._setState(server, ServerState.STOPPED)
-            self._serverLost(server)
+            self._stopped(server)
             return
         self._log.warn(
             "game server {serverId} exited: {why}",
@@ -343,8 +342,7 @@ class GameServerMonitor(Service):
             return
         if server.state is ServerState.DRAINING:
             if server.remote:
-                self._setState(server, ServerState.STOPPED)
-                self._serverLost(server)
+                self._stopped(server)
             return
         if not self.running:
             return
@@ -480,7 +478,48 @@ class GameServerMonitor(Service):
         elif server.process is not None:
             self._kill(server)
         else:
-            self._setState(server, ServerState.STOPPED)
+            self._stopped(server, lost=False)
+
+    def restart(
+        self,
+        serverId: str,
+        reason: str = "restarted by an operator",
+        deadline: float | None = None,
+    ) -> None:
+        """
+        Drain a game server as L{drain} does, then start it again (a local
+        one as a new process, a remote one by reconnecting its control
+        connection). A stopped server is started at once; a draining one
+        starts again when its drain is over.
+
+        :raises KeyError: if there is no such server.
+        """
+        server = self.servers[serverId]
+        if server.state is ServerState.STOPPED:
+            if self.running:
+                self._log.info(
+                    "game server {serverId} starting again", serverId=serverId
+                )
+                self._start(server)
+            return
+        server.restartWhenStopped = True
+        self.drain(serverId, reason, deadline)
+
+    def _stopped(self, server: GameServer, lost: bool = True) -> None:
+        """
+        A game server is stopped: tell the lost observers (when it may have
+        had players), and start it again if L{restart} asked for it.
+        """
+        self._setState(server, ServerState.STOPPED)
+        if lost:
+            self._serverLost(server)
+        if server.restartWhenStopped:
+            server.restartWhenStopped = False
+            if self.running:
+                self._log.info(
+                    "game server {serverId} starting again", serverId=server.serverId
+                )
+                self._start(server)
 
     def setServers(
         self, count: int, remotes: Sequence[RemoteGameServer]

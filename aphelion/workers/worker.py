@@ -197,8 +197,9 @@ def makeWorkerService(
     """
     if pool is None:
         pool = PublishedPool(config.seating)
+    # The parent serves the admin endpoint (--admin), on its one port.
     top = build(
-        replace(config, listen=(), gameServers=0, remoteGameServers=()),
+        replace(config, listen=(), gameServers=0, remoteGameServers=(), admin=None),
         reactor,
         pool=pool,
     )
