@@ -255,7 +255,8 @@ async def runChat(
     except ConnectError as e:
         print(f"{options['url']}: {e}", file=err)
         return 1
-    return 0 if code in (CloseCode.NORMAL, CloseCode.GOING_AWAY) else 1
+    ok = (CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.SESSION_MOVED)
+    return 0 if code in ok else 1
 
 
 class BotsOptions(CommandOptions):

@@ -65,6 +65,12 @@ class Config:
         to every game server in C{Control}, or L{None}.
     :ivar seating: C{spread} (the fewest players first) or C{fill} (the most
         players that still leave room first).
+    :ivar registry: C{memory}, or the C{redis://} (C{rediss://}) URL of the
+        cluster's shared session registry (Part 5).
+    :ivar nodeAddress: this AuthProxy's address, published in its node
+        record.
+    :ivar countsInterval: seconds between refreshes of the cluster's counts
+        and of the node record (the node's heartbeat).
     :ivar legacy: the profile of the original Aphelion Java client (Part
         1.7): results 5-8 of C{AuthenticateResponse} are sent as C{OTHER}
         with the real one in the description. C{--legacy} also sets the
@@ -108,8 +114,6 @@ class Config:
     :ivar seatHold: seconds a game server holds the seat of a player whose
         connection went without a C{Disconnect} (or with C{MOVED}), for it to
         resume (Part 5.2); 0 holds none.
-    :ivar registry: where sessions and game servers are shared: C{"memory"}
-        (this process alone) or a Redis URL (a cluster, Part 5).
     :ivar workers: AuthProxy worker processes sharing the listening sockets
         (Part 5.3); more than 1 needs a Redis registry.
     :ivar admin: the strports description of the admin endpoint (metrics,
@@ -147,6 +151,9 @@ class Config:
     drainDeadline: float = 10.0
     gameOptions: tuple[tuple[str, str], ...] = ()
     seating: str = "spread"
+    registry: str = "memory"
+    nodeAddress: str = ""
+    countsInterval: float = 1.0
     gameConfig: tuple[str, bytes] | None = None
     legacy: bool = False
     upgradeTimeout: float = 10.0
@@ -170,7 +177,6 @@ class Config:
     pagesPrefix: str = "/"
     pages: bool = True
     seatHold: float = 15.0
-    registry: str = "memory"
     workers: int = 1
     admin: str | None = None
     adminToken: bytes | None = field(default=None, repr=False)

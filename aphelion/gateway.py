@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 
 from aphelion import actions as A
 from aphelion.auth import CheckerBusy
-from aphelion.codes import CloseCode
+from aphelion.codes import CloseCode, DisconnectCode
 from aphelion.interfaces import (
     IConnection,
     IGameServerPool,
@@ -46,7 +46,7 @@ from aphelion.seating import (
     SessionState,
     validPlayerId,
 )
-from aphelion.session import Session
+from aphelion.session import Session, SessionFull
 from aphelion.stats import Stats
 
 __all__ = [
@@ -385,7 +385,19 @@ class Gateway:
         d = self._registry.authenticate(
             session, player.playerId, refuse=self.refuseNewcomer
         )
-        return d.addCallback(self._bound, player, session)
+        d.addCallback(self._bound, player, session)
+        return d.addErrback(self._bindFailed, session)
+
+    def _bindFailed(self, failure: Failure, session: Session) -> None:
+        # A registry on a shared store that cannot be reached (Part 5.2):
+        # try again later.
+        failure.trap(SessionFull)
+        self._log.info(
+            "session {hint}: login refused: {why}",
+            hint=session.hint,
+            why=failure.getErrorMessage(),
+        )
+        self._end(session, A.End(CloseCode.TRY_AGAIN_LATER, failure.getErrorMessage()))
 
     def _bound(self, other: Session | None, player: IPlayer, session: Session) -> None:
         refused = other is not None and self.refuseNewcomer
@@ -476,6 +488,9 @@ class Gateway:
             hint=session.hint,
             serverId=seat.server.serverId,
         )
+        if seat.resumed:
+            # Handed over: the client was seated all along.
+            return
         response = S2C(connected=seat.details)
         if action.greet:
             response.authenticate_response.result = AuthenticateResponse.OK
@@ -537,6 +552,53 @@ class Gateway:
                     "moving session {hint} failed", hint=seat.session.hint
                 ):
                     seat.lost("game server went away")
+
+    # -- the cluster (Part 5.2): called by a registry on a shared store ----------
+    # (and kick, below: a newer login of the player on another node)
+
+    def moved(self, session: Session) -> None:
+        """
+        Called when the session moves to another node, before the registry
+        ends it here with 4010: tell its game server C{Disconnect{MOVED}},
+        so that it holds the seat for the new node.
+        """
+        machine = session.seating
+        seat = machine.seat if machine is not None else None
+        if seat is not None and seat.link is not None:
+            if self._monitor is not None:
+                self._monitor.linkRemoved(seat.server, seat.link)
+            seat.link.disconnect(DisconnectCode.MOVED, "session moved")
+
+    def resumed(self, session: Session, serverId: str) -> None:
+        """
+        Called when the session was handed over to this node: take its seat
+        back on the game server C{serverId} with C{ClientAuth{resumed}}, or
+        seat it anew when that server is gone (or there was none). What the
+        client sends meanwhile is held until it is seated.
+        """
+        machine = self._machineOf(session)
+        self._carryOut(session, machine.resumed())
+        find = getattr(self._monitor, "find", None)
+        if not serverId or find is None or self._connectLink is None:
+            self._resumeOn(None, session)
+            return
+        d = find(serverId)
+        d.addCallback(self._resumeOn, session)
+        d.addErrback(
+            lambda f: self._log.failure(
+                "session {hint}: resuming the seat failed", f, hint=session.hint
+            )
+        )
+
+    def _resumeOn(self, server: IPooledServer | None, session: Session) -> None:
+        machine = self._machineOf(session)
+        if session.ended or not machine.picking:
+            return
+        if server is None:
+            self._pick(session, A.Pick(frozenset()))
+            return
+        seat = Seat(self._carryOut, session, machine, server, resumed=True)
+        self._carryOut(session, machine.serverPicked(seat, server))
 
     # -- the end -----------------------------------------------------------------
 

@@ -32,6 +32,7 @@ class Seat:
     :ivar server: the game server.
     :ivar link: the player connection, once open.
     :ivar details: the game server's C{Connected} details, once seated.
+    :ivar resumed: whether the seat is taken back after a handover.
     """
 
     __slots__ = (
@@ -40,6 +41,7 @@ class Seat:
         "_paused",
         "details",
         "link",
+        "resumed",
         "server",
         "session",
     )
@@ -50,10 +52,17 @@ class Seat:
         session: Session,
         machine: SeatingMachine[Seat],
         server: IPooledServer,
+        resumed: bool = False,
     ) -> None:
         """
         :param carryOut: carries out the machine's actions for the session.
+        :param resumed: the seat is one the game server holds for a session
+            handed over from another node of the cluster: its player
+            connection asks for it back (C{ClientAuth{resumed}}), and the
+            client, still seated as far as it knows, hears neither its
+            C{connected} nor its C{game_config}.
         """
+        self.resumed = resumed
         self._carryOut = carryOut
         self._machine = machine
         self.session = session
@@ -89,7 +98,8 @@ class Seat:
         Called when the game server sent its C{GameConfig}.
         """
         if self._machine.current(self):
-            self.session.send(S2C(game_config=config).SerializeToString())
+            if not self.resumed:
+                self.session.send(S2C(game_config=config).SerializeToString())
             self._feed(self._machine.gameConfig(self))
 
     def rejected(self, code: int, reason: str) -> None:

@@ -12,6 +12,7 @@ the state lives in this module, as h11's C{_state.py} has it: the gateway
 The states, and the events that move a session between them::
 
     UNAUTHENTICATED --checkStarted--> AUTHENTICATING
+    UNAUTHENTICATED --resumed--> SEATING       (handed over from another node)
     AUTHENTICATING --checkFailed, bound(refused)--> UNAUTHENTICATED
     AUTHENTICATING --bound--> SEATING          (Pick a game server)
     SEATING --accepted--> RELAYING
@@ -99,7 +100,8 @@ class SessionState(Enum):
 # Every transition the machine may make; any other is a bug in this module.
 _TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
     SessionState.UNAUTHENTICATED: frozenset(
-        {SessionState.AUTHENTICATING, SessionState.ENDED}
+        # SEATING: a session handed over from another node (resumed).
+        {SessionState.AUTHENTICATING, SessionState.SEATING, SessionState.ENDED}
     ),
     SessionState.AUTHENTICATING: frozenset(
         {SessionState.UNAUTHENTICATED, SessionState.SEATING, SessionState.ENDED}
@@ -364,6 +366,23 @@ class SeatingMachine(Generic[S]):
         self.picking = True
         self.tried = exclude
         return [Pick(exclude)]
+
+    def resumed(self) -> list[Action[S]]:
+        """
+        The session was authenticated and seated on another node of the
+        cluster, and is handed over to this one (Part 5.2): it is seated
+        again, as a move, on the server of its seat when that is still
+        there (L{serverPicked} with a resumed seat) or on any (a L{Pick}
+        that the gateway makes itself). What the client sends meanwhile is
+        held.
+        """
+        if self.state is not SessionState.UNAUTHENTICATED:
+            return []
+        self.moving = True
+        self._moveTo(SessionState.SEATING)
+        self.picking = True
+        self.tried = frozenset()
+        return []
 
     def serverPicked(self, seat: S, server: Hashable) -> list[Action[S]]:
         """

@@ -38,6 +38,9 @@ from aphelion.lifecycle import (
 )
 from aphelion.limits import Exemptions
 from aphelion.proto.game_pb2 import GameConfig
+from aphelion.registry.client import RedisClient
+from aphelion.registry.cluster import ClusterLinkConnector, ClusterPool
+from aphelion.registry.redis import RedisSessionRegistry, newNodeId
 from aphelion.replies import disconnectNotice
 from aphelion.session import MemorySessionRegistry
 from aphelion.stats import Stats
@@ -45,7 +48,13 @@ from aphelion.web import makeSite
 from aphelion.web.proxied import ProxiedSiteFactory, isProxied
 from aphelion.websocket import AphelionServerFactory
 
-__all__ = ["AuthProxyService", "ShutdownService", "build", "makeAuthenticator"]
+__all__ = [
+    "AuthProxyService",
+    "ClusterService",
+    "ShutdownService",
+    "build",
+    "makeAuthenticator",
+]
 
 _log = Logger()
 
@@ -62,10 +71,12 @@ class AuthProxyService(MultiService):
 
     :ivar factory: the WebSocket factory.
     :ivar monitor: the game-server monitor.
-    :ivar pool: the game servers players are seated on: the monitor, or the
-        pool given to L{build}.
     :ivar gateway: the gateway.
     :ivar site: the web site (to listen on more endpoints).
+    :ivar registry: the session registry.
+    :ivar pool: the game servers the gateway seats on: the monitor, in a
+        cluster the L{ClusterPool} around it, or the pool given to
+        L{build}.
     :ivar config: the settings in force: those it was built with, and the
         reloadable ones of the last reload.
     :ivar draining: whether it is stopping (no longer ready).
@@ -117,6 +128,8 @@ class AuthProxyService(MultiService):
         self.monitor = monitor
         self.gateway = gateway
         self.site = site
+        self.registry: Any = factory.registry
+        self.pool = monitor
         self.config = config if config is not None else factory.config
         self.draining = False
         self.loadConfig: Callable[[], Config] | None = None
@@ -338,6 +351,37 @@ class AuthProxyService(MultiService):
                 )
 
 
+class ClusterService(Service):
+    """
+    Joins the cluster when the AuthProxy starts: connects the shared
+    registry to Redis and starts the cluster's view of the game servers.
+    """
+
+    def __init__(
+        self, registry: RedisSessionRegistry, pool: ClusterPool | None
+    ) -> None:
+        self._registry = registry
+        self._pool = pool
+
+    def startService(self) -> None:
+        """
+        Called when the AuthProxy starts.
+        """
+        super().startService()
+        self._registry.start()
+        if self._pool is not None:
+            self._pool.start()
+
+    def stopService(self) -> None:
+        """
+        Called when the AuthProxy stops (the registry is closed by
+        L{ShutdownService}).
+        """
+        super().stopService()
+        if self._pool is not None:
+            self._pool.stop()
+
+
 class ShutdownService(Service):
     """
     Closes every client connection with C{1001} when the service stops.
@@ -410,8 +454,7 @@ def build(
     """
     exempt = Exemptions(config.exempt)
     stats = Stats()
-    registry = MemorySessionRegistry(
-        clock=reactor,
+    limits: dict[str, Any] = dict(
         sessionTimeout=config.sessionTimeout,
         maxConnections=config.connectionsPerSession,
         queueLimit=config.queueLimit,
@@ -420,6 +463,28 @@ def build(
         sessionsPerAddress=config.sessionsPerAddress,
         exempt=exempt,
     )
+    client: RedisClient | None = None
+    registry: MemorySessionRegistry
+    nodeId = ""
+    if config.registry == "memory":
+        registry = MemorySessionRegistry(clock=reactor, **limits)
+    else:
+        client = RedisClient(reactor=reactor, url=config.registry)
+        nodeId = newNodeId()
+        registry = RedisSessionRegistry(
+            clock=reactor,
+            client=client,
+            nodeId=nodeId,
+            address=config.nodeAddress,
+            countsInterval=config.countsInterval,
+            deadAfter=config.deadAfter,
+            **limits,
+        )
+        _log.info(
+            "node {nodeId} of a cluster: sessions shared in {url}",
+            nodeId=nodeId,
+            url=client.url,
+        )
     monitor = GameServerMonitor(
         reactor=reactor,
         game=config.game,
@@ -445,9 +510,24 @@ def build(
             if config.gameConfig is not None
             else None
         ),
+        # Game-server ids unique in the cluster (Part 5.2).
+        idPrefix=f"{nodeId[:8]}-" if nodeId else "",
+        sharedRemotes=client is not None,
     )
     monitor.setName("game-servers")
     seats: Any = monitor if pool is None else pool
+    connectLink: Any = LinkConnector(reactor, connectTimeout=config.controlTimeout)
+    cluster: ClusterPool | None = None
+    if client is not None and pool is None:
+        seats = cluster = ClusterPool(
+            clock=reactor,
+            client=client,
+            monitor=monitor,
+            nodeId=nodeId,
+            refreshInterval=config.countsInterval,
+            deadAfter=config.deadAfter,
+        )
+        connectLink = ClusterLinkConnector(cluster, connectLink)
     authenticator = makeAuthenticator(config, reactor)
     if authenticator is None:
         _log.warn(
@@ -457,7 +537,7 @@ def build(
         registry=registry,
         authenticator=authenticator,
         monitor=seats,
-        connectLink=LinkConnector(reactor, connectTimeout=config.controlTimeout),
+        connectLink=connectLink,
         authTries=config.authTries,
         refuseNewcomer=config.refuseNewcomer,
         clock=reactor,
@@ -513,9 +593,13 @@ def build(
     if adminSite is not None and config.admin is not None:
         top.adminListener = strports.service(config.admin, adminSite, reactor=reactor)
         top.adminListener.setName(f"admin:{config.admin}")
-    # A MultiService stops its children last first: the listening ports
-    # close, then the players' connections, then the game servers drain.
     top.pool = seats
+    if isinstance(registry, RedisSessionRegistry):
+        registry.hooks = gateway
+        ClusterService(registry, cluster).setServiceParent(top)
+    # A MultiService stops its children last first: the listening ports
+    # close, then the players' connections, then the game servers drain
+    # (then, in a cluster, the node stops reading the others' game servers).
     monitor.setServiceParent(top)
     if IService.providedBy(pool):
         pool.setServiceParent(top)

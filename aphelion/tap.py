@@ -26,6 +26,7 @@ from aphelion.limitoptions import (
     limitValues,
 )
 from aphelion.limits import Exemptions
+from aphelion.registry.client import parseURL
 from aphelion.web import raiseFileLimit
 
 __all__ = ["Options", "makeService"]
@@ -224,6 +225,29 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
             None,
             _DEFAULTS.game,
             "Module of the game the local game servers run.",
+        ],
+        [
+            "registry",
+            None,
+            _DEFAULTS.registry,
+            "Where sessions live: memory (this process alone), or "
+            "redis://[[USER]:PASSWORD@]HOST:PORT/DB (rediss:// for TLS) to "
+            "share them with the other AuthProxies of a cluster (Part 5).",
+        ],
+        [
+            "node-address",
+            None,
+            _DEFAULTS.nodeAddress,
+            "This AuthProxy's address as other nodes and operators see it, "
+            "published in its node record (with --registry redis://...).",
+        ],
+        [
+            "counts-interval",
+            None,
+            _DEFAULTS.countsInterval,
+            "Seconds between refreshes of the cluster's player counts and of "
+            "this node's record in Redis (its heartbeat).",
+            float,
         ],
         [
             "seating",
@@ -428,6 +452,14 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
         self._atLeast("game-servers", 0)
         if self["seating"] not in ("spread", "fill"):
             raise usage.UsageError("--seating is spread or fill")
+        if self["registry"] != "memory":
+            try:
+                parseURL(self["registry"])
+            except ValueError as e:
+                raise usage.UsageError(
+                    f"--registry is memory or a redis:// URL: {e}"
+                ) from None
+        self._atLeast("counts-interval", 0, strictly=True)
         self._atLeast("control-timeout", 0, strictly=True)
         self._atLeast("heartbeat", 0, strictly=True)
         self._atLeast("restart-initial", 0, strictly=True)
@@ -528,6 +560,9 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
             drainDeadline=self["drain-deadline"],
             gameOptions=tuple(self["game-option"]),
             seating=self["seating"],
+            registry=self["registry"],
+            nodeAddress=self["node-address"],
+            countsInterval=self["counts-interval"],
             gameConfig=self["game-config"],
             legacy=bool(self["legacy"]),
             exempt=tuple(self["exempt"]),

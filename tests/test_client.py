@@ -701,6 +701,35 @@ class ClientSessionTests(ClientTestsMixin, SynchronousTestCase):
         )
         self.assertRaises(NotConnectedError, self.session.sendPayload, b"x")
 
+    def test_sessionMoved(self) -> None:
+        """
+        A connection closed with 4010 tells L{ClientSession.sessionMoved}
+        and leaves the session; the other connections go on, and once none
+        is left the waiters get the 4010.
+        """
+        moved: list[AphelionClientProtocol] = []
+
+        class Recording(ClientSession):
+            def sessionMoved(self, conn: AphelionClientProtocol) -> None:
+                """
+                Record the call.
+                """
+                moved.append(conn)
+
+        self.session = Recording(self.clock, URL)
+        a, serverA, pumpA = self.join()
+        b, serverB, pumpB = self.join()
+        waiting = self.session.nextPayload()
+        serverA.sendCloseFrame(code=4010, reasonUtf8=b"session moved")
+        pumpA.flush()
+        self.assertEqual(moved, [a])
+        self.assertTrue(self.session.moved)
+        self.assertEqual(self.session.connections, [b])
+        self.assertNoResult(waiting)
+        serverB.sendCloseFrame(code=4010, reasonUtf8=b"session moved")
+        pumpB.flush()
+        self.assertEqual(self.failureResultOf(waiting, ClosedError).value.code, 4010)
+
     def test_close(self) -> None:
         """
         C{close} closes every connection and fires when all are closed.

@@ -246,11 +246,16 @@ class WorkersCommandTests(TestCase):
         )
         self.addCleanup(self.output.stop, process)
         await waitFor(lambda: len(self.output.workerPids(1)) >= 1, 60)
+        # A worker serves once it has reached Redis (it logs so, through the
+        # parent); until then the connections wait in the listening queue,
+        # maybe longer than a client's opening handshake timeout.
+        await waitFor(lambda: self.output.workersReady() >= 2, 60)
         clients = [await self.player(f"p{i}") for i in range(4)]
         await self.chat(clients)
         [pid] = self.output.workerPids(1)
         os.kill(pid, signal.SIGKILL)
         await waitFor(lambda: len(self.output.workerPids(1)) >= 2, 30)
+        await waitFor(lambda: self.output.workersReady() >= 3, 60)
         clients = [await self.player(f"q{i}") for i in range(4)]
         await self.chat(clients)
 
@@ -281,6 +286,13 @@ class _Output(ProcessProtocol):
         It exited.
         """
         self.ended.callback(None)
+
+    def workersReady(self) -> int:
+        """
+        How many times a worker said it reached Redis (its first log line
+        once it serves).
+        """
+        return len(re.findall(r"\[worker \d+\][^\n]*is reachable", self.text))
 
     def workerPids(self, index: int) -> list[int]:
         """

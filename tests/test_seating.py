@@ -468,6 +468,34 @@ class SeatingMachineTests(SynchronousTestCase):
         machine.serverPicked(other, "gs2")
         self.assertIn(Seated(other, greet=False), machine.accepted(other))
 
+    def test_resumed(self) -> None:
+        """
+        A session handed over from another node is seating, as a move:
+        what the client sends is held and relayed once the resumed seat is
+        taken back, without a greeting; a resumed seat lost tries another
+        server, and no server ends the session with 1013.
+        """
+        machine, conn = self.machine(), Connection()
+        self.assertEqual(machine.resumed(), [])
+        self.assertIs(machine.state, SessionState.SEATING)
+        self.assertEqual(machine.receive(conn, b"early"), [])
+        seat = FakeSeat("gs1")
+        self.assertEqual(machine.serverPicked(seat, "gs1"), [SeatingBegun(seat)])
+        actions = machine.accepted(seat)
+        self.assertIn(Seated(seat, greet=False), actions)
+        self.assertIn(Relay(seat, (b"early",)), actions)
+        self.assertEqual(machine.resumed(), [])
+        other = self.machine()
+        other.resumed()
+        lost = FakeSeat("gs1")
+        other.serverPicked(lost, "gs1")
+        self.assertEqual(
+            other.lost(lost, "held seat gone")[-1], Pick(frozenset({"gs1"}))
+        )
+        self.assertEqual(
+            other.noServer(), [End(1013, "no game server can take the player")]
+        )
+
     def test_moveWithoutRoomEnds(self) -> None:
         """
         A move that finds no server ends the session with 1013.

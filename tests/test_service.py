@@ -10,7 +10,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from aphelion.auth import BoundedAuthenticator, DevChecker
 from aphelion.config import Config
+from aphelion.registry.cluster import ClusterPool
+from aphelion.registry.redis import RedisSessionRegistry
 from aphelion.service import build
+from aphelion.session import MemorySessionRegistry
 from aphelion.web import AphelionSite
 
 
@@ -46,6 +49,32 @@ class BuildTests(SynchronousTestCase):
         service.factory.connections.add(Conn())  # type: ignore[attr-defined]
         service.stopService()
         self.assertEqual(closed, [(1001, "server shutting down")])
+
+    def test_memoryRegistry(self) -> None:
+        """
+        By default sessions live in memory and the gateway seats on the
+        monitor: no Redis.
+        """
+        service = build(Config(listen=(), gameServers=0), MemoryReactorClock())
+        self.assertIsInstance(service.registry, MemorySessionRegistry)
+        self.assertIs(service.pool, service.monitor)
+
+    def test_redisRegistry(self) -> None:
+        """
+        With a Redis URL, the registry is shared, the gateway seats on the
+        cluster's game servers, and the node's game-server ids are its own.
+        """
+        reactor = MemoryReactorClock()
+        service = build(
+            Config(listen=(), gameServers=1, registry="redis://127.0.0.1:1/0"),
+            reactor,
+        )
+        registry = service.registry
+        self.assertIsInstance(registry, RedisSessionRegistry)
+        self.assertIsInstance(service.pool, ClusterPool)
+        self.assertIs(registry.hooks, service.gateway)
+        [serverId] = service.monitor.servers
+        self.assertEqual(serverId, f"{registry.nodeId[:8]}-gs1")
 
     def test_checkerQueue(self) -> None:
         """

@@ -953,6 +953,28 @@ class ControlTests(MonitorTestCase):
         self.assertEqual(self.reactor.tcpClients, [])
 
 
+class RecordingGate:
+    """
+    A control gate that allows what L{allowed} says and records releases.
+    """
+
+    def __init__(self) -> None:
+        self.allowed = False
+        self.releasedServers: list[GameServer] = []
+
+    def mayControl(self, server: GameServer) -> bool:
+        """
+        Whether this node may hold C{server}'s control connection.
+        """
+        return self.allowed
+
+    def released(self, server: GameServer) -> None:
+        """
+        Record the release.
+        """
+        self.releasedServers.append(server)
+
+
 class RemoteTests(MonitorTestCase):
     """
     Tests of game servers that run elsewhere.
@@ -982,6 +1004,42 @@ class RemoteTests(MonitorTestCase):
         [(host, port, factory, timeout, _)] = self.reactor.tcpClients
         self.assertEqual((host, port, timeout), ("192.0.2.7", 7000, 10.0))
         self.assertEqual(self.factories.made, [(monitor, server, factory)])
+
+    def test_sharedRemoteWaitsForControl(self) -> None:
+        """
+        A remote game server shared by a cluster is named by its address,
+        and its control connection is opened only once the control gate
+        lets this node hold it (asked again every C{claimInterval}).
+        """
+        gate = RecordingGate()
+        monitor = self.makeMonitor(count=0, remotes=[self.remote], sharedRemotes=True)
+        monitor.controlGate = gate
+        monitor.startService()
+        [serverId] = monitor.servers
+        self.assertEqual(serverId, "remote-192.0.2.7-7000")
+        self.assertEqual(self.reactor.tcpClients, [])
+        gate.allowed = True
+        self.reactor.advance(monitor.claimInterval)
+        [(host, port, _, _, _)] = self.reactor.tcpClients
+        self.assertEqual((host, port), ("192.0.2.7", 7000))
+
+    def test_sharedRemoteLetGo(self) -> None:
+        """
+        A node that stops lets go of a shared remote game server: no
+        Shutdown (another node takes it over), the gate is told.
+        """
+        gate = RecordingGate()
+        gate.allowed = True
+        monitor = self.makeMonitor(count=0, remotes=[self.remote], sharedRemotes=True)
+        monitor.controlGate = gate
+        monitor.startService()
+        server = monitor.servers["remote-192.0.2.7-7000"]
+        control = RecordingControl()
+        monitor.controlReady(server, control, "chat", 10)
+        self.successResultOf(monitor.stopService())
+        self.assertEqual(control.shutdowns, [])
+        self.assertEqual(gate.releasedServers, [server])
+        self.assertIs(server.state, ServerState.STOPPED)
 
     def test_localAndRemote(self) -> None:
         """

@@ -161,6 +161,32 @@ class OptionsTests(SynchronousTestCase):
         ):
             self.assertRaises(UsageError, parse, *argv)
 
+    def test_registry(self) -> None:
+        """
+        C{--registry} is C{memory} by default, or a C{redis://} or
+        C{rediss://} URL; anything else is refused.
+        """
+        self.assertEqual(parse().registry, "memory")
+        config = parse(
+            "--registry",
+            "rediss://:pw@10.0.0.2:6380/2",
+            "--node-address",
+            "10.0.0.5:8080",
+            "--counts-interval",
+            "0.5",
+        )
+        self.assertEqual(
+            (config.registry, config.nodeAddress, config.countsInterval),
+            ("rediss://:pw@10.0.0.2:6380/2", "10.0.0.5:8080", 0.5),
+        )
+        for argv in (
+            ["--registry", "redis"],
+            ["--registry", "http://h/0"],
+            ["--registry", "redis://h:port/0"],
+            ["--counts-interval", "0"],
+        ):
+            self.assertRaises(UsageError, parse, *argv)
+
     def test_gameConfig(self) -> None:
         """
         C{--game-config CONTENT_TYPE:FILE} reads the file at start-up; a

@@ -53,6 +53,8 @@ class ClientSession:
     connections of the old one with 4005 (L{newSessionStarted} is called).
 
     :ivar token: the session token, or L{None} before the first handshake.
+    :ivar moved: whether a connection was closed with 4010 (the session
+        moved to another AuthProxy of the cluster; L{sessionMoved}).
     :ivar connections: the open, handshaken connections, in joining order.
     """
 
@@ -88,6 +90,7 @@ class ClientSession:
         self._connecting = 0
         self._tick = 0
         self._lastClose: tuple[int, str] | None = None
+        self.moved = False
 
     def buildFactory(self) -> AphelionClientFactory:
         """
@@ -255,6 +258,10 @@ class ClientSession:
             self.connections.remove(conn)
         assert conn.closeCode is not None
         self._lastClose = (conn.closeCode, conn.closeReason)
+        if conn.closeCode == CloseCode.SESSION_MOVED:
+            self.moved = True
+            with self._log.failuresHandled("sessionMoved failed"):
+                self.sessionMoved(conn)
         if not self.connections and not self._connecting:
             self._queue.failWaiters(ClosedError(conn.closeCode, conn.closeReason))
 
@@ -266,6 +273,16 @@ class ClientSession:
         session. The default queues it for L{nextPayload}.
         """
         self._queue.put(payload)
+
+    def sessionMoved(self, conn: AphelionClientProtocol) -> None:
+        """
+        Called when C{conn} was closed with 4010: another AuthProxy of the
+        cluster took the session over, because a connection presented its
+        token there (Part 5). The session's other connections go on; with
+        none left, L{nextPayload} fails with the 4010. The default does
+        nothing: a client behind a balancer that sent its next connection
+        to another node has its session there already.
+        """
 
     def newSessionStarted(self, previous: bytes, token: bytes) -> None:
         """

@@ -362,6 +362,9 @@ class LinkConnector:
             session_id=session.sessionId,
             remote_address=remote,
             attributes=dict(identity.attributes),
+            # A session handed over from another node of the cluster asks
+            # for the seat the game server holds for it (Part 5.2).
+            resumed=bool(getattr(seat, "resumed", False)),
         )
         assert server.port is not None
         self._reactor.connectTCP(

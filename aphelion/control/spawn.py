@@ -94,7 +94,25 @@ class GameServerMonitor(Service):
         playerWriteLimit: int = PLAYER_WRITE_LIMIT,
         logInterval: float = 10.0,
         seatHold: float = SEAT_HOLD,
+        idPrefix: str = "",
+        sharedRemotes: bool = False,
     ) -> None:
+        """
+        :param idPrefix: put before each spawned server's id (C{gs1}), so
+            that the ids of a cluster's nodes differ.
+        :param sharedRemotes: the remote game servers are shared by the
+            nodes of a cluster (Part 5.2): each is named by its address, the
+            same on every node; one node at a time holds its control
+            connection, as L{controlGate} decides; and a node that stops
+            lets go of it without draining it, for another node to take
+            over.
+        """
+        self.sharedRemotes = sharedRemotes
+        #: In a cluster (set by the cluster's pool): C{mayControl(server)}
+        #: is asked before each start of a shared remote server (a node that
+        #: may not asks again every L{claimInterval} seconds), and
+        #: C{released(server)} is told when this node lets go of it.
+        self.controlGate: Any = None
         if seating not in ("spread", "fill"):
             raise ValueError(f"seating is spread or fill, not {seating!r}")
         if playerWriteLimit <= 0:
@@ -120,13 +138,18 @@ class GameServerMonitor(Service):
         self._python = python
         self._makeControlFactory = makeControlFactory
         self._lostObservers: list[Callable[[GameServer], object]] = []
+        self._changeObservers: list[Callable[[GameServer], object]] = []
         self._exits: dict[str, list[Deferred[None]]] = {}
         self.servers: dict[str, GameServer] = {}
         for i in range(count):
-            serverId = f"gs{i + 1}"
+            serverId = f"{idPrefix}gs{i + 1}"
             self.servers[serverId] = GameServer(serverId, newToken())
         for i, remote in enumerate(remotes):
-            serverId = f"remote{i + 1}"
+            serverId = (
+                f"remote-{remote.host}-{remote.port}"
+                if sharedRemotes
+                else f"remote{i + 1}"
+            )
             self.servers[serverId] = GameServer(
                 serverId, remote.token, remote=True, host=remote.host, port=remote.port
             )
@@ -153,6 +176,9 @@ class GameServerMonitor(Service):
                 server._restartCall.cancel()
             server._restartCall = None
             self._cancelPortCall(server)
+            if server.remote and self.sharedRemotes:
+                self._letGo(server)
+                continue
             if server.process is not None:
                 done: Deferred[None] = Deferred()
                 self._exits.setdefault(server.serverId, []).append(done)
@@ -165,6 +191,19 @@ class GameServerMonitor(Service):
             return succeed(None)
         return DeferredList(waits)
 
+    def _letGo(self, server: GameServer) -> None:
+        """
+        Close a remote game server's control connection without draining
+        it, for another node of the cluster to take over.
+        """
+        self._setState(server, ServerState.STOPPED)
+        transport = getattr(server.control, "transport", None)
+        server.control = None
+        if transport is not None:
+            transport.loseConnection()
+        if self.controlGate is not None:
+            self.controlGate.released(server)
+
     # -- life cycle ----------------------------------------------------------
 
     def _setState(self, server: GameServer, state: ServerState) -> None:
@@ -175,10 +214,35 @@ class GameServerMonitor(Service):
                 serverId=server.serverId,
                 state=state.value,
             )
+            self._changed(server)
+
+    def addChangeObserver(self, observer: Callable[[GameServer], object]) -> None:
+        """
+        Call C{observer(server)} whenever a game server's state, load,
+        capacity or readiness to take players changes (a cluster publishes
+        them).
+        """
+        self._changeObservers.append(observer)
+
+    def _changed(self, server: GameServer) -> None:
+        for observer in self._changeObservers:
+            try:
+                observer(server)
+            except Exception:
+                self._log.failure("game server change observer failed")
+
+    claimInterval = 1.0
 
     def _start(self, server: GameServer) -> None:
         server._restartCall = None
         if not self.running:
+            return
+        gate = self.controlGate
+        if server.remote and gate is not None and not gate.mayControl(server):
+            # Another node of the cluster holds its control connection.
+            server._restartCall = self._reactor.callLater(
+                self.claimInterval, self._start, server
+            )
             return
         server.generation += 1
         # A new client token per start, sent in Control: player connections
@@ -324,6 +388,7 @@ class GameServerMonitor(Service):
         server.players = players
         server.capacity = capacity
         server.accepting = accepting
+        self._changed(server)
 
     def controlLost(
         self,
@@ -468,8 +533,8 @@ class GameServerMonitor(Service):
         if server.state in (ServerState.STOPPED, ServerState.DRAINING):
             return
         deadline = self.drainDeadline if deadline is None else deadline
-        self._setState(server, ServerState.DRAINING)
         server.accepting = False
+        self._setState(server, ServerState.DRAINING)
         if server._restartCall is not None and server._restartCall.active():
             server._restartCall.cancel()
             server._restartCall = None

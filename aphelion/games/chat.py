@@ -15,6 +15,7 @@ Run it with C{python -m aphelion.game.child --game aphelion.games.chat}.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from google.protobuf.message import DecodeError
 
@@ -61,6 +62,15 @@ class ChatGame(Game):
     name = "chat"
     capacity = 64
     protocol = Chat
+
+    def configure(self, options: Mapping[str, str], config: GameConfig | None) -> None:
+        """
+        Called with the operator's options: C{capacity} (default 64) sets
+        how many players the room seats.
+        """
+        super().configure(options, config)
+        if options.get("capacity", "").isdigit():
+            self.capacity = int(options["capacity"])
 
     def gameConfig(self) -> GameConfig:
         """
