@@ -154,7 +154,8 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
             "ack-delay",
             None,
             _DEFAULTS.ackDelay,
-            "Seconds before an ack-only packet; 0 is the end of the reactor turn.",
+            "Seconds before an ack-only packet unless a packet sent meanwhile "
+            "carries the ack; 0 is the end of the reactor turn.",
             float,
         ],
         [

@@ -351,7 +351,10 @@ class GameServerProtocol(SeatHold, EnvelopeProtocol):
         self._seated = True
         self.allowedTypes = _PLAYING
         self._welcome(config, pending)
-        self._log.info(
+        # Debug: the AuthProxy logs every seat already, and a line here is
+        # written twice per seat (here, and again by the AuthProxy that
+        # reads this process's output).
+        self._log.debug(
             "player {playerId} joined ({players}/{capacity})",
             playerId=playerId,
             players=len(factory.players),
@@ -381,7 +384,7 @@ class GameServerProtocol(SeatHold, EnvelopeProtocol):
         another AuthProxy) its seat is held instead.
         """
         reason = message.reason or "disconnected by the AuthProxy"
-        self._log.info(
+        self._log.debug(
             "player {playerId} disconnected: {reason} ({code})",
             playerId=self.playerId or "-",
             reason=reason,
