@@ -592,7 +592,7 @@ def makeService(options: Options) -> IService:
     if options["worker"]:
         from aphelion.workers import makeWorkerService
 
-        return makeWorkerService(config, reactor_)
+        return makeWorkerService(config, reactor_, handleSignals=True)
     if config.workers > 1:
         from aphelion.workers import WorkersService
 

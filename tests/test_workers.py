@@ -7,15 +7,18 @@ its workers (on a fake process reactor and a L{Clock}).
 
 from __future__ import annotations
 
+import signal
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from twisted.internet import defer
 from twisted.internet.error import ProcessTerminated
 from twisted.internet.interfaces import IProcessProtocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -488,6 +491,44 @@ class MakeWorkerServiceTests(SynchronousTestCase):
     """
     Tests of L{makeWorkerService}.
     """
+
+    def test_hangupIgnored(self) -> None:
+        """
+        With C{handleSignals}, a worker handles C{SIGHUP} while it runs: the
+        handler logs, on the reactor's thread, that it is ignored; stopping
+        puts the previous handler back.
+        """
+        reactor = MemoryReactorClock()
+        calls: list[Callable[[], object]] = []
+        reactor.callFromThread = calls.append  # type: ignore[method-assign]
+        handlers: dict[int, Any] = {signal.SIGHUP: "previous"}
+
+        def installSignal(number: int, handler: Any) -> Any:
+            previous = handlers.get(number)
+            handlers[number] = handler
+            return previous
+
+        service = makeWorkerService(
+            Config(listen=(), workers=2),
+            reactor,
+            pool=PublishedPool(),
+            readParent=False,
+            handleSignals=True,
+            installSignal=installSignal,
+        )
+        service.startService()
+        handler = handlers[signal.SIGHUP]
+        self.assertTrue(callable(handler))
+        handler(signal.SIGHUP, None)
+        self.assertEqual(len(calls), 1)
+        with capturedLogs() as events:
+            calls[0]()
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            ["SIGHUP ignored: a worker does not reload"],
+        )
+        self.successResultOf(defer.maybeDeferred(service.stopService))
+        self.assertEqual(handlers[signal.SIGHUP], "previous")
 
     def test_adoptsSockets(self) -> None:
         """
