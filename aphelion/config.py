@@ -29,8 +29,10 @@ class Config:
     :ivar revisions: the minimum and current revision of each served protocol.
     :ivar initTimeout: seconds to wait for the C2SInitPacket (close 4004).
     :ivar maxMessage: the largest WebSocket message, ack byte included (1009).
-    :ivar ackDelay: seconds before an ack-only packet; 0 is the end of the
-        current reactor turn.
+    :ivar ackDelay: seconds before an ack-only packet, unless a packet sent
+        meanwhile carries the ack (5 ms, Part 1.3); 0 is the end of the
+        current reactor turn. At the ack cap the ack goes at the end of the
+        turn whatever the delay.
     :ivar ackCap: the most one packet acknowledges (127 for signed readers).
     :ivar unackedLimit: packets the peer may leave unacknowledged (4007), or
         L{None} to switch the check off.
@@ -127,7 +129,7 @@ class Config:
     revisions: dict[int, Revisions] = field(default_factory=_defaultRevisions)
     initTimeout: float = 10.0
     maxMessage: int = 65536
-    ackDelay: float = 0.0
+    ackDelay: float = 0.005
     ackCap: int = 254
     unackedLimit: int | None = 1024
     autoPingInterval: float = 10.0

@@ -407,12 +407,9 @@ class Gateway:
 
     def _authenticated(self, session: Session, action: A.Authenticated) -> None:
         player: IPlayer = action.player  # type: ignore[assignment]
+        # Not logged: the seat's line (or the refusal's) names the player,
+        # and twistd writes debug lines too.
         session.identity = player
-        self._log.info(
-            "session {hint} authenticated as {playerId}",
-            hint=session.hint,
-            playerId=safeText(player.playerId),
-        )
 
     def _unbind(self, session: Session, action: A.Unbind) -> None:
         session.identity = None
@@ -483,9 +480,11 @@ class Gateway:
         if self._monitor is not None and seat.link is not None:
             self._monitor.linkAdded(seat.server, seat.link)
         self._noted(self._registry.seat(session, seat), "seat")
+        identity = session.identity
         self._log.info(
-            "session {hint} seated on {serverId}",
+            "session {hint} ({playerId}) seated on {serverId}",
             hint=session.hint,
+            playerId=safeText(identity.playerId) if identity is not None else "-",
             serverId=seat.server.serverId,
         )
         if seat.resumed:
@@ -498,15 +497,20 @@ class Gateway:
 
     def _refused(self, session: Session, action: A.Refused[Seat]) -> None:
         self._logSeat(
-            "session {hint} rejected by {serverId}: {code} {reason}",
+            "session {hint} ({playerId}) rejected by {serverId}: {code} {reason}",
             action.seat,
             code=action.code,
             reason=action.reason,
         )
 
     def _logSeat(self, format: str, seat: Seat, **fields: object) -> None:
+        identity = seat.session.identity
         self._log.info(
-            format, hint=seat.session.hint, serverId=seat.server.serverId, **fields
+            format,
+            hint=seat.session.hint,
+            playerId=safeText(identity.playerId) if identity is not None else "-",
+            serverId=seat.server.serverId,
+            **fields,
         )
 
     def _relay(self, session: Session, action: A.Relay[Seat]) -> None:
@@ -535,7 +539,7 @@ class Gateway:
 
     def _moved(self, session: Session, action: A.Moved[Seat]) -> None:
         self._logSeat(
-            "session {hint} lost its game server {serverId}: {reason}",
+            "session {hint} ({playerId}) lost its game server {serverId}: {reason}",
             action.seat,
             reason=action.reason,
         )

@@ -13,6 +13,7 @@ from typing import Any
 from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.error import ReactorNotRunning
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.server import Site
@@ -204,7 +205,11 @@ class AuthProxyService(MultiService):
         if self.draining:
             return
         self.startDraining("SIGTERM")
-        self._reactor.stop()
+        try:
+            self._reactor.stop()
+        except ReactorNotRunning:
+            # A stop asked for already (SIGINT, say) and not begun yet.
+            pass
 
     def stopService(self) -> Deferred[Any]:
         """
@@ -250,7 +255,14 @@ class AuthProxyService(MultiService):
         except usage.UsageError as e:
             self._log.error("reload refused, nothing changed: {error}", error=str(e))
             return []
-        return self.reload(new)
+        except Exception:
+            # Run from a signal: nothing may reach the reactor.
+            self._log.failure("reload refused, nothing changed: reading failed")
+            return []
+        changes: list[Change] = []
+        with self._log.failuresHandled("reload failed part way"):
+            changes = self.reload(new)
+        return changes
 
     def reload(self, new: Config) -> list[Change]:
         """
@@ -323,9 +335,21 @@ class AuthProxyService(MultiService):
         if closers and self._reactor is not None:
             self._closeCalls = [c for c in self._closeCalls if c.active()]
             self._closeCalls.extend(
-                self._reactor.callLater(self.checkerCloseDelay, close)
+                self._reactor.callLater(
+                    self.checkerCloseDelay, self._closeChecker, close
+                )
                 for close in closers
             )
+
+    def _closeChecker(self, close: Callable[[], object]) -> None:
+        # On a timer: a checker that fails to close must not reach the
+        # reactor.
+        with self._log.failuresHandled("closing a replaced checker failed"):
+            closed = close()
+            if isinstance(closed, Deferred):
+                closed.addErrback(
+                    lambda f: self._log.failure("closing a replaced checker failed", f)
+                )
 
 
 class ShutdownService(Service):
@@ -493,9 +517,7 @@ def build(
         # Behind PROXY, a connection is admitted under the client's address,
         # which only the header names.
         listening: Any = (
-            ProxiedSiteFactory(site, clock=reactor, timeout=config.upgradeTimeout)
-            if isProxied(description)
-            else site
+            ProxiedSiteFactory(site, clock=reactor) if isProxied(description) else site
         )
         listener: IService = strports.service(description, listening, reactor=reactor)
         listener.setName(f"listen:{description}")

@@ -91,6 +91,7 @@ class Session:
     __slots__ = (
         "_endObservers",
         "_lingerCall",
+        "_queue",
         "_queueBytes",
         "_queueLimit",
         "_queued",
@@ -106,7 +107,6 @@ class Session:
         "identity",
         "pinned",
         "playerId",
-        "queue",
         "seat",
         "seating",
         "token",
@@ -130,7 +130,9 @@ class Session:
         self.identity: IPlayer | None = None
         self.seat: ISeat | None = None
         self.seating: SeatingMachine[Any] | None = None
-        self.queue: deque[bytes] = deque()
+        # Made when the first payload is queued: an empty deque is about
+        # 600 bytes, and most sessions never queue anything.
+        self._queue: deque[bytes] | None = None
         self._queued = 0
         self._queueLimit = queueLimit
         self._queueBytes = queueBytes
@@ -189,6 +191,13 @@ class Session:
 
         :return: the connection, or L{None} when no game connection is open.
         """
+        connections = self.connections
+        if len(connections) == 1:
+            # Most sessions hold one connection: nothing to choose between.
+            conn = connections[0]
+            if conn.protocol is AphelionProtocol.GAME and conn.isOpen:
+                return conn
+            return None
         return pickConnection(
             conn
             for conn in self.connections
@@ -225,14 +234,25 @@ class Session:
             registry.turnUsed()
         self._sendOn(conn, payload)
 
+    @property
+    def queue(self) -> deque[bytes]:
+        """
+        The payloads queued while no game connection is open, oldest first.
+        """
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        return queue
+
     def _enqueue(self, payload: bytes) -> None:
+        queue = self.queue
         if (
-            len(self.queue) >= self._queueLimit
+            len(queue) >= self._queueLimit
             or self._queued + len(payload) > self._queueBytes
         ):
             self._registry.end(self, CloseCode.SESSION_ENDED, "queue overflow")
             return
-        self.queue.append(payload)
+        queue.append(payload)
         self._queued += len(payload)
 
     def _sendOn(self, conn: IConnection, payload: bytes) -> None:
@@ -244,11 +264,12 @@ class Session:
         """
         Send the queued payloads, in order, now that a game connection is open.
         """
-        while self.queue and not self.ended:
+        queue = self._queue
+        while queue and not self.ended:
             conn = self.gameConnection()
             if conn is None:
                 return
-            payload = self.queue.popleft()
+            payload = queue.popleft()
             self._queued -= len(payload)
             self._sendOn(conn, payload)
 
@@ -430,7 +451,7 @@ class MemorySessionRegistry:
             del self._players[session.playerId]
         if session.seat is not None:
             self._playing -= 1
-        session.queue.clear()
+        session._queue = None
         session._queued = 0
         session._turnConnection = None
         if session.playerId is not None:

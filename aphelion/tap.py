@@ -46,6 +46,9 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
     Options of C{twistd aphelion}. Defaults are the contract's (Part 4).
     """
 
+    # --auth may carry a password (memory:USER:PASSWORD).
+    secretKeys = frozenset({"auth"})
+
     supportedInterfaces = [IPlayerIdCredentials]
 
     synopsis = "[options]"
@@ -147,6 +150,8 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
         self._atLeast("control-timeout", 0, strictly=True)
         self._atLeast("heartbeat", 0, strictly=True)
         self._atLeast("restart-initial", 0, strictly=True)
+        self._atLeast("restart-max", 0, strictly=True)
+        self._atLeast("dead-after", 0, strictly=True)
         self._atLeast("drain-deadline", 0)
         self._atLeast("seat-hold", 0)
         self._atLeast("workers", 1)
@@ -273,7 +278,7 @@ def makeService(options: Options) -> IService:
     if options["worker"]:
         from aphelion.workers import makeWorkerService
 
-        return makeWorkerService(config, reactor_)
+        return makeWorkerService(config, reactor_, handleSignals=True)
     if config.workers > 1:
         from aphelion.workers import WorkersService
 

@@ -156,7 +156,8 @@ PARAMETERS: list[list[Any]] = [
         "ack-delay",
         None,
         _DEFAULTS.ackDelay,
-        "Seconds before an ack-only packet; 0 is the end of the reactor turn.",
+        "Seconds before an ack-only packet unless a packet sent meanwhile "
+        "carries the ack; 0 is the end of the reactor turn.",
         float,
     ],
     [

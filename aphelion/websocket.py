@@ -12,6 +12,7 @@ serves it at the configured path.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -27,6 +28,7 @@ from zope.interface import implementer
 from aphelion.ack import AckState
 from aphelion.codes import AphelionProtocol, CloseCode, ProtocolViolation
 from aphelion.config import Config
+from aphelion.fastread import LeanReadMixin
 from aphelion.fastwrite import FastSendMixin, bufferedBytes
 from aphelion.handshake import checkInit
 from aphelion.interfaces import IConnection, ISessionRegistry
@@ -35,7 +37,7 @@ from aphelion.logthrottle import ThrottledLog
 from aphelion.ping import encodePingResponse, readPingRequest
 from aphelion.session import Session, SessionFull
 from aphelion.stats import Stats
-from aphelion.wsbase import PacketProtocol
+from aphelion.wsbase import PacketProtocol, bakedProtocol
 
 if TYPE_CHECKING:
     from aphelion.gateway import Gateway
@@ -47,7 +49,9 @@ _CLOSED = WebSocketProtocol.STATE_CLOSED
 
 
 @implementer(IConnection)
-class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProtocol):  # type: ignore[misc]
+class AphelionServerProtocol(  # type: ignore[misc]
+    FastSendMixin, LeanReadMixin, PacketProtocol, WebSocketServerProtocol
+):
     """
     One client WebSocket connection to the AuthProxy.
 
@@ -76,6 +80,7 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
     _receive: Any = None
     _opening: list[tuple[bytes, bool]] | None = None
     _counted = False
+    _ackDeadline = 0.0
     _opened = False
 
     # -- IConnection -------------------------------------------------------
@@ -209,6 +214,7 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
         Start waiting for the init packet, unless the server is full.
         """
         super().onOpen()
+        self.releaseHandshake()
         self._opened = True
         if self.admission is not None:
             self.admission.opened()
@@ -239,6 +245,18 @@ class AphelionServerProtocol(FastSendMixin, PacketProtocol, WebSocketServerProto
             self._opening.append((payload, isBinary))
         elif self._initCall is not None:
             self._initReceived(payload)
+
+    def leanMessage(self, payload: bytes) -> None:
+        """
+        Called with each binary message that the lean receive path read
+        (L{aphelion.fastread}): after the handshake, straight to the ack
+        state machine.
+        """
+        receive = self._receive
+        if receive is not None:
+            self._packetReceived(payload, receive)
+        else:
+            self.onMessage(payload, True)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         """
@@ -434,6 +452,7 @@ class AphelionServerFactory(WebSocketServerFactory):
     """
 
     protocol = AphelionServerProtocol  # type: ignore[assignment]
+    _baked: type[Any] | None = None
 
     def __init__(
         self,
@@ -461,6 +480,8 @@ class AphelionServerFactory(WebSocketServerFactory):
         )
         self._ackDue: list[AphelionServerProtocol] = []
         self._ackCall: IDelayedCall | None = None
+        self._ackWaiting: deque[tuple[float, AphelionServerProtocol]] = deque()
+        self._ackWaitCall: IDelayedCall | None = None
         self.setProtocolOptions(
             failByDrop=False,
             maxMessagePayloadSize=config.maxMessage,
@@ -475,28 +496,60 @@ class AphelionServerFactory(WebSocketServerFactory):
             autoPingTimeout=config.autoPingTimeout,
         )
 
+    def setProtocolOptions(self, **options: Any) -> None:  # type: ignore[override]
+        """
+        Set Autobahn's protocol options (see Autobahn's
+        C{WebSocketServerFactory.setProtocolOptions}).
+        """
+        super().setProtocolOptions(**options)
+        self._baked = None
+
+    def buildProtocol(self, addr: Any) -> AphelionServerProtocol:  # type: ignore[override]
+        """
+        Build a connection's protocol: of a subclass of L{protocol} that holds
+        the protocol options (L{aphelion.wsbase.bakedProtocol}), made once.
+        """
+        baked = self._baked
+        if baked is None or baked.__bases__[0] is not self.protocol:
+            baked = self._baked = bakedProtocol(self.protocol, self)
+        protocol: AphelionServerProtocol = baked()
+        protocol.factory = self
+        return protocol
+
     def ackLater(self, connection: AphelionServerProtocol) -> None:
         """
         Send C{connection} an ack-only packet after the ack delay, unless it
-        sends something first. With the default delay, the end of the
-        reactor turn, one timer serves every connection that needs an ack.
+        sends something first (Part 1.3).
+
+        The delay is the same for every connection, so their deadlines come
+        in order: one queue and one timer serve them all, for the ack delay
+        and for the end of the reactor turn (a delay of 0, or the ack cap
+        reached) alike.
         """
         delay = self.config.ackDelay
-        if delay > 0:
-            connection.ackAfter(self.clock, delay)
+        acks = connection._acks
+        if delay <= 0 or acks.owed >= acks.cap:
+            connection._ackSoon = True
+            self._ackDue.append(connection)
+            if self._ackCall is None:
+                self._ackCall = self.clock.callLater(0, self._flushDueAcks)
             return
-        self._ackDue.append(connection)
-        if self._ackCall is None:
-            self._ackCall = self.clock.callLater(0, self._flushDueAcks)
+        deadline = self.clock.seconds() + delay
+        connection._ackDeadline = deadline
+        self._ackWaiting.append((deadline, connection))
+        if self._ackWaitCall is None:
+            self._ackWaitCall = self.clock.callLater(delay, self._flushWaitingAcks)
 
     def stopFactory(self) -> None:
         """
         Called when the last port stops: no more acks are due.
         """
-        if self._ackCall is not None and self._ackCall.active():
-            self._ackCall.cancel()
-        self._ackCall = None
+        for call in (self._ackCall, self._ackWaitCall):
+            if call is not None and call.active():
+                call.cancel()
+        self._ackCall = self._ackWaitCall = None
         self._ackDue = []
+        self._ackWaiting.clear()
         self.throttle.stop()
         super().stopFactory()
 
@@ -505,6 +558,28 @@ class AphelionServerFactory(WebSocketServerFactory):
         due, self._ackDue = self._ackDue, []
         for connection in due:
             connection.flushAcks()
+
+    def _flushWaitingAcks(self) -> None:
+        self._ackWaitCall = None
+        now = self.clock.seconds()
+        waiting = self._ackWaiting
+        due = self._ackDue
+        while waiting and waiting[0][0] <= now:
+            deadline, connection = waiting.popleft()
+            # Skip a connection whose acks rode on a packet meanwhile, or
+            # that waits again for a later deadline.
+            if connection._ackQueued and connection._ackDeadline == deadline:
+                due.append(connection)
+        if due and self._ackCall is None:
+            # Not at once: the reactor runs its timers before it reads, and
+            # under load the answers that would carry these acks may be
+            # waiting in the sockets. They are read first, and what they
+            # carried is not sent again.
+            self._ackCall = self.clock.callLater(0, self._flushDueAcks)
+        if waiting:
+            self._ackWaitCall = self.clock.callLater(
+                waiting[0][0] - now, self._flushWaitingAcks
+            )
 
     def closeAll(self, code: int, reason: str) -> None:
         """

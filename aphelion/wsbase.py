@@ -17,6 +17,8 @@ the subclass's.
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import FunctionType
+from typing import Any
 
 from autobahn.twisted.websocket import WebSocketAdapterProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
@@ -28,7 +30,7 @@ from aphelion.ack import AckState
 from aphelion.codes import CloseCode, ProtocolViolation
 from aphelion.fastwrite import setNoDelay
 
-__all__ = ["MAX_REASON", "PacketProtocol", "closeReason"]
+__all__ = ["MAX_REASON", "PacketProtocol", "bakedProtocol", "closeReason"]
 
 _OPEN = WebSocketProtocol.STATE_OPEN
 
@@ -44,6 +46,40 @@ def closeReason(reason: str) -> bytes:
     """
     reasonUtf8 = reason.encode("utf-8")[:MAX_REASON]
     return reasonUtf8.decode("utf-8", "ignore").encode("utf-8")
+
+
+def bakedProtocol(protocolClass: type[Any], factory: Any) -> type[Any]:
+    """
+    A subclass of C{protocolClass} that holds the protocol options of
+    C{factory} as class attributes.
+
+    Autobahn copies every one of its options (C{CONFIG_ATTRS}, about 30)
+    from the factory into each new protocol's instance dictionary, unless
+    the protocol already has it, and formats the whole list with C{pformat}
+    for a debug line, even when debug logging is off. That is about a
+    seventh of the CPU of a handshake, and 1.5 KB of every connection's
+    dictionary. Options that the class holds are neither copied nor
+    formatted: each connection reads them from the class. A protocol may
+    still set one for itself.
+
+    :param protocolClass: an Autobahn protocol class.
+    :param factory: the factory whose options to bake in; bake again after
+        its C{setProtocolOptions}.
+    :return: the subclass, named as C{protocolClass}.
+    """
+    options: dict[str, Any] = {}
+    for name in protocolClass.CONFIG_ATTRS:
+        value = getattr(factory, name)
+        # A function (such as perMessageCompressionAccept) must not become
+        # a method of the protocol.
+        options[name] = (
+            staticmethod(value) if isinstance(value, FunctionType) else value
+        )
+    options["CONFIG_ATTRS"] = ()
+    options["__module__"] = protocolClass.__module__
+    options["__qualname__"] = protocolClass.__qualname__
+    options["__doc__"] = protocolClass.__doc__
+    return type(protocolClass.__name__, (protocolClass,), options)
 
 
 # Autobahn's two halves annotate peer and _transport_details differently, as
@@ -63,7 +99,10 @@ class PacketProtocol(WebSocketAdapterProtocol, WebSocketProtocol):  # type: igno
     _acks: AckState
     _initCall: IDelayedCall | None = None
     _ackCall: IDelayedCall | None = None
+    #: An ack is on its way: a timer (the ack delay) or the end of the turn.
     _ackQueued = False
+    #: The ack goes at the end of this turn (no delay, or the cap is reached).
+    _ackSoon = False
 
     @property
     def unacknowledged(self) -> int:
@@ -95,11 +134,13 @@ class PacketProtocol(WebSocketAdapterProtocol, WebSocketProtocol):  # type: igno
         except ProtocolViolation as e:
             self.closeWith(e.code, e.reason)
             return
-        if not acks.owed and self._ackCall is not None:
+        if self._ackQueued and not acks.owed:
             # The packet carried every ack a timer was waiting to send.
-            self._ackCall.cancel()
-            self._ackCall = None
-            self._ackQueued = False
+            call = self._ackCall
+            if call is not None:
+                call.cancel()
+                self._ackCall = None
+            self._ackQueued = self._ackSoon = False
         self.sendBinary(packet)
 
     def flushAcks(self) -> None:
@@ -107,7 +148,7 @@ class PacketProtocol(WebSocketAdapterProtocol, WebSocketProtocol):  # type: igno
         Send ack-only packets for everything owed, at most the ack cap each.
         """
         self._ackCall = None
-        self._ackQueued = False
+        self._ackQueued = self._ackSoon = False
         acks = self._acks
         while acks.owed and self.state == _OPEN:
             self.sendBinary(acks.send(b""))
@@ -115,8 +156,14 @@ class PacketProtocol(WebSocketAdapterProtocol, WebSocketProtocol):  # type: igno
     def ackAfter(self, clock: IReactorTime, delay: float) -> None:
         """
         Call L{flushAcks} after C{delay} seconds of C{clock}, unless a payload
-        we send carries the acks first.
+        we send carries the acks first. A timer already set is replaced (as
+        when the ack cap is reached while it waits: C{delay} is 0 then).
         """
+        call = self._ackCall
+        if call is not None and call.active():
+            call.cancel()
+        if delay <= 0:
+            self._ackSoon = True
         self._ackCall = clock.callLater(delay, self.flushAcks)
 
     def closeWith(self, code: int, reason: str) -> None:
@@ -193,7 +240,13 @@ class PacketProtocol(WebSocketAdapterProtocol, WebSocketProtocol):  # type: igno
         except Exception:
             self._internalError(Failure())
             return
-        if self._acks.owed and not self._ackQueued and self.state == _OPEN:
+        acks = self._acks
+        owed = acks.owed
+        if (
+            owed
+            and (not self._ackQueued or (owed >= acks.cap and not self._ackSoon))
+            and self.state == _OPEN
+        ):
             self._ackQueued = True
             self.acksOwed()
 
@@ -210,9 +263,12 @@ class PacketProtocol(WebSocketAdapterProtocol, WebSocketProtocol):  # type: igno
 
     def acksOwed(self) -> None:
         """
-        Called when a received payload needs an ack and none is due yet. It
-        must see to it that L{flushAcks} is called (L{ackAfter} does), unless
-        a payload sent first carries the acks.
+        Called when a received payload needs an ack and none is due yet, and
+        again when the acks owed reach the ack cap while they wait for the ack
+        delay. It must see to it that L{flushAcks} is called (L{ackAfter}
+        does): after the ack delay, or at the end of the reactor turn when the
+        delay is 0 or the cap is reached (it sets L{_ackSoon} then), unless a
+        payload sent first carries the acks (Part 1.3).
         """
         raise NotImplementedError(f"{type(self).__name__} must define acksOwed")
 

@@ -361,14 +361,20 @@ def rows(args: argparse.Namespace) -> list[tuple[str, str, str, int, Target]]:
                 phase,
                 "rtt_per_s",
                 0,
-                ("ratio", ">=", 0.6),
+                ("ratio", ">=", 0.75 if players <= 100 else 0.7),
             ),
             ("  p50 ms", phase, "p50_ms", 3, None),
             ("  p99 ms", phase, "p99_ms", 3, None),
             ("  server CPU us per round trip", phase, "server_cpu_us_per_rt", 1, None),
             ("    proxy", phase, "proxy_cpu_us_per_rt", 1, None),
             ("    game servers", phase, "game_servers_cpu_us_per_rt", 1, None),
-            ("  ack-only msgs per round trip", phase, "ack_only_per_rt", 3, None),
+            (
+                "  ack-only msgs per round trip",
+                phase,
+                "ack_only_per_rt",
+                3,
+                ("aphelion", "<=", 0.05),
+            ),
         ]
     if args.latency_players:
         light = args.latency_players
@@ -390,10 +396,10 @@ def rows(args: argparse.Namespace) -> list[tuple[str, str, str, int, Target]]:
                 "seats",
                 "seats_per_s",
                 0,
-                None,
+                ("ratio", ">=", 0.7),
             ),
             ("  p50 ms to seated", "seats", "p50_ms", 3, None),
-            ("  p99 ms to seated", "seats", "p99_ms", 3, None),
+            ("  p99 ms to seated", "seats", "p99_ms", 3, ("ratio", "<=", 2.0)),
             ("  server CPU us per seat", "seats", "server_cpu_us_per_seat", 0, None),
             ("    proxy", "seats", "proxy_cpu_us_per_seat", 0, None),
             ("    game servers", "seats", "game_servers_cpu_us_per_seat", 0, None),
@@ -469,7 +475,11 @@ def table(
             value = r if what == "ratio" else a
             text = f"{'ratio' if what == 'ratio' else 'aph'} {op} {bound:g}"
             if value is not None:
-                ok = value >= bound if op == ">=" else value < bound
+                ok = {
+                    ">=": value >= bound,
+                    "<=": value <= bound,
+                    "<": value < bound,
+                }[op]
                 verdict = f"{text}  {'ok' if ok else 'MISSED'}"
                 entry.update(target=text, met=ok)
         if entry:
@@ -580,17 +590,29 @@ def profilePhase(
             spies.append((name, output, spy))
         # py-spy starts sampling at once; the seating and the warm-up are in
         # the profile too, which is why it runs a little past the load.
-        runLoadgen(
-            node,
-            server,
-            "relay",
-            timeout=seconds + args.warmup + 300,
-            conns=players,
-            seconds=seconds + 1,
-            warmup=args.warmup,
-            payload=args.payload,
-            id_prefix="prof",
-        )
+        if args.profile_load == "seats":
+            runLoadgen(
+                node,
+                server,
+                "seats",
+                timeout=seconds + args.warmup + 300,
+                seconds=seconds + 1,
+                warmup=args.warmup,
+                concurrency=args.seat_concurrency,
+                id_prefix="profseat",
+            )
+        else:
+            runLoadgen(
+                node,
+                server,
+                "relay",
+                timeout=seconds + args.warmup + 300,
+                conns=players,
+                seconds=seconds + 1,
+                warmup=args.warmup,
+                payload=args.payload,
+                id_prefix="prof",
+            )
         found: dict[str, Any] = {}
         for name, output, spy in spies:
             spyOut, _ = spy.communicate(timeout=seconds + 60)
@@ -683,6 +705,12 @@ def parseArgs(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--profile-seconds", type=float, default=15, help="seconds of profile"
+    )
+    p.add_argument(
+        "--profile-load",
+        choices=["relay", "seats"],
+        default="relay",
+        help="the load under which --profile records (default: %(default)s)",
     )
     p.add_argument(
         "--profile-rate", type=int, default=200, help="py-spy samples per second"

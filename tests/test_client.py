@@ -446,7 +446,7 @@ class PacketTests(ClientTestsMixin, SynchronousTestCase):
         With nothing else to send, a burst of payloads gets one ack-only
         packet at the end of the reactor turn.
         """
-        _client, server, pump = self.handshake()
+        _client, server, pump = self.handshake(self.clientFactory(ackDelay=0))
         server.send(b"\x00one")
         server.send(b"\x00two")
         pump.flush(advanceClock=False)
@@ -457,6 +457,44 @@ class PacketTests(ClientTestsMixin, SynchronousTestCase):
         self.clock.advance(0)
         pump.flush()
         self.assertEqual(server.received, [b"\x02"])
+
+    def test_ackDelayByDefault(self) -> None:
+        """
+        By default a burst gets one ack-only packet 5 ms later (Part 1.3).
+        """
+        _client, server, pump = self.handshake()
+        server.send(b"\x00one")
+        server.send(b"\x00two")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0.004)
+        pump.flush(advanceClock=False)
+        self.assertEqual(server.received, [])
+        self.clock.advance(0.001)
+        pump.flush(advanceClock=False)
+        self.assertEqual(server.received, [b"\x02"])
+
+    def test_ackCapEndsTheWait(self) -> None:
+        """
+        When the acks owed reach the cap during the ack delay, they go at
+        the end of the turn.
+        """
+        _client, server, pump = self.handshake(
+            self.clientFactory(ackDelay=1.0, ackCap=3)
+        )
+        server.send(b"\x00one")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0)
+        pump.flush(advanceClock=False)
+        self.assertEqual(server.received, [])
+        server.send(b"\x00two")
+        server.send(b"\x00three")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0)
+        pump.flush(advanceClock=False)
+        self.assertEqual(server.received, [b"\x03"])
+        self.clock.advance(1.0)
+        pump.flush(advanceClock=False)
+        self.assertEqual(server.received, [b"\x03"])
 
     def test_ackDelay(self) -> None:
         """
@@ -651,7 +689,7 @@ class ClientSessionTests(ClientTestsMixin, SynchronousTestCase):
         got = [self.successResultOf(self.session.nextPayload()) for _ in range(3)]
         self.assertEqual(got, [b"first", b"second", b"third"])
         self.assertNoResult(a.nextPayload())
-        self.clock.advance(0)
+        self.clock.advance(0.005)
         pumpA.flush()
         pumpB.flush()
         self.assertEqual(serverA.received, [b"\x01"])

@@ -35,6 +35,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from txaio.testutil import replace_loop
 
 from aphelion.fastwrite import (
+    NO_QUEUE,
     FastSendMixin,
     binaryFrame,
     bufferedBytes,
@@ -745,6 +746,22 @@ class FastSendGuardTests(SynchronousTestCase):
             "its signature (Autobahn upgrade?): aphelion.fastwrite."
             "FastSendMixin.sendData overrides it",
         )
+
+    def test_releaseHandshake(self) -> None:
+        """
+        L{FastSendMixin.releaseHandshake} lets go of the opening handshake's
+        records and the empty send queue; a chopped send afterwards gets a
+        real queue again and still reaches the wire, in order.
+        """
+        fast, transport = self.opened(FastServer)
+        fast.releaseHandshake()
+        self.assertIsNone(fast.http_request_data)
+        self.assertIsNone(fast.http_headers)
+        self.assertIs(fast.send_queue, NO_QUEUE)
+        fast.sendBinary(b"one")
+        fast.sendData(b"two", chopsize=1)
+        self.assertIsInstance(fast.send_queue, deque)
+        self.assertEqual(transport.value(), binaryFrame(b"one") + b"t")
 
     def test_framesAsAutobahn(self) -> None:
         """

@@ -236,7 +236,7 @@ class JSONLogTests(TestCase):
         await waitFor(lambda: b"game server gs1 ready" in process.stdout)
         client, _ = await seatedPlayer(self, f"ws://127.0.0.1:{port}/aphelion", "alice")
         await chatRoundTrip(self, client, "alice", "hello")
-        await waitFor(lambda: b"alice joined" in process.stdout)
+        await waitFor(lambda: b"seated on gs1" in process.stdout)
         transport: Any = process.transport
         transport.signalProcess("TERM")
         await within(process.ended)
@@ -245,17 +245,20 @@ class JSONLogTests(TestCase):
         for line in lines:
             self.assertLessEqual({"time", "level", "namespace", "text"}, set(line))
             self.assertNotIn("token", line)
+        # The game server's own events (its drain, here: it logs its
+        # players' joins at debug only).
         fromChild = [
             line
             for line in lines
             if line.get("serverId") == "gs1"
-            and line["namespace"].startswith("aphelion.games.chat")
+            and line["namespace"].startswith("aphelion.game.")
         ]
         self.assertTrue(fromChild, process.stdout.decode())
         self.assertTrue(fromChild[0]["text"].startswith("[gs1] "))
         seated = [
             line
             for line in lines
-            if line["text"] == f"session {line.get('hint')} seated on gs1"
+            if line["text"]
+            == f"session {line.get('hint')} ({line.get('playerId')}) seated on gs1"
         ]
         self.assertTrue(seated)

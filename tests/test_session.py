@@ -288,6 +288,19 @@ class SessionSendTests(SynchronousTestCase):
         self.assertEqual(ping.sent, [])
         self.assertEqual(list(session.queue), [b"m"])
 
+    def test_queueMadeWhenNeeded(self) -> None:
+        """
+        A session that never queues holds no queue (an empty deque is about
+        600 bytes); the first queued payload makes it.
+        """
+        conn = RecordingConnection()
+        session = self.open(conn)
+        self.assertIsNone(session._queue)
+        self.registry.authenticate(session, "alice")
+        self.registry.detach(session, conn)
+        session.send(b"q")
+        self.assertEqual(list(session.queue), [b"q"])
+
     def test_queueFlushedInOrder(self) -> None:
         """
         Messages queued while disconnected are sent in order on resume.

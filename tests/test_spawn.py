@@ -376,7 +376,8 @@ class SpawnTests(MonitorTestCase):
         self.startMonitor(count=1, seatHold=0.5)
         args = self.reactor.processes[-1].args
         self.assertEqual(args[args.index("--seat-hold") + 1], "0.5")
-        self.assertRaises(ValueError, self.makeMonitor, seatHold=-1)
+        for bad in (-1, float("nan")):
+            self.assertRaises(ValueError, self.makeMonitor, seatHold=bad)
 
     def test_newClientTokenPerSpawn(self) -> None:
         """

@@ -40,7 +40,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(config.path, "/aphelion")
         self.assertEqual(config.initTimeout, 10.0)
         self.assertEqual(config.maxMessage, 65536)
-        self.assertEqual(config.ackDelay, 0.0)
+        self.assertEqual(config.ackDelay, 0.005)
         self.assertEqual(config.ackCap, 254)
         self.assertEqual(
             (config.autoPingInterval, config.autoPingTimeout), (10.0, 20.0)

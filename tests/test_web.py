@@ -446,6 +446,14 @@ class UpgradeTests(SiteTestsMixin, SynchronousTestCase):
         self.assertIsInstance(protocol, WiredProtocol)
         self.assertIs(protocol.admission, channel.admission)
 
+    def test_requestReleased(self) -> None:
+        """
+        Once upgraded, the channel holds no request (its headers and body
+        buffer would stay for the life of the connection).
+        """
+        channel, _ = self.upgrade()
+        self.assertEqual(channel.requests, [])
+
     def test_framesReachProtocol(self) -> None:
         """
         Bytes after the upgrade, also those read with the request, reach

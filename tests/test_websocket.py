@@ -101,6 +101,46 @@ def ping(clientTime: int = 7) -> bytes:
     return PingRequest(client_time=clientTime).SerializeToString()
 
 
+class BakedOptionsTests(ServerTestsMixin, SynchronousTestCase):
+    """
+    The factory's protocols hold Autobahn's options in their class
+    (L{aphelion.wsbase.bakedProtocol}), not in each connection.
+    """
+
+    def test_optionsNotCopied(self) -> None:
+        """
+        A connection reads the factory's options without a copy of its own,
+        and is still an L{websocket.AphelionServerProtocol}.
+        """
+        _client, server, _pump, _ = self.handshake()
+        self.assertIsInstance(server, websocket.AphelionServerProtocol)
+        self.assertNotIn("maxMessagePayloadSize", vars(server))
+        self.assertEqual(server.maxMessagePayloadSize, self.config.maxMessage)
+        self.assertEqual(server.autoPingInterval, self.config.autoPingInterval)
+
+    def test_optionsChanged(self) -> None:
+        """
+        Options set on the factory later reach the protocols built after.
+        """
+        self.factory.setProtocolOptions(maxMessagePayloadSize=100)
+        protocol = self.factory.buildProtocol(None)
+        self.assertEqual(protocol.maxMessagePayloadSize, 100)
+
+    def test_functionOption(self) -> None:
+        """
+        An option that is a function stays a plain function, not a method.
+        """
+        seen: list[object] = []
+
+        def accept(offers: object) -> None:
+            seen.append(offers)
+
+        self.factory.setProtocolOptions(perMessageCompressionAccept=accept)
+        protocol = self.factory.buildProtocol(None)
+        protocol.perMessageCompressionAccept(["offer"])
+        self.assertEqual(seen, [["offer"]])
+
+
 class HandshakeTests(ServerTestsMixin, SynchronousTestCase):
     """
     The init handshake and its close codes.
@@ -422,8 +462,28 @@ class PacketTests(ServerTestsMixin, SynchronousTestCase):
     def test_burstGetsOneAck(self) -> None:
         """
         Payloads that the server does not answer are acked by one ack-only
-        packet at the end of the reactor turn.
+        packet after the ack delay (5 ms by default).
         """
+        client, server, pump, _ = self.handshake()
+        server.factory.gateway.payloadReceived = lambda *a: None
+        client.send(b"\x00one")
+        client.send(b"\x00two")
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [])
+        self.clock.advance(0.004)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [])
+        self.clock.advance(0.001)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\x02"])
+
+    def test_burstAtEndOfTurnWithoutDelay(self) -> None:
+        """
+        With an ack delay of 0, the ack-only packet goes at the end of the
+        reactor turn.
+        """
+        self.config = replace(Config(), ackDelay=0)
+        self.setUp()
         client, server, pump, _ = self.handshake()
         server.factory.gateway.payloadReceived = lambda *a: None
         client.send(b"\x00one")
@@ -433,6 +493,90 @@ class PacketTests(ServerTestsMixin, SynchronousTestCase):
         self.clock.advance(0)
         pump.flush(advanceClock=False)
         self.assertEqual(client.received, [b"\x02"])
+
+    def test_ackRidesOnLaterAnswer(self) -> None:
+        """
+        An answer sent in a later turn, within the ack delay, carries the
+        ack, and no ack-only packet follows (the relay's case).
+        """
+        client, server, pump, _ = self.handshake()
+        server.factory.gateway.payloadReceived = lambda *a: None
+        client.send(b"\x00ask")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0.002)
+        server.sendPayload(b"answer")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0.01)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\x01answer"])
+        self.assertIsNone(server.factory._ackWaitCall)
+
+    def test_ackAfterDelayWaitsForReads(self) -> None:
+        """
+        When the ack delay passes, the ack-only packets go in a later call
+        (after the reactor's next reads), so an answer already in the socket
+        can still carry the ack.
+        """
+        client, server, pump, _ = self.handshake()
+        server.factory.gateway.payloadReceived = lambda *a: None
+        client.send(b"\x00ask")
+        pump.flush(advanceClock=False)
+        waiting = server.factory._ackWaitCall
+        assert waiting is not None
+        # What the reactor does when the delay has passed: the timer's call.
+        self.clock.rightNow += 0.005
+        flush = waiting.func
+        waiting.cancel()
+        flush()
+        self.assertIsNotNone(server.factory._ackCall)
+        server.sendPayload(b"answer")
+        self.clock.advance(0)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\x01answer"])
+
+    def test_ackWaitsFromTheLatestPacket(self) -> None:
+        """
+        A payload that arrives after an answer carried the acks waits a
+        whole ack delay of its own: the earlier deadline does not send it.
+        """
+        client, server, pump, _ = self.handshake()
+        server.factory.gateway.payloadReceived = lambda *a: None
+        client.send(b"\x00one")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0.003)
+        server.sendPayload(b"answer")
+        client.send(b"\x01two")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0.002)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\x01answer"])
+        self.clock.advance(0.003)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\x01answer", b"\x01"])
+
+    def test_ackCapEndsTheWait(self) -> None:
+        """
+        When the acks owed reach the cap within the ack delay, they go at
+        the end of the turn, and the delay's timer then sends nothing.
+        """
+        self.config = replace(Config(), ackCap=3, ackDelay=1.0)
+        self.setUp()
+        client, server, pump, _ = self.handshake()
+        server.factory.gateway.payloadReceived = lambda *a: None
+        client.send(b"\x00one")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [])
+        client.send(b"\x00two")
+        client.send(b"\x00three")
+        pump.flush(advanceClock=False)
+        self.clock.advance(0)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\x03"])
+        self.clock.advance(1.0)
+        pump.flush(advanceClock=False)
+        self.assertEqual(client.received, [b"\x03"])
 
     def test_nothingHandledWhileClosing(self) -> None:
         """
@@ -449,8 +593,8 @@ class PacketTests(ServerTestsMixin, SynchronousTestCase):
 
     def test_oneTimerForAllAcks(self) -> None:
         """
-        Connections that need an ack at the end of the same turn share one
-        timer, and each gets its own ack-only packet.
+        Connections that need an ack after the ack delay share one timer,
+        and each gets its own ack-only packet.
         """
         a, serverA, pumpA, _ = self.handshake()
         b, _, pumpB, _ = self.handshake()
@@ -462,10 +606,10 @@ class PacketTests(ServerTestsMixin, SynchronousTestCase):
         flushes = [
             call
             for call in self.clock.getDelayedCalls()
-            if getattr(call.func, "__name__", "") == "_flushDueAcks"
+            if getattr(call.func, "__name__", "") == "_flushWaitingAcks"
         ]
         self.assertEqual(len(flushes), 1)
-        self.clock.advance(0)
+        self.clock.advance(0.005)
         pumpA.flush(advanceClock=False)
         pumpB.flush(advanceClock=False)
         self.assertEqual((a.received, b.received), ([b"\x01"], [b"\x01"]))

@@ -7,13 +7,17 @@ its workers (on a fake process reactor and a L{Clock}).
 
 from __future__ import annotations
 
+import signal
 import socket
+from collections.abc import Callable
 from typing import Any
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from twisted.internet import defer
 from twisted.internet.error import ProcessTerminated
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -111,6 +115,8 @@ class RecordsTests(SynchronousTestCase):
     Tests of the records' line format.
     """
 
+    # The machine is shared: a slow first draw is no fault of the code.
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(
         st.lists(
             st.builds(
@@ -277,6 +283,30 @@ class RecordsReaderTests(SynchronousTestCase):
         reader.connectionLost(None)
         self.assertEqual(gone, [True])
 
+    def test_updateFailureLogged(self) -> None:
+        """
+        A failure while taking the records is logged; the input stays open
+        (its end would stop the worker) and the next line is taken.
+        """
+        pool = PublishedPool()
+        failures = [ZeroDivisionError()]
+        realUpdate = pool.update
+
+        def update(records: Any) -> None:
+            if failures:
+                raise failures.pop()
+            realUpdate(records)
+
+        pool.update = update  # type: ignore[method-assign]
+        transport = StringTransport()
+        reader = RecordsReader(pool, lambda: None)
+        reader.makeConnection(transport)
+        reader.dataReceived(encodeRecords([record("gs1")]))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertFalse(transport.disconnecting)
+        reader.dataReceived(encodeRecords([record("gs2")]))
+        self.assertEqual(sorted(pool.servers), ["gs2"])
+
 
 class WorkersServiceTests(SynchronousTestCase):
     """
@@ -357,6 +387,37 @@ class WorkersServiceTests(SynchronousTestCase):
         self.reactor.advance(0.25)
         self.assertEqual(decodeRecords(process.stdin[-1])[0].players, 3)
 
+    def test_publishFailureLogged(self) -> None:
+        """
+        A failure while publishing is logged, and publishing goes on at the
+        next look.
+        """
+        from aphelion.control.servers import GameServer
+
+        monitor = self.service.node.monitor
+        server = GameServer("gs1", b"\x02" * 32, clientToken=b"\x03" * 32, port=7001)
+        server.state = ServerState.READY
+        server.control = RecordingControl()
+        monitor.servers["gs1"] = server
+        realRecords = self.service.records
+        failures = [ZeroDivisionError()]
+
+        def records() -> list[GameServerRecord]:
+            if failures:
+                raise failures.pop()
+            return realRecords()
+
+        self.service.records = records  # type: ignore[method-assign]
+        process = self.reactor.processes[0]
+        count = len(process.stdin)
+        self.reactor.advance(0.25)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertEqual(len(process.stdin), count)
+        self.reactor.advance(0.25)
+        self.assertEqual(
+            decodeRecords(process.stdin[-1]), [GameServerRecord.fromServer(server)]
+        )
+
     def test_restartWithBackOff(self) -> None:
         """
         A worker that dies is restarted after 1 s, then 2 s, then 4 s (at
@@ -401,6 +462,44 @@ class MakeWorkerServiceTests(SynchronousTestCase):
     """
     Tests of L{makeWorkerService}.
     """
+
+    def test_hangupIgnored(self) -> None:
+        """
+        With C{handleSignals}, a worker handles C{SIGHUP} while it runs: the
+        handler logs, on the reactor's thread, that it is ignored; stopping
+        puts the previous handler back.
+        """
+        reactor = MemoryReactorClock()
+        calls: list[Callable[[], object]] = []
+        reactor.callFromThread = calls.append  # type: ignore[method-assign]
+        handlers: dict[int, Any] = {signal.SIGHUP: "previous"}
+
+        def installSignal(number: int, handler: Any) -> Any:
+            previous = handlers.get(number)
+            handlers[number] = handler
+            return previous
+
+        service = makeWorkerService(
+            Config(listen=(), workers=2),
+            reactor,
+            pool=PublishedPool(),
+            readParent=False,
+            handleSignals=True,
+            installSignal=installSignal,
+        )
+        service.startService()
+        handler = handlers[signal.SIGHUP]
+        self.assertTrue(callable(handler))
+        handler(signal.SIGHUP, None)
+        self.assertEqual(len(calls), 1)
+        with capturedLogs() as events:
+            calls[0]()
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            ["SIGHUP ignored: a worker does not reload"],
+        )
+        self.successResultOf(defer.maybeDeferred(service.stopService))
+        self.assertEqual(handlers[signal.SIGHUP], "previous")
 
     def test_adoptsSockets(self) -> None:
         """

@@ -326,9 +326,14 @@ class AphelionClientProtocol(PacketProtocol, WebSocketClientProtocol):  # type: 
     def acksOwed(self) -> None:
         """
         Called when a received payload needs an ack: send it after the
-        factory's C{ackDelay}, unless a payload carries it first.
+        factory's C{ackDelay} (at the end of the turn once the ack cap is
+        owed), unless a payload carries it first.
         """
-        self.ackAfter(self.factory.clock, self.factory.ackDelay)
+        acks = self._acks
+        delay = self.factory.ackDelay
+        if acks.owed >= acks.cap:
+            delay = 0.0
+        self.ackAfter(self.factory.clock, delay)
 
     def protocolViolated(self, violation: ProtocolViolation) -> None:
         """
@@ -411,8 +416,9 @@ class AphelionClientFactory(WebSocketClientFactory):
     :ivar token: the session token to present, or L{None}.
     :ivar session: the session the connections join, or L{None}.
     :ivar initTimeout: seconds to wait for the S2CInitPacket (close 4004).
-    :ivar ackDelay: seconds before an ack-only packet; 0 is the end of the
-        current reactor turn.
+    :ivar ackDelay: seconds before an ack-only packet (5 ms by default, as
+        the contract's Part 1.3 says); 0 is the end of the current reactor
+        turn.
     :ivar ackCap: the most one packet acknowledges.
     :ivar unackedLimit: the most of our packets the server may leave
         unacknowledged before we close with 4007, or L{None} (the default:
@@ -431,7 +437,7 @@ class AphelionClientFactory(WebSocketClientFactory):
         token: bytes | None = None,
         session: IClientSession | None = None,
         initTimeout: float = 10.0,
-        ackDelay: float = 0.0,
+        ackDelay: float = 0.005,
         ackCap: int = 254,
         unackedLimit: int | None = None,
         maxMessage: int = 65536,

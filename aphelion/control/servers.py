@@ -128,8 +128,11 @@ class GameServer:
 
 
 class _Seatable(Protocol):
-    def hasRoom(self) -> bool: ...
+    """
+    What L{pickServer} asks of a server.
+    """
 
+    def hasRoom(self) -> bool: ...
     def load(self) -> int: ...
 
 
@@ -137,18 +140,14 @@ _S = TypeVar("_S", bound=_Seatable)
 
 
 def pickServer(
-    servers: Iterable[_S], exclude: Collection[Any], seating: str
+    servers: Iterable[_S], exclude: Collection[object], fill: bool
 ) -> _S | None:
     """
-    The server of C{servers} with room and not in C{exclude} that has the
-    fewest players (C{seating} C{"spread"}) or the most (C{"fill"}); a tie
-    goes to the first in C{servers}.
-
-    The one rule of every pool (L{aphelion.interfaces.IGameServerPool.pick}):
-    a node's own game servers, the cluster's and the workers' published ones.
+    The server with room that is not in C{exclude}, with the fewest players
+    or, with C{fill}, the most; ties go to the first. The one rule of the
+    game-server monitor and of a worker's published pool.
     """
     best: _S | None = None
-    fill = seating == "fill"
     for server in servers:
         if server in exclude or not server.hasRoom():
             continue

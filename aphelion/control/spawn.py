@@ -107,7 +107,7 @@ class GameServerMonitor(GameServerSupervisor):
             skip = (exclude,)
         else:
             skip = exclude
-        return pickServer(self.servers.values(), skip, self.seating)
+        return pickServer(self.servers.values(), skip, self.seating == "fill")
 
     def seatingStarted(self, server: GameServer) -> None:
         """

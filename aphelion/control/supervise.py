@@ -109,7 +109,7 @@ class GameServerSupervisor(Service):
             raise ValueError(f"playerWriteLimit must be positive: {playerWriteLimit}")
         if logInterval <= 0:
             raise ValueError(f"logInterval must be positive: {logInterval}")
-        if seatHold < 0:
+        if not seatHold >= 0:  # NaN too
             raise ValueError(f"seatHold must not be negative: {seatHold}")
         self.seatHold = seatHold
         self.playerWriteLimit = playerWriteLimit

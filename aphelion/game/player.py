@@ -350,20 +350,11 @@ class GameServerProtocol(SeatHold, EnvelopeProtocol):
 
         self._seated = True
         self.allowedTypes = _PLAYING
-        self.sendEnvelope(
-            EnvelopeType.Connected,
-            GameDetails(
-                server_id=factory.serverId,
-                name=factory.game.name,
-                player_id=playerId,
-                players=len(factory.players),
-                capacity=factory.capacity,
-            ),
-        )
-        self.sendEnvelope(EnvelopeType.GameConfig, config)
-        if pending:
-            self.writeEnvelopes(b"".join(pending))
-        self._log.info(
+        self._welcome(config, pending)
+        # Debug: the AuthProxy logs every seat already, and a line here is
+        # written twice per seat (here, and again by the AuthProxy that
+        # reads this process's output).
+        self._log.debug(
             "player {playerId} joined ({players}/{capacity})",
             playerId=playerId,
             players=len(factory.players),
@@ -393,7 +384,7 @@ class GameServerProtocol(SeatHold, EnvelopeProtocol):
         another AuthProxy) its seat is held instead.
         """
         reason = message.reason or "disconnected by the AuthProxy"
-        self._log.info(
+        self._log.debug(
             "player {playerId} disconnected: {reason} ({code})",
             playerId=self.playerId or "-",
             reason=reason,
@@ -448,6 +439,26 @@ class GameServerProtocol(SeatHold, EnvelopeProtocol):
             super()._dispatch(envelope)
         elif not target.closing:
             target._dispatch(envelope)
+
+    def _welcome(self, config: GameConfig, pending: list[bytes] | None) -> None:
+        """
+        Send a player just seated (or resumed) C{Connected}, the game's
+        config and what was queued for it meanwhile, in that order.
+        """
+        factory = self.factory
+        self.sendEnvelope(
+            EnvelopeType.Connected,
+            GameDetails(
+                server_id=factory.serverId,
+                name=factory.game.name,
+                player_id=self.playerId,
+                players=len(factory.players),
+                capacity=factory.capacity,
+            ),
+        )
+        self.sendEnvelope(EnvelopeType.GameConfig, config)
+        if pending:
+            self.writeEnvelopes(b"".join(pending))
 
     def _leave(self, reason: str) -> None:
         """

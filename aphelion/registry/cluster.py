@@ -310,7 +310,7 @@ class ClusterPool:
         (C{spread}) or the most (C{fill}); ours first on a tie.
         """
         candidates = [*self.monitor.servers.values(), *self.shared.values()]
-        return pickServer(candidates, exclude, self.monitor.seating)
+        return pickServer(candidates, exclude, self.monitor.seating == "fill")
 
     def _isOwn(self, server: Any) -> bool:
         return isinstance(server, GameServer)

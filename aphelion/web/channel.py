@@ -145,6 +145,10 @@ class _PlayersChannel(HTTPChannel):
         """
         self._upgraded = protocol
         self.setTimeout(None)
+        # The upgraded request never finishes, and nothing reads it once
+        # the WebSocket protocol has its bytes: let it go, with its headers
+        # and body buffer (about 1.5 KB an idle session).
+        self.requests = []
         assert self.transport is not None
         protocol.makeConnection(self.transport)
         resume = getattr(self.transport, "resumeProducing", None)

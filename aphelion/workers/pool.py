@@ -216,7 +216,7 @@ class PublishedPool:
         The server with room and the fewest players (C{spread}) or the most
         (C{fill}) that is not in C{exclude}; ties to the first published.
         """
-        return pickServer(self.servers.values(), exclude, self.seating)
+        return pickServer(self.servers.values(), exclude, self.seating == "fill")
 
     def seatingStarted(self, server: Any) -> None:
         """
