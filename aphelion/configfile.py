@@ -57,10 +57,13 @@ class ConfigFileOptions(usage.Options):
     :ivar arguments: the command line last parsed, to parse again (with the
         file read again) on a reload.
     :ivar configFile: the file read, or L{None}.
+    :cvar secretKeys: the keys whose values may hold a secret (C{--auth}
+        may carry a password): a wrong one is not quoted in the error.
     """
 
     arguments: list[str]
     configFile: str | None = None
+    secretKeys: frozenset[str] = frozenset()
 
     def opt_config(self, path: str) -> None:
         """
@@ -186,8 +189,9 @@ class ConfigFileOptions(usage.Options):
         """
 
         def wrong() -> usage.UsageError:
+            shown = "a value" if key in self.secretKeys else repr(value)
             return usage.UsageError(
-                f"{path}: {key} takes {allowed}, not {value!r} ({type(value).__name__})"
+                f"{path}: {key} takes {allowed}, not {shown} ({type(value).__name__})"
             )
 
         if allowed == "true or false":

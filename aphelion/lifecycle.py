@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from functools import partial
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from twisted.logger import Logger
 
@@ -130,17 +131,33 @@ def configChanges(old: Config, new: Config) -> list[Change]:
     return changes
 
 
+def _withoutPassword(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 def _show(field: str, value: Any) -> str:
     if field == "remoteGameServers":
         # The control tokens stay out of the log.
         return "[" + ", ".join(f"{r.host}:{r.port}" for r in value) + "]"
+    if field == "registry":
+        # redis://:PASSWORD@host: the password stays out of the log.
+        return repr(_withoutPassword(value))
+    if field == "gameOptions":
+        # A game's options may carry its secrets (an API key): keys only.
+        return "[" + ", ".join(sorted(key for key, _ in value)) + "]"
     return repr(value)
 
 
 def describeChange(change: Change) -> str:
     """
     :return: C{field: old -> new}, or for a field that may hold a secret
-        (the checkers, the game config), the field's name and a word.
+        (the checkers, the game config), the field's name and a word; the
+        remote game servers by address and the game options by key.
     """
     if change.field == "checkers":
         return "checkers: read again (secrets and databases)"

@@ -192,7 +192,9 @@ def atLeast(
     :raises usage.UsageError: naming the option, the bound and the value.
     """
     value = options[name]
-    if value < low or (strictly and value == low):
+    # NaN compares false with everything: it would pass any bound, then
+    # break the timers it reaches.
+    if value != value or value < low or (strictly and value == low):
         relation = "more than" if strictly else "at least"
         raise usage.UsageError(f"--{name} must be {relation} {low:g}, not {value}")
 

@@ -26,10 +26,18 @@ import re
 import sys
 from typing import IO, Any
 
-from twisted.logger import ILogObserver, LogEvent, LogLevel, formatEvent
+from twisted.logger import ILogObserver, LogEvent, LogLevel, eventFromJSON, formatEvent
 from zope.interface import implementer
 
-__all__ = ["JSONLinesObserver", "eventAsJSON", "isSecretKey", "json", "relayedEvent"]
+__all__ = [
+    "CHILD_LINE_LIMIT",
+    "JSONLinesObserver",
+    "childLines",
+    "eventAsJSON",
+    "isSecretKey",
+    "json",
+    "relayedEvent",
+]
 
 _SECRET = re.compile(
     r"token|passw|secret|ticket|credential|cookie|authoriz|private",
@@ -181,3 +189,39 @@ def relayedEvent(
     if event.get("log_failure") is not None:
         again["log_failure"] = event["log_failure"]
     return again
+
+
+CHILD_LINE_LIMIT = 65536
+"""
+Bytes of a child's unfinished output line kept; a longer line is dropped.
+"""
+
+
+def childLines(tail: bytes, data: bytes) -> tuple[list[LogEvent | str], bytes]:
+    """
+    Split what a child process (a game server, a worker) wrote into its log
+    events (its JSON lines, read back) and its other lines (say, a
+    traceback before its logging began).
+
+    :param tail: the unfinished line kept from the last call.
+    :param data: the bytes just read.
+    :return: the events and the other lines' text, in order, and the
+        unfinished line to keep (none when longer than L{CHILD_LINE_LIMIT}).
+    """
+    *lines, tail = (tail + data).split(b"\n")
+    found: list[LogEvent | str] = []
+    for line in lines:
+        text = line.decode("utf-8", "replace").lstrip("\x1e")
+        if text.startswith("{"):
+            try:
+                event = eventFromJSON(text)
+            except ValueError:
+                pass
+            else:
+                if isinstance(event, dict):
+                    found.append(event)
+                    continue
+        found.append(text)
+    if len(tail) > CHILD_LINE_LIMIT:
+        tail = b""
+    return found, tail

@@ -8,26 +8,24 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
-from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.error import ReactorNotRunning
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.server import Site
 
-from aphelion.admin import Lifecycle, makeAdminSite
+from aphelion.admin import Lifecycle
 from aphelion.admin.view import ProxyView
-from aphelion.auth import BoundedAuthenticator, PlayerRealm, authenticate
 from aphelion.codes import CloseCode
 from aphelion.config import Config
-from aphelion.control.proxy import LinkConnector, controlFactoryMaker
+from aphelion.control.proxy import LinkConnector
 from aphelion.control.spawn import GameServerMonitor
 from aphelion.gateway import Gateway
-from aphelion.interfaces import IGameServerPool, IReactorUser
+from aphelion.interfaces import IGameServerPool
 from aphelion.lifecycle import (
     ATTRIBUTES,
     Change,
@@ -36,12 +34,16 @@ from aphelion.lifecycle import (
     describeChange,
 )
 from aphelion.limits import Exemptions
-from aphelion.proto.game_pb2 import GameConfig
-from aphelion.registry.client import RedisClient
+from aphelion.parts import (
+    ClusterService,
+    makeAdmin,
+    makeAuthenticator,
+    makeMonitor,
+    makeRegistry,
+)
 from aphelion.registry.cluster import ClusterLinkConnector, ClusterPool
-from aphelion.registry.redis import RedisSessionRegistry, newNodeId
+from aphelion.registry.redis import RedisSessionRegistry
 from aphelion.replies import disconnectNotice
-from aphelion.session import MemorySessionRegistry
 from aphelion.stats import Stats
 from aphelion.web import makeSite
 from aphelion.web.proxied import ProxiedSiteFactory, isProxied
@@ -203,7 +205,11 @@ class AuthProxyService(MultiService):
         if self.draining:
             return
         self.startDraining("SIGTERM")
-        self._reactor.stop()
+        try:
+            self._reactor.stop()
+        except ReactorNotRunning:
+            # A stop asked for already (SIGINT, say) and not begun yet.
+            pass
 
     def stopService(self) -> Deferred[Any]:
         """
@@ -249,7 +255,14 @@ class AuthProxyService(MultiService):
         except usage.UsageError as e:
             self._log.error("reload refused, nothing changed: {error}", error=str(e))
             return []
-        return self.reload(new)
+        except Exception:
+            # Run from a signal: nothing may reach the reactor.
+            self._log.failure("reload refused, nothing changed: reading failed")
+            return []
+        changes: list[Change] = []
+        with self._log.failuresHandled("reload failed part way"):
+            changes = self.reload(new)
+        return changes
 
     def reload(self, new: Config) -> list[Change]:
         """
@@ -322,40 +335,21 @@ class AuthProxyService(MultiService):
         if closers and self._reactor is not None:
             self._closeCalls = [c for c in self._closeCalls if c.active()]
             self._closeCalls.extend(
-                self._reactor.callLater(self.checkerCloseDelay, close)
+                self._reactor.callLater(
+                    self.checkerCloseDelay, self._closeChecker, close
+                )
                 for close in closers
             )
 
-
-class ClusterService(Service):
-    """
-    Joins the cluster when the AuthProxy starts: connects the shared
-    registry to Redis and starts the cluster's view of the game servers.
-    """
-
-    def __init__(
-        self, registry: RedisSessionRegistry, pool: ClusterPool | None
-    ) -> None:
-        self._registry = registry
-        self._pool = pool
-
-    def startService(self) -> None:
-        """
-        Called when the AuthProxy starts.
-        """
-        super().startService()
-        self._registry.start()
-        if self._pool is not None:
-            self._pool.start()
-
-    def stopService(self) -> None:
-        """
-        Called when the AuthProxy stops (the registry is closed by
-        L{ShutdownService}).
-        """
-        super().stopService()
-        if self._pool is not None:
-            self._pool.stop()
+    def _closeChecker(self, close: Callable[[], object]) -> None:
+        # On a timer: a checker that fails to close must not reach the
+        # reactor.
+        with self._log.failuresHandled("closing a replaced checker failed"):
+            closed = close()
+            if isinstance(closed, Deferred):
+                closed.addErrback(
+                    lambda f: self._log.failure("closing a replaced checker failed", f)
+                )
 
 
 class ShutdownService(Service):
@@ -392,21 +386,6 @@ class ShutdownService(Service):
         self._factory.throttle.stop()
 
 
-def makeAuthenticator(config: Config, reactor: Any) -> BoundedAuthenticator | None:
-    """
-    The authenticator of C{config}'s checkers, bound to the reactor, or
-    L{None} when there are none.
-    """
-    if not config.checkers:
-        return None
-    for checker in config.checkers:
-        if IReactorUser.providedBy(checker):
-            checker.bindReactor(reactor)
-    portal = Portal(PlayerRealm(), config.checkers)
-    # At most --checker-queue checks wait for the checker (Part 6).
-    return BoundedAuthenticator(partial(authenticate, portal), config.checkerQueue)
-
-
 def build(
     config: Config,
     reactor: Any,
@@ -439,57 +418,14 @@ def build(
         sessionsPerAddress=config.sessionsPerAddress,
         exempt=exempt,
     )
-    client: RedisClient | None = None
-    registry: MemorySessionRegistry
-    nodeId = ""
-    if config.registry == "memory":
-        registry = MemorySessionRegistry(clock=reactor, **limits)
-    else:
-        client = RedisClient(reactor=reactor, url=config.registry)
-        nodeId = newNodeId()
-        registry = RedisSessionRegistry(
-            clock=reactor,
-            client=client,
-            nodeId=nodeId,
-            address=config.nodeAddress,
-            countsInterval=config.countsInterval,
-            deadAfter=config.deadAfter,
-            **limits,
-        )
+    registry, client, nodeId = makeRegistry(config, reactor, limits)
+    if client is not None:
         _log.info(
             "node {nodeId} of a cluster: sessions shared in {url}",
             nodeId=nodeId,
             url=client.url,
         )
-    monitor = GameServerMonitor(
-        reactor=reactor,
-        game=config.game,
-        count=config.gameServers,
-        remotes=config.remoteGameServers,
-        makeControlFactory=partial(
-            controlFactoryMaker,
-            firstMessageTimeout=config.controlTimeout,
-            heartbeatInterval=config.heartbeatInterval,
-            deadAfter=config.deadAfter,
-        ),
-        restartInitial=config.restartInitial,
-        playerWriteLimit=config.playerWriteLimit,
-        logInterval=config.logInterval,
-        seatHold=config.seatHold,
-        restartMax=config.restartMax,
-        drainDeadline=config.drainDeadline,
-        connectTimeout=config.controlTimeout,
-        options=dict(config.gameOptions),
-        seating=config.seating,
-        gameConfig=(
-            GameConfig(content_type=config.gameConfig[0], content=config.gameConfig[1])
-            if config.gameConfig is not None
-            else None
-        ),
-        # Game-server ids unique in the cluster (Part 5.2).
-        idPrefix=f"{nodeId[:8]}-" if nodeId else "",
-        sharedRemotes=client is not None,
-    )
+    monitor = makeMonitor(config, reactor, nodeId, shared=client is not None)
     monitor.setName("game-servers")
     seats: Any = monitor if pool is None else pool
     connectLink: Any = LinkConnector(reactor, connectTimeout=config.controlTimeout)
@@ -536,25 +472,22 @@ def build(
         pagesPrefix=config.pagesPrefix if config.pages else None,
     )
     lifecycle = Lifecycle()
-    adminSite = None
-    if config.admin is not None:
-        adminSite = makeAdminSite(
-            ProxyView(
-                factory=factory,
-                monitor=monitor,
-                gateway=gateway,
-                lifecycle=lifecycle,
-                clock=reactor,
-            ),
-            token=config.adminToken,
+    adminSite = makeAdmin(
+        config,
+        reactor,
+        lambda: ProxyView(
+            factory=factory,
+            monitor=monitor,
+            gateway=gateway,
+            lifecycle=lifecycle,
             clock=reactor,
-            logInterval=config.logInterval,
+        ),
+    )
+    if adminSite is not None and config.adminToken is None:
+        _log.warn(
+            "--admin without --admin-token-file: the admin API and dashboard "
+            "refuse everything; /metrics, /health and /ready are open"
         )
-        if config.adminToken is None:
-            _log.warn(
-                "--admin without --admin-token-file: the admin API and dashboard "
-                "refuse everything; /metrics, /health and /ready are open"
-            )
     top = AuthProxyService(
         factory=factory,
         monitor=monitor,
@@ -584,9 +517,7 @@ def build(
         # Behind PROXY, a connection is admitted under the client's address,
         # which only the header names.
         listening: Any = (
-            ProxiedSiteFactory(site, clock=reactor, timeout=config.upgradeTimeout)
-            if isProxied(description)
-            else site
+            ProxiedSiteFactory(site, clock=reactor) if isProxied(description) else site
         )
         listener: IService = strports.service(description, listening, reactor=reactor)
         listener.setName(f"listen:{description}")

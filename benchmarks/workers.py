@@ -42,6 +42,7 @@ from run import HERE, RESULTS, Loadgen, Server, freePort, log, median, stopProce
 sys.path.insert(0, str(HERE.parent))
 
 from aphelion.tap import Options
+from tests.redisserver import redisArguments
 
 SERVER = (
     "{python} {here}/workers_server.py --workers %d "
@@ -77,19 +78,7 @@ def startRedis(scratch: str) -> tuple[subprocess.Popen[bytes] | None, str]:
         return None, ""
     port = freePort()
     proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            scratch,
-        ],
+        redisArguments(binary, port, scratch),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -37,7 +37,7 @@ from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
-__all__ = ["RedisServer", "missing", "startRedis"]
+__all__ = ["RedisServer", "missing", "redisArguments", "startRedis"]
 
 BINARY = os.environ.get("APHELION_REDIS_SERVER", "/usr/bin/redis-server")
 
@@ -72,6 +72,26 @@ def freePort() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def redisArguments(binary: str, port: int, directory: str) -> list[str]:
+    """
+    :return: the command line of C{redis-server} (at C{binary}) on
+        127.0.0.1 only, on C{port}, with no persistence, in C{directory}.
+    """
+    return [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        directory,
+    ]
 
 
 class _Watcher(ProcessProtocol):
@@ -129,17 +149,7 @@ class RedisServer:
         Start the server and return once it accepts connections.
         """
         args = [
-            _binary(),
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            self.directory,
+            *redisArguments(_binary(), self.port, self.directory),
             "--logfile",
             "",
             "--daemonize",

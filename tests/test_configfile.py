@@ -145,6 +145,27 @@ class ConfigFileTests(SynchronousTestCase):
         message = self.refused("ack-cap = 300\n")
         self.assertIn(": ack-cap: --ack-cap must be 1 to 254", message)
 
+    def test_authNotQuoted(self) -> None:
+        """
+        A wrong value of C{auth} is not quoted in the error: it may hold a
+        password.
+        """
+        message = self.refused('auth = ["memory:alice:hunter2"]\n')
+        self.assertIn("auth takes a string, not a value (list)", message)
+        self.assertNotIn("hunter2", message)
+
+    def test_notANumber(self) -> None:
+        """
+        TOML's C{nan}, which passes any comparison with a bound, is refused
+        as the command line's C{nan} is.
+        """
+        message = self.refused("seat-hold = nan\n")
+        self.assertIn("seat-hold", message)
+        for name in ("drain-deadline", "dead-after", "restart-max"):
+            self.assertRaises(
+                usage.UsageError, Options().parseOptions, [f"--{name}", "nan"]
+            )
+
     def test_commandLineErrorNotBlamedOnFile(self) -> None:
         """
         A wrong value given on the command line is not reported as the

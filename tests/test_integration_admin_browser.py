@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
 
-from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
-from tests.test_integration_browser import CHROMEDRIVER, CHROMIUM, _missing
-from tests.test_js import NODE, reactor, runProcess, startAphelion
-
-_log = Logger()
+from tests.browser import runScript, skipUnlessBrowser
+from tests.test_js import startAphelion
 
 SCRIPT = "clients/js/e2e/admin-dashboard.js"
 TOKEN = "browser-admin-token-0123456789"
@@ -51,10 +47,7 @@ class DashboardTests(TestCase):
         under traffic; the kick button ends the player's session with
         C{S2C{disconnect}} and 4009. A screenshot is saved.
         """
-        missing = _missing()
-        if missing is not None:
-            raise self.skipTest(missing)
-        assert NODE is not None and CHROMIUM is not None and CHROMEDRIVER is not None
+        skipUnlessBrowser(self)
         tokenFile = os.path.abspath(self.mktemp())
         os.makedirs(os.path.dirname(tokenFile), exist_ok=True)
         with open(tokenFile, "w") as f:
@@ -69,29 +62,15 @@ class DashboardTests(TestCase):
             gameServers=2,
         )
         screenshot = tokenFile + "-dashboard.png"
-        start: Any = reactor.seconds()
-        code, output = await runProcess(
-            NODE,
-            [SCRIPT],
+        await runScript(
+            self,
+            SCRIPT,
             {
                 "APHELION_PORT": str(port),
                 "ADMIN_PORT": str(adminPort),
                 "ADMIN_TOKEN": TOKEN,
-                "SCREENSHOT": screenshot,
-                "CHROMIUM": os.path.realpath(CHROMIUM),
-                "CHROMEDRIVER": CHROMEDRIVER,
             },
+            screenshot,
             seconds=150,
+            shows="dashboard",
         )
-        _log.info(
-            "{script}: exit {code} in {elapsed:.1f} s; screenshot of the "
-            "dashboard: {screenshot}\n{output}",
-            script=SCRIPT,
-            code=code,
-            elapsed=reactor.seconds() - start,
-            screenshot=screenshot,
-            output=output,
-        )
-        if code != 0:
-            self.fail(f"{SCRIPT} failed ({code}):\n{output[-20000:]}")
-        self.assertTrue(os.path.getsize(screenshot) > 1000, screenshot)

@@ -9,20 +9,11 @@ under C{_trial_temp}; the test log says where.
 from __future__ import annotations
 
 import os
-from typing import Any
 
-from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
-from tests.test_integration_browser import (
-    APHELION,
-    CHROMEDRIVER,
-    CHROMIUM,
-    _missing,
-)
-from tests.test_js import NODE, reactor, runProcess, startAphelion
-
-_log = Logger()
+from tests.browser import APHELION, runScript, skipUnlessBrowser
+from tests.test_js import startAphelion
 
 SCRIPT = "clients/js/e2e/arena-browser.js"
 
@@ -41,10 +32,7 @@ class ArenaPageTests(TestCase):
         player's dot that way; the round-trip time and the input latency are
         shown. A screenshot is saved.
         """
-        missing = _missing()
-        if missing is not None:
-            raise self.skipTest(missing)
-        assert NODE is not None and CHROMIUM is not None and CHROMEDRIVER is not None
+        skipUnlessBrowser(self)
         # A small field that is one interest cell, so that the page sees
         # every bot wherever they wander.
         port = await startAphelion(
@@ -58,28 +46,11 @@ class ArenaPageTests(TestCase):
         )
         screenshot = os.path.abspath(self.mktemp()) + "-arena.png"
         os.makedirs(os.path.dirname(screenshot), exist_ok=True)
-        start: Any = reactor.seconds()
-        code, output = await runProcess(
-            NODE,
-            [SCRIPT],
-            {
-                "APHELION_PORT": str(port),
-                "APHELION_CLI": APHELION,
-                "SCREENSHOT": screenshot,
-                "CHROMIUM": os.path.realpath(CHROMIUM),
-                "CHROMEDRIVER": CHROMEDRIVER,
-            },
+        await runScript(
+            self,
+            SCRIPT,
+            {"APHELION_PORT": str(port), "APHELION_CLI": APHELION},
+            screenshot,
             seconds=90,
+            shows="arena page",
         )
-        _log.info(
-            "{script}: exit {code} in {elapsed:.1f} s; screenshot of the arena "
-            "page: {screenshot}\n{output}",
-            script=SCRIPT,
-            code=code,
-            elapsed=reactor.seconds() - start,
-            screenshot=screenshot,
-            output=output,
-        )
-        if code != 0:
-            self.fail(f"{SCRIPT} failed ({code}):\n{output[-20000:]}")
-        self.assertTrue(os.path.getsize(screenshot) > 1000, screenshot)

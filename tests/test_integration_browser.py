@@ -10,34 +10,13 @@ test log says where.
 from __future__ import annotations
 
 import os
-import shutil
-import sys
-from typing import Any
 
-from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
-from tests.test_js import NODE, reactor, runProcess, startAphelion
+from tests.browser import APHELION, runScript, skipUnlessBrowser
+from tests.test_js import startAphelion
 
-_log = Logger()
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-APHELION = os.path.join(os.path.dirname(sys.executable), "aphelion")
 SCRIPT = "clients/js/e2e/chat-browser.js"
-
-
-def _missing() -> str | None:
-    """
-    :return: why the browser test cannot run here, or L{None}.
-    """
-    if NODE is None:
-        return "node is not installed"
-    if CHROMIUM is None:
-        return "Chromium is not installed (apt-get install chromium)"
-    if CHROMEDRIVER is None:
-        return "chromedriver is not installed (apt-get install chromium-driver)"
-    return None
 
 
 class ChatPageTests(TestCase):
@@ -54,35 +33,15 @@ class ChatPageTests(TestCase):
         their tokens, keep their seats and get what was said meanwhile; a
         reloaded page resumes too. A screenshot of the chat page is saved.
         """
-        missing = _missing()
-        if missing is not None:
-            raise self.skipTest(missing)
-        assert NODE is not None and CHROMIUM is not None and CHROMEDRIVER is not None
+        skipUnlessBrowser(self)
         port = await startAphelion(self, "--seating", "fill")
         screenshot = os.path.abspath(self.mktemp()) + "-chat.png"
         os.makedirs(os.path.dirname(screenshot), exist_ok=True)
-        start: Any = reactor.seconds()
-        code, output = await runProcess(
-            NODE,
-            [SCRIPT],
-            {
-                "APHELION_PORT": str(port),
-                "APHELION_CLI": APHELION,
-                "SCREENSHOT": screenshot,
-                "CHROMIUM": os.path.realpath(CHROMIUM),
-                "CHROMEDRIVER": CHROMEDRIVER,
-            },
+        await runScript(
+            self,
+            SCRIPT,
+            {"APHELION_PORT": str(port), "APHELION_CLI": APHELION},
+            screenshot,
             seconds=150,
+            shows="chat page",
         )
-        _log.info(
-            "{script}: exit {code} in {elapsed:.1f} s; screenshot of the chat "
-            "page: {screenshot}\n{output}",
-            script=SCRIPT,
-            code=code,
-            elapsed=reactor.seconds() - start,
-            screenshot=screenshot,
-            output=output,
-        )
-        if code != 0:
-            self.fail(f"{SCRIPT} failed ({code}):\n{output[-20000:]}")
-        self.assertTrue(os.path.getsize(screenshot) > 1000, screenshot)

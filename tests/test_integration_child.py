@@ -311,7 +311,8 @@ class ChildTests(TestCase):
         with C{ClientAuth{resumed}}, getting what the room said meanwhile;
         unclaimed, a held seat ends after C{--seat-hold}.
         """
-        child = await self.spawn(extra=("--seat-hold", "1.5"))
+        # Long enough for a loaded machine to resume within it.
+        child = await self.spawn(extra=("--seat-hold", "3"))
         port = await child.port.addTimeout(TIMEOUT, theReactor())
         clientToken = bytes(range(1, 33))
         control = await self.connect(port)
@@ -354,6 +355,11 @@ class ChildTests(TestCase):
         self.assertEqual(status.players, 2)
 
         await alice.close()  # no Disconnect: the seat is held
+        # Two connections are not ordered: until the child has seen alice's
+        # go, bob's message would still be written to her old connection.
+        await self.waitForLog(
+            child, lambda text: "holding the seat of player alice" in text, "the hold"
+        )
         bob.send(
             T.GameData, chat_pb2.C2S(say=chat_pb2.Say(text="wb")).SerializeToString()
         )
@@ -363,7 +369,7 @@ class ChildTests(TestCase):
         self.assertEqual((said.player_id, said.text), ("bob", "wb"))
 
         await bob.close()
-        status = await control.next(T.Status)  # after the 1.5 s hold
+        status = await control.next(T.Status)  # after the 3 s hold
         self.assertEqual(status.players, 1)
         await self.waitForLog(
             child, lambda text: "bob was not claimed" in text, "the hold's end"
@@ -506,5 +512,6 @@ class OptionsTests(SynchronousTestCase):
             ("--player-write-limit", "-5"),
             ("--log-interval", "0"),
             ("--seat-hold", "-1"),
+            ("--seat-hold", "nan"),
         ):
             self.assertRaises(usage.UsageError, self.parse, *args)

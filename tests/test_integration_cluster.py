@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from dataclasses import replace
 from typing import Any
 
@@ -28,7 +27,12 @@ from aphelion.proto import chat_pb2
 from aphelion.proto.game_pb2 import C2S, S2C, Authenticate, AuthenticateResponse
 from aphelion.service import AuthProxyService, build
 from tests.redisserver import RedisServer, missing, startRedis
-from tests.test_integration_system import ChildProcess, say, waitFor, within
+from tests.test_integration_system import (
+    say,
+    startRemoteGameServer,
+    waitFor,
+    within,
+)
 from tests.test_integration_twistd import startTwistd, timeout
 
 reactor: Any = _reactor
@@ -356,32 +360,7 @@ class RemoteControlTests(ClusterTestCase):
         """
         Start a chat game server with a token file; kill it in cleanup.
         """
-        token = os.urandom(32)
-        tokenFile = self.mktemp()
-        with open(tokenFile, "w") as f:
-            f.write(token.hex() + "\n")
-        child = ChildProcess()
-        argv = [
-            sys.executable,
-            "-m",
-            "aphelion.game.child",
-            "--game",
-            "aphelion.games.chat",
-            "--token-file",
-            tokenFile,
-        ]
-        transport = reactor.spawnProcess(
-            child, sys.executable, argv, env=dict(os.environ)
-        )
-
-        async def stop() -> None:
-            if not child.ended.called:
-                transport.signalProcess("KILL")
-            await within(child.ended, 20)
-
-        self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
-        port = await within(child.port, 20)
-        return RemoteGameServer("127.0.0.1", port, token)
+        return await startRemoteGameServer(self)
 
     async def test_takeover(self) -> None:
         """

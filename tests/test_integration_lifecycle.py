@@ -24,7 +24,7 @@ from aphelion.client import AphelionClientProtocol, connect
 from aphelion.codes import AphelionProtocol
 from aphelion.proto import chat_pb2
 from aphelion.proto.game_pb2 import C2S, S2C, Authenticate, AuthenticateResponse
-from tests.test_integration_twistd import TWISTD, TwistdProcess
+from tests.test_integration_twistd import TwistdProcess, startTwistd
 
 reactor: Any = _reactor
 
@@ -59,31 +59,7 @@ def startAphelion(
     Start C{twistd [TWISTD_ARGS] -n aphelion --listen LISTEN ARGS}; stop
     it with SIGTERM (then SIGKILL) in cleanup, by its pid.
     """
-    process = TwistdProcess()
-    argv = [
-        TWISTD,
-        *twistdArguments,
-        "-n",
-        "--pidfile=",
-        "aphelion",
-        "--listen",
-        listen,
-        *arguments,
-    ]
-    transport = reactor.spawnProcess(process, TWISTD, argv, env=dict(os.environ))
-
-    async def stop() -> None:
-        if process.ended.called:
-            return
-        transport.signalProcess("TERM")
-        try:
-            await within(process.ended, 20)
-        except Exception:
-            transport.signalProcess("KILL")
-            await within(process.ended, 5)
-
-    test.addCleanup(lambda: Deferred.fromCoroutine(stop()))
-    return process
+    return startTwistd(test, *arguments, twistdArguments=twistdArguments, listen=listen)
 
 
 def childPids(output: bytes) -> dict[str, int]:
@@ -248,31 +224,20 @@ class JSONLogTests(TestCase):
         server id; no field holds a token.
         """
         process = StdoutTwistd()
-        argv = [
-            TWISTD,
-            "--logger",
-            "aphelion.logs.json",
-            "-n",
-            "--pidfile=",
-            "aphelion",
-            "--listen",
-            "tcp:0:interface=127.0.0.1",
+        startTwistd(
+            self,
             "--auth",
             "dev",
-        ]
-        transport = reactor.spawnProcess(process, TWISTD, argv, env=dict(os.environ))
-
-        async def kill() -> None:
-            if not process.ended.called:
-                transport.signalProcess("KILL")
-                await within(process.ended)
-
-        self.addCleanup(lambda: Deferred.fromCoroutine(kill()))
+            twistdArguments=("--logger", "aphelion.logs.json"),
+            process=process,
+            stopSignal="KILL",
+        )
         port = await within(process.port, 30)
         await waitFor(lambda: b"game server gs1 ready" in process.stdout)
         client, _ = await seatedPlayer(self, f"ws://127.0.0.1:{port}/aphelion", "alice")
         await chatRoundTrip(self, client, "alice", "hello")
         await waitFor(lambda: b"seated on gs1" in process.stdout)
+        transport: Any = process.transport
         transport.signalProcess("TERM")
         await within(process.ended)
         lines = [json.loads(line) for line in process.stdout.decode().splitlines()]

@@ -354,34 +354,10 @@ class SupervisionTests(SystemTestCase):
         A game server started by the operator with a token file, configured
         on the proxy by address and token, seats players.
         """
-        token = os.urandom(32)
-        tokenFile = self.mktemp()
-        with open(tokenFile, "w") as f:
-            f.write(token.hex() + "\n")
-        child = ChildProcess()
-        argv = [
-            sys.executable,
-            "-m",
-            "aphelion.game.child",
-            "--game",
-            "aphelion.games.chat",
-            "--token-file",
-            tokenFile,
-        ]
-        transport = reactor.spawnProcess(
-            child, sys.executable, argv, env=dict(os.environ)
-        )
-
-        async def stop() -> None:
-            if not child.ended.called:
-                transport.signalProcess("KILL")
-            await within(child.ended, 20)
-
-        self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
-        port = await within(child.port, 20)
+        remote = await startRemoteGameServer(self)
         await self.startProxy(
             gameServers=0,
-            remoteGameServers=(RemoteGameServer("127.0.0.1", port, token),),
+            remoteGameServers=(remote,),
         )
         _, answer = await self.seated("alice")
         self.assertEqual(answer.connected.server_id, "remote1")
@@ -410,3 +386,36 @@ class ChildProcess(ProcessProtocol):
         Fire L{ended}.
         """
         self.ended.callback(None)
+
+
+async def startRemoteGameServer(test: TestCase) -> RemoteGameServer:
+    """
+    Start a chat game server by hand, as an operator does, with a token
+    file; kill it (by its PID) in C{test}'s cleanup.
+
+    :return: the game server, as C{--game-server} configures it.
+    """
+    token = os.urandom(32)
+    tokenFile = test.mktemp()
+    with open(tokenFile, "w") as f:
+        f.write(token.hex() + "\n")
+    child = ChildProcess()
+    argv = [
+        sys.executable,
+        "-m",
+        "aphelion.game.child",
+        "--game",
+        "aphelion.games.chat",
+        "--token-file",
+        tokenFile,
+    ]
+    transport = reactor.spawnProcess(child, sys.executable, argv, env=dict(os.environ))
+
+    async def stop() -> None:
+        if not child.ended.called:
+            transport.signalProcess("KILL")
+        await within(child.ended, 20)
+
+    test.addCleanup(lambda: Deferred.fromCoroutine(stop()))
+    port = await within(child.port, 20)
+    return RemoteGameServer("127.0.0.1", port, token)

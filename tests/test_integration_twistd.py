@@ -10,11 +10,12 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ProcessDone
+from twisted.internet.error import ProcessDone, ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
@@ -62,30 +63,48 @@ class TwistdProcess(ProcessProtocol):
         self.ended.callback([reason])
 
 
-def startTwistd(test: TestCase, *args: str) -> TwistdProcess:
+def startTwistd(
+    test: TestCase,
+    *args: str,
+    twistdArguments: Sequence[str] = (),
+    listen: str = "tcp:0:interface=127.0.0.1",
+    process: TwistdProcess | None = None,
+    stopSignal: str = "TERM",
+) -> TwistdProcess:
     """
-    Start C{twistd -n aphelion ARGS} on an ephemeral loopback port; stop it
-    with SIGTERM in cleanup.
+    Start C{twistd [TWISTD_ARGUMENTS] -n aphelion --listen LISTEN ARGS} (on
+    an ephemeral loopback port by default); stop it in cleanup, by its pid,
+    with C{stopSignal} (then SIGKILL if it outlives 20 s).
+
+    :param process: the protocol of the child (a new L{TwistdProcess} by
+        default).
     """
-    process = TwistdProcess()
+    process = TwistdProcess() if process is None else process
     argv = [
         TWISTD,
+        *twistdArguments,
         "-n",
         "--pidfile=",
         "aphelion",
         "--listen",
-        "tcp:0:interface=127.0.0.1",
+        listen,
         *args,
     ]
     transport = reactor.spawnProcess(process, TWISTD, argv, env=dict(os.environ))
+    ended = process.ended
 
     async def stop() -> None:
-        if not process.ended.called:
-            try:
-                transport.signalProcess("TERM")
-            except Exception:
-                pass
-            await timeout(process.ended, 20)
+        if ended.called:
+            return
+        try:
+            transport.signalProcess(stopSignal)
+        except ProcessExitedAlready:
+            pass
+        try:
+            await timeout(ended, 20)
+        except Exception:
+            transport.signalProcess("KILL")
+            await timeout(ended, 5)
 
     test.addCleanup(lambda: Deferred.fromCoroutine(stop()))
     return process

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ReactorNotRunning
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python import usage
@@ -72,8 +73,8 @@ class ChangesTests(SynchronousTestCase):
 
     def test_describe(self) -> None:
         """
-        A change reads C{field: old -> new}; checkers, the game config and
-        remote servers' tokens are never shown.
+        A change reads C{field: old -> new}; checkers, the game config,
+        remote servers' tokens and game options' values are never shown.
         """
         self.assertEqual(
             describeChange(Change("sessionTimeout", 60.0, 30.0)),
@@ -88,6 +89,16 @@ class ChangesTests(SynchronousTestCase):
             Change("remoteGameServers", (), (RemoteGameServer("h", 7, token),))
         )
         self.assertEqual(remote, "remoteGameServers: [] -> [h:7]")
+        options = describeChange(
+            Change("gameOptions", (("mode", "ffa"),), (("apiKey", SECRET),))
+        )
+        self.assertEqual(options, "gameOptions: [mode] -> [apiKey]")
+        registry = describeChange(
+            Change("registry", "memory", f"redis://:{SECRET}@10.0.0.5:6379/0")
+        )
+        self.assertEqual(
+            registry, "registry: 'memory' -> 'redis://:***@10.0.0.5:6379/0'"
+        )
 
     def test_reloadableFieldsExist(self) -> None:
         """
@@ -269,6 +280,22 @@ class ReloadTests(SynchronousTestCase):
         self.assertNotIn(SECRET, messages(events))
         self.assertIn("checkers: read again", messages(events))
 
+    def test_checkerCloseFails(self) -> None:
+        """
+        A replaced checker whose C{close} raises is logged as a failure,
+        not left to the reactor.
+        """
+
+        def close() -> None:
+            raise OSError("pool already gone")
+
+        self.checker.close = close  # type: ignore[method-assign]
+        self.service.reload(
+            Config(listen=(), gameServers=0, checkers=(SecretChecker(),))
+        )
+        self.reactor.advance(AuthProxyService.checkerCloseDelay)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
     def test_reloadConfigRefused(self) -> None:
         """
         A configuration that does not parse is logged and changes nothing.
@@ -284,6 +311,29 @@ class ReloadTests(SynchronousTestCase):
         self.assertIn(
             "reload refused, nothing changed: aphelion.toml", messages(events)
         )
+
+    def test_reloadConfigUnexpectedError(self) -> None:
+        """
+        An unexpected exception while reading or applying a configuration
+        (run from a signal handler) is logged as a failure and does not
+        reach the reactor.
+        """
+
+        def broken() -> Config:
+            raise RuntimeError("plugin blew up")
+
+        self.service.loadConfig = broken
+        self.assertEqual(self.service.reloadConfig(), [])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertIs(self.service.config, self.config)
+
+        def applyFails(new: Config) -> list[Change]:
+            raise ValueError("apply blew up")
+
+        self.service.loadConfig = lambda: Config(listen=(), gameServers=0)
+        self.service.reload = applyFails  # type: ignore[method-assign]
+        self.assertEqual(self.service.reloadConfig(), [])
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
 
     def test_noReloadWhileStopping(self) -> None:
         """
@@ -449,6 +499,30 @@ class StopOrderTests(SynchronousTestCase):
         service.terminate()
         self.assertEqual(reasons, ["SIGTERM"])
         self.assertTrue(reactor.hasStopped)
+
+    def test_terminateAfterStopAskedFor(self) -> None:
+        """
+        A SIGTERM that arrives after a stop was asked for (say by SIGINT)
+        but before the services stop raises nothing.
+        """
+
+        class StoppingReactor(MemoryReactorClock):
+            """
+            A memory reactor that, as a real one, refuses a second stop.
+            """
+
+            def stop(self) -> None:
+                # As a real reactor: a second stop raises.
+                if self.hasStopped:
+                    raise ReactorNotRunning()
+                super().stop()
+
+        reactor = StoppingReactor()
+        reactor.running = True
+        service = build(Config(listen=(), gameServers=0), reactor)
+        reactor.stop()
+        service.terminate()
+        self.assertTrue(service.draining)
 
     def test_signalsInstalledWhenRunning(self) -> None:
         """

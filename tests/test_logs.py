@@ -291,3 +291,40 @@ class RelayedEventTests(SynchronousTestCase):
         self.assertEqual(again["log_level"], LogLevel.info)
         self.assertEqual(again["log_namespace"], "aphelion.workers")
         self.assertEqual(formatEvent(again), "[worker 2] x")
+
+
+class ChildLinesTests(SynchronousTestCase):
+    """
+    L{logs.childLines}: a child's output split into events and lines.
+    """
+
+    def test_split(self) -> None:
+        """
+        A JSON event line (with or without the record separator) is read
+        back as an event, any other line is text, and an unfinished line is
+        kept for the next call.
+        """
+        line = eventAsJSONLine({"log_format": "hello {who}", "who": "you"})
+        found, tail = logs.childLines(b"", b"\x1e" + line + b"\nTraceback\n{not js")
+        self.assertEqual(len(found), 2)
+        event, text = found
+        assert isinstance(event, dict)
+        self.assertEqual(formatEvent(event), "hello you")
+        self.assertEqual(text, "Traceback")
+        self.assertEqual(tail, b"{not js")
+        found, tail = logs.childLines(tail, b"on\n")
+        self.assertEqual((found, tail), (["{not json"], b""))
+
+    def test_longLineDropped(self) -> None:
+        """
+        An unfinished line longer than L{logs.CHILD_LINE_LIMIT} is dropped.
+        """
+        found, tail = logs.childLines(b"", b"x" * (logs.CHILD_LINE_LIMIT + 1))
+        self.assertEqual((found, tail), ([], b""))
+
+
+def eventAsJSONLine(event: dict[str, Any]) -> bytes:
+    """
+    C{event} as Twisted's JSON file observer writes it, without the newline.
+    """
+    return eventAsJSON(event).encode("utf-8")

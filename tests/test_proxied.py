@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from ipaddress import ip_address
+from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet.address import IPv4Address
@@ -142,6 +143,22 @@ class ProxiedSiteFactoryTests(SynchronousTestCase):
         self.assertEqual(self.site.addresses, [])
         self.protocol.connectionLost(Failure(Exception("aborted")))
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_timeoutOfTheGate(self) -> None:
+        """
+        Without a timeout of its own, the factory takes the gate's
+        C{upgradeTimeout} as it is at each accept (a reload changes it), and
+        0 sets no deadline.
+        """
+        gate = SimpleNamespace(upgradeTimeout=2.0)
+        self.site.gate = gate  # type: ignore[attr-defined]
+        factory = ProxiedSiteFactory(self.site, clock=self.clock)
+        self.assertEqual(factory.headerTimeout(), 2.0)
+        gate.upgradeTimeout = 0.0
+        before = len(self.clock.getDelayedCalls())
+        protocol = HAProxyWrappingFactory(factory).buildProtocol(self.balancer)
+        protocol.makeConnection(StringTransport(peerAddress=self.balancer))
+        self.assertEqual(len(self.clock.getDelayedCalls()), before)
 
     def test_startStop(self) -> None:
         """

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from aphelion.codes import ErrorCode
-from aphelion.game import DisconnectCode
+from aphelion.game import DisconnectCode, GameServerFactory
 from aphelion.game.player import HOLD_QUEUE_PACKETS
 from aphelion.games.chat import ChatGame
 from aphelion.proto import chat_pb2, control_pb2
@@ -290,6 +291,39 @@ class SeatHoldTests(GameServerTestsMixin, SynchronousTestCase):
         self.assertEqual(
             self.game.left, [("alice", "too much queued while its seat was held")]
         )
+
+    def test_queueBoundsTunable(self) -> None:
+        """
+        A game's protocol may set its own bounds: C{holdQueueBytes} ends the
+        hold once the queued bytes pass it.
+        """
+        self.factory.playerProtocol = type(
+            "Small", (Resumable,), {"holdQueueBytes": 100}
+        )
+        alice, transport = self.server.seat("alice")
+        self.move(transport, alice)
+        alice.send(b"x" * 60)
+        self.assertTrue(alice.held)
+        alice.send(b"x" * 60)
+        self.assertFalse(alice.seated)
+        self.assertEqual(
+            self.game.left, [("alice", "too much queued while its seat was held")]
+        )
+
+    def test_badSeatHold(self) -> None:
+        """
+        A negative or NaN seat hold is refused when the factory is made (NaN
+        would pass a plain comparison and reach the clock).
+        """
+        for bad in (-1.0, float("nan")):
+            self.assertRaises(
+                ValueError,
+                GameServerFactory,
+                clock=Clock(),
+                token=b"\x01" * 32,
+                game=ChatGame(),
+                seatHold=bad,
+            )
 
     def test_heldIsWritePaused(self) -> None:
         """

@@ -128,11 +128,13 @@ class FakeProcessReactor(MemoryReactorClock):
     L{FakeProcess} and connects it to its protocol.
 
     :ivar processes: every process spawned, in order.
+    :ivar childFDs: the C{childFDs} of each spawn, in order.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.processes: list[FakeProcess] = []
+        self.childFDs: list[Mapping[int, int | str] | None] = []
 
     def spawnProcess(
         self,
@@ -149,6 +151,7 @@ class FakeProcessReactor(MemoryReactorClock):
         """
         Record a new L{FakeProcess} and connect it to C{processProtocol}.
         """
+        self.childFDs.append(childFDs)
         process = FakeProcess(
             processProtocol, executable, args, env, 1000 + len(self.processes)
         )
@@ -373,7 +376,8 @@ class SpawnTests(MonitorTestCase):
         self.startMonitor(count=1, seatHold=0.5)
         args = self.reactor.processes[-1].args
         self.assertEqual(args[args.index("--seat-hold") + 1], "0.5")
-        self.assertRaises(ValueError, self.makeMonitor, seatHold=-1)
+        for bad in (-1, float("nan")):
+            self.assertRaises(ValueError, self.makeMonitor, seatHold=bad)
 
     def test_newClientTokenPerSpawn(self) -> None:
         """

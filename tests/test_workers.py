@@ -7,15 +7,17 @@ its workers (on a fake process reactor and a L{Clock}).
 
 from __future__ import annotations
 
+import signal
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from twisted.internet import defer
 from twisted.internet.error import ProcessTerminated
-from twisted.internet.interfaces import IProcessProtocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -35,7 +37,7 @@ from aphelion.workers import (
     workerCommand,
 )
 from aphelion.workers.pool import decodeRecords, encodeRecords
-from tests.test_spawn import FakeProcess, FakeProcessReactor, RecordingControl
+from tests.test_spawn import FakeProcessReactor, RecordingControl
 
 
 def record(serverId: str = "gs1", **changes: Any) -> GameServerRecord:
@@ -113,6 +115,8 @@ class RecordsTests(SynchronousTestCase):
     Tests of the records' line format.
     """
 
+    # The machine is shared: a slow first draw is no fault of the code.
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(
         st.lists(
             st.builds(
@@ -279,33 +283,29 @@ class RecordsReaderTests(SynchronousTestCase):
         reader.connectionLost(None)
         self.assertEqual(gone, [True])
 
-
-class RecordingProcessReactor(FakeProcessReactor):
-    """
-    A L{FakeProcessReactor} that also records each spawn's C{childFDs}.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.childFDs: list[Mapping[int, int | str] | None] = []
-
-    def spawnProcess(
-        self,
-        processProtocol: IProcessProtocol,
-        executable: str,
-        args: Sequence[str] = (),
-        env: Mapping[str, str] | None = None,
-        path: str | None = None,
-        uid: int | None = None,
-        gid: int | None = None,
-        usePTY: bool = False,
-        childFDs: Mapping[int, int | str] | None = None,
-    ) -> FakeProcess:
+    def test_updateFailureLogged(self) -> None:
         """
-        Record the descriptors, then spawn.
+        A failure while taking the records is logged; the input stays open
+        (its end would stop the worker) and the next line is taken.
         """
-        self.childFDs.append(childFDs)
-        return super().spawnProcess(processProtocol, executable, args, env)
+        pool = PublishedPool()
+        failures = [ZeroDivisionError()]
+        realUpdate = pool.update
+
+        def update(records: Any) -> None:
+            if failures:
+                raise failures.pop()
+            realUpdate(records)
+
+        pool.update = update  # type: ignore[method-assign]
+        transport = StringTransport()
+        reader = RecordsReader(pool, lambda: None)
+        reader.makeConnection(transport)
+        reader.dataReceived(encodeRecords([record("gs1")]))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertFalse(transport.disconnecting)
+        reader.dataReceived(encodeRecords([record("gs2")]))
+        self.assertEqual(sorted(pool.servers), ["gs2"])
 
 
 class WorkersServiceTests(SynchronousTestCase):
@@ -319,7 +319,7 @@ class WorkersServiceTests(SynchronousTestCase):
         A parent of two workers with no game servers of its own, on a fake
         process reactor.
         """
-        self.reactor = RecordingProcessReactor()
+        self.reactor = FakeProcessReactor()
         self.config = Config(
             listen=("tcp:0:interface=127.0.0.1",),
             gameServers=0,
@@ -387,6 +387,37 @@ class WorkersServiceTests(SynchronousTestCase):
         self.reactor.advance(0.25)
         self.assertEqual(decodeRecords(process.stdin[-1])[0].players, 3)
 
+    def test_publishFailureLogged(self) -> None:
+        """
+        A failure while publishing is logged, and publishing goes on at the
+        next look.
+        """
+        from aphelion.control.servers import GameServer
+
+        monitor = self.service.node.monitor
+        server = GameServer("gs1", b"\x02" * 32, clientToken=b"\x03" * 32, port=7001)
+        server.state = ServerState.READY
+        server.control = RecordingControl()
+        monitor.servers["gs1"] = server
+        realRecords = self.service.records
+        failures = [ZeroDivisionError()]
+
+        def records() -> list[GameServerRecord]:
+            if failures:
+                raise failures.pop()
+            return realRecords()
+
+        self.service.records = records  # type: ignore[method-assign]
+        process = self.reactor.processes[0]
+        count = len(process.stdin)
+        self.reactor.advance(0.25)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertEqual(len(process.stdin), count)
+        self.reactor.advance(0.25)
+        self.assertEqual(
+            decodeRecords(process.stdin[-1]), [GameServerRecord.fromServer(server)]
+        )
+
     def test_restartWithBackOff(self) -> None:
         """
         A worker that dies is restarted after 1 s, then 2 s, then 4 s (at
@@ -431,6 +462,44 @@ class MakeWorkerServiceTests(SynchronousTestCase):
     """
     Tests of L{makeWorkerService}.
     """
+
+    def test_hangupIgnored(self) -> None:
+        """
+        With C{handleSignals}, a worker handles C{SIGHUP} while it runs: the
+        handler logs, on the reactor's thread, that it is ignored; stopping
+        puts the previous handler back.
+        """
+        reactor = MemoryReactorClock()
+        calls: list[Callable[[], object]] = []
+        reactor.callFromThread = calls.append  # type: ignore[method-assign]
+        handlers: dict[int, Any] = {signal.SIGHUP: "previous"}
+
+        def installSignal(number: int, handler: Any) -> Any:
+            previous = handlers.get(number)
+            handlers[number] = handler
+            return previous
+
+        service = makeWorkerService(
+            Config(listen=(), workers=2),
+            reactor,
+            pool=PublishedPool(),
+            readParent=False,
+            handleSignals=True,
+            installSignal=installSignal,
+        )
+        service.startService()
+        handler = handlers[signal.SIGHUP]
+        self.assertTrue(callable(handler))
+        handler(signal.SIGHUP, None)
+        self.assertEqual(len(calls), 1)
+        with capturedLogs() as events:
+            calls[0]()
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            ["SIGHUP ignored: a worker does not reload"],
+        )
+        self.successResultOf(defer.maybeDeferred(service.stopService))
+        self.assertEqual(handlers[signal.SIGHUP], "previous")
 
     def test_adoptsSockets(self) -> None:
         """
@@ -557,7 +626,7 @@ class WorkersSignalTests(SynchronousTestCase):
             installed[number] = handler
             return previous
 
-        reactor = RecordingProcessReactor()
+        reactor = FakeProcessReactor()
         reactor.callFromThread = lambda f, *a: f(*a)  # type: ignore[method-assign]
         service = WorkersService(
             Config(listen=("tcp:0:interface=127.0.0.1",), gameServers=0, workers=2),

@@ -11,16 +11,14 @@ import sys
 from collections.abc import Callable
 
 from twisted.internet.protocol import ProcessProtocol
-from twisted.logger import LogEvent, Logger, eventFromJSON
+from twisted.logger import LogEvent, Logger
 from twisted.python.failure import Failure
 
 from aphelion.control.servers import GameServer
 from aphelion.game.factory import PLAYER_WRITE_LIMIT, SEAT_HOLD
-from aphelion.logs import relayedEvent
+from aphelion.logs import childLines, relayedEvent
 
 __all__ = ["ChildProtocol", "childCommand"]
-
-# The keys of a legacy (twisted.python.log) event: formatting reads them.
 
 
 def childCommand(
@@ -135,24 +133,14 @@ class ChildProtocol(ProcessProtocol):
         logged again with its C{serverId} (L{childEventReceived}); any other
         line (a traceback before logging began) as C{[serverId] line}.
         """
-        self._err += data
-        *lines, self._err = self._err.split(b"\n")
-        for line in lines:
-            text = line.decode("utf-8", "replace").lstrip("\x1e")
-            if text.startswith("{"):
-                try:
-                    event = eventFromJSON(text)
-                except ValueError:
-                    pass
-                else:
-                    if isinstance(event, dict):
-                        self.childEventReceived(event)
-                        continue
-            self._log.info(
-                "[{serverId}] {line}", serverId=self._server.serverId, line=text
-            )
-        if len(self._err) > 65536:
-            self._err = b""
+        found, self._err = childLines(self._err, data)
+        for item in found:
+            if isinstance(item, dict):
+                self.childEventReceived(item)
+            else:
+                self._log.info(
+                    "[{serverId}] {line}", serverId=self._server.serverId, line=item
+                )
 
     def childEventReceived(self, event: LogEvent) -> None:
         """

@@ -7,16 +7,17 @@ operator configures it.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from twisted.internet.interfaces import IDelayedCall
 from zope.interface import implementer
 
 from aphelion.interfaces import IControlConnection, IPlayerLink, IPooledServer
 
-__all__ = ["GameServer", "RemoteGameServer", "ServerState"]
+__all__ = ["GameServer", "RemoteGameServer", "ServerState", "pickServer"]
 
 
 class ServerState(Enum):
@@ -124,3 +125,36 @@ class GameServer:
         too.
         """
         return max(self.players, len(self.links)) + self.pending
+
+
+class _Seatable(Protocol):
+    """
+    What L{pickServer} asks of a server.
+    """
+
+    def hasRoom(self) -> bool: ...
+    def load(self) -> int: ...
+
+
+_S = TypeVar("_S", bound=_Seatable)
+
+
+def pickServer(
+    servers: Iterable[_S], exclude: Collection[object], fill: bool
+) -> _S | None:
+    """
+    The server with room that is not in C{exclude}, with the fewest players
+    or, with C{fill}, the most; ties go to the first. The one rule of the
+    game-server monitor and of a worker's published pool.
+    """
+    best: _S | None = None
+    for server in servers:
+        if server in exclude or not server.hasRoom():
+            continue
+        if best is None:
+            best = server
+        elif fill and server.load() > best.load():
+            best = server
+        elif not fill and server.load() < best.load():
+            best = server
+    return best

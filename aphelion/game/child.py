@@ -150,7 +150,7 @@ class Options(usage.Options):
             raise usage.UsageError("--player-write-limit must be positive")
         if self["log-interval"] <= 0:
             raise usage.UsageError("--log-interval must be positive")
-        if self["seat-hold"] < 0:
+        if not self["seat-hold"] >= 0:  # NaN too
             raise usage.UsageError("--seat-hold must not be negative")
 
 

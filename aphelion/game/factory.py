@@ -113,7 +113,7 @@ class GameServerFactory(EnvelopeFactory, ServerFactory):
         ):
             raise TypeError(f"{game!r} has no GameServerProtocol subclass as protocol")
         self.playerProtocol: type[GameServerProtocol] = protocol
-        if seatHold < 0:
+        if not seatHold >= 0:  # NaN too
             raise ValueError(f"seatHold must not be negative: {seatHold}")
         self.token = token
         self.clientToken = b""

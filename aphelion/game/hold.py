@@ -7,8 +7,9 @@ A seated player whose connection closes without a
 C{Disconnect}, or with C{Disconnect{MOVED}} (its session moved to another
 AuthProxy), keeps its seat for the game server's C{seatHold} seconds. The
 game does not see it leave: L{GameServerProtocol.playerHeld} is called, what
-the game sends it meanwhile is queued (at most L{HOLD_QUEUE_PACKETS} packets
-and L{HOLD_QUEUE_BYTES} bytes; more ends the hold, and the player leaves),
+the game sends it meanwhile is queued (at most C{holdQueuePackets} packets
+and C{holdQueueBytes} bytes, by default L{HOLD_QUEUE_PACKETS} and
+L{HOLD_QUEUE_BYTES}; more ends the hold, and the player leaves),
 and L{GameServerProtocol.writePaused} is true so that a game may skip state
 updates the next one replaces. A C{ClientAuth{resumed}} with the same
 C{session_id} and player id within the hold takes the seat back: the same
@@ -30,7 +31,7 @@ from twisted.logger import Logger
 
 from aphelion.codes import DisconnectCode, EnvelopeType
 from aphelion.proto import control_pb2
-from aphelion.proto.game_pb2 import GameConfig, GameDetails
+from aphelion.proto.game_pb2 import GameConfig
 
 if TYPE_CHECKING:
     from aphelion.envelope import Envelope, EnvelopeDecoder
@@ -60,7 +61,15 @@ class SeatHold:
     L{_hold} when its connection goes, L{_queue} for what the game sends
     while the player joins or is held, L{_endHold} when the player leaves,
     and L{_resume} on the held player for a C{ClientAuth{resumed}}.
+
+    :cvar holdQueuePackets: game messages queued for a held player; one
+        more ends the hold.
+    :cvar holdQueueBytes: bytes of envelopes queued for a held player; more
+        ends the hold.
     """
+
+    holdQueuePackets = HOLD_QUEUE_PACKETS
+    holdQueueBytes = HOLD_QUEUE_BYTES
 
     _held = False
     _holdCall: IDelayedCall | None = None
@@ -97,6 +106,7 @@ class SeatHold:
         def _unregister(self) -> None: ...
         def _watchWrites(self, transport: Any) -> None: ...
         def _dispatch(self, envelope: Envelope) -> None: ...
+        def _welcome(self, config: GameConfig, pending: list[bytes] | None) -> None: ...
 
     def _queue(self, data: bytes) -> None:
         """
@@ -109,7 +119,10 @@ class SeatHold:
         if not self._held:
             return
         self._heldBytes += len(data)
-        if len(pending) > HOLD_QUEUE_PACKETS or self._heldBytes > HOLD_QUEUE_BYTES:
+        if (
+            len(pending) > self.holdQueuePackets
+            or self._heldBytes > self.holdQueueBytes
+        ):
             self._log.info(
                 "too much queued for held player {playerId}; it leaves",
                 playerId=self.playerId,
@@ -220,19 +233,7 @@ class SeatHold:
         pending, self._pending = self._pending, None
         if not self._seated:
             return  # kicked from playerResumed
-        self.sendEnvelope(
-            EnvelopeType.Connected,
-            GameDetails(
-                server_id=factory.serverId,
-                name=factory.game.name,
-                player_id=self.playerId,
-                players=len(factory.players),
-                capacity=factory.capacity,
-            ),
-        )
-        self.sendEnvelope(EnvelopeType.GameConfig, config)
-        if pending:
-            self.writeEnvelopes(b"".join(pending))
+        self._welcome(config, pending)
         self._log.info(
             "player {playerId} took its held seat back ({count} packets queued)",
             playerId=self.playerId,

@@ -350,24 +350,8 @@ class GameServerProtocol(SeatHold, EnvelopeProtocol):
 
         self._seated = True
         self.allowedTypes = _PLAYING
-        # Connected, GameConfig and what the game sent meanwhile, in one
-        # write: each write on loopback costs a system call and a wake-up of
-        # the AuthProxy. (No log line: the AuthProxy logs every seat.)
-        pending.insert(
-            0,
-            encodeEnvelope(
-                EnvelopeType.Connected,
-                GameDetails(
-                    server_id=factory.serverId,
-                    name=factory.game.name,
-                    player_id=playerId,
-                    players=len(factory.players),
-                    capacity=factory.capacity,
-                ).SerializeToString(),
-            )
-            + encodeEnvelope(EnvelopeType.GameConfig, config.SerializeToString()),
-        )
-        self.writeEnvelopes(b"".join(pending))
+        # (No log line: the AuthProxy logs every seat.)
+        self._welcome(config, pending)
         factory.statusChanged()
 
     def envelope_GameData(self, payload: bytes) -> None:
@@ -447,6 +431,28 @@ class GameServerProtocol(SeatHold, EnvelopeProtocol):
             super()._dispatch(envelope)
         elif not target.closing:
             target._dispatch(envelope)
+
+    def _welcome(self, config: GameConfig, pending: list[bytes] | None) -> None:
+        """
+        Send a player just seated (or resumed) C{Connected}, the game's
+        config and what was queued for it meanwhile, in that order.
+        """
+        factory = self.factory
+        # One write for all: each write on loopback costs a system call and
+        # a wake-up of the AuthProxy.
+        welcome = encodeEnvelope(
+            EnvelopeType.Connected,
+            GameDetails(
+                server_id=factory.serverId,
+                name=factory.game.name,
+                player_id=self.playerId,
+                players=len(factory.players),
+                capacity=factory.capacity,
+            ).SerializeToString(),
+        ) + encodeEnvelope(EnvelopeType.GameConfig, config.SerializeToString())
+        if pending:
+            welcome += b"".join(pending)
+        self.writeEnvelopes(welcome)
 
     def _leave(self, reason: str) -> None:
         """

@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -37,125 +36,21 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from aphelion.codes import RejectCode
-from aphelion.control.servers import GameServer, ServerState
+from aphelion.control.servers import GameServer, ServerState, pickServer
 from aphelion.interfaces import IGameServerPool, IPlayerLink, IPooledServer, ISeat
 from aphelion.registry.client import RedisClient, RedisUnavailable
+from aphelion.registry.records import (
+    CLAIM,
+    DELETE_MINE,
+    LOOPBACK,
+    PUBLISH,
+    RESERVE,
+    SharedGameServer,
+    hashReply,
+    text,
+)
 
 __all__ = ["ClusterLinkConnector", "ClusterPool", "SharedGameServer"]
-
-_PUBLISH = """
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
-"""
-
-# Hold (or take, when nobody holds it) the control of a remote game server.
-_CLAIM = """
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if not holder then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-
-# Delete a key only while a field (or, for a string, the value) names us.
-_DELETE_MINE = """
-local holder
-if redis.call('TYPE', KEYS[1])['ok'] == 'hash' then
-  holder = redis.call('HGET', KEYS[1], 'node')
-else
-  holder = redis.call('GET', KEYS[1])
-end
-if holder == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 1
-"""
-
-_RESERVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if redis.call('HGET', KEYS[1], 'accepting') ~= '1' then return 0 end
-local capacity = tonumber(redis.call('HGET', KEYS[1], 'capacity') or '0')
-local players = tonumber(redis.call('HGET', KEYS[1], 'players') or '0')
-if players + redis.call('ZCARD', KEYS[2]) >= capacity then return 0 end
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return 1
-"""
-
-
-_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value or "")
-
-
-@implementer(IPooledServer)
-@dataclass(eq=False)
-class SharedGameServer:
-    """
-    A game server that another node of the cluster controls, as its record
-    in Redis says.
-
-    :ivar token: its client token (what player connections present).
-    :ivar pending: seats this node is setting up on it.
-    """
-
-    serverId: str
-    node: str = ""
-    host: str = "127.0.0.1"
-    port: int | None = None
-    token: bytes = field(default=b"", repr=False)
-    name: str = ""
-    capacity: int = 0
-    players: int = 0
-    accepting: bool = False
-    pending: int = 0
-    links: set[IPlayerLink] = field(default_factory=set)
-    draining: bool = False
-
-    @property
-    def clientToken(self) -> bytes:
-        """
-        What its player connections present (the same as L{token}).
-        """
-        return self.token
-
-    def hasRoom(self) -> bool:
-        """
-        Whether it takes players and has room, as last known.
-        """
-        return self.accepting and self.port is not None and self.load() < self.capacity
-
-    def load(self) -> int:
-        """
-        Its players, and the seats this node is setting up on it.
-        """
-        return max(self.players, len(self.links)) + self.pending
-
-    def update(self, record: dict[str, str]) -> None:
-        """
-        Take in what its record says now.
-        """
-        self.node = record.get("node", "")
-        self.host = record.get("host", "127.0.0.1")
-        self.port = int(record["port"]) if record.get("port") else None
-        self.token = bytes.fromhex(record.get("ctoken", ""))
-        self.name = record.get("name", "")
-        self.capacity = int(record.get("capacity") or 0)
-        self.players = int(record.get("players") or 0)
-        self.accepting = record.get("accepting") == "1"
-
-
-def _hash(reply: Any) -> dict[str, str]:
-    items = reply or []
-    return {_text(items[i]): _text(items[i + 1]) for i in range(0, len(items), 2)}
 
 
 @implementer(IGameServerPool)
@@ -267,7 +162,7 @@ class ClusterPool:
         accepting = server.accepting and server.state is ServerState.READY
         # One operation per Status: the fields and the expiry together.
         d = self.client.script(
-            _PUBLISH,
+            PUBLISH,
             [key],
             [
                 self._ttl,
@@ -297,7 +192,7 @@ class ClusterPool:
 
     def _claim(self, server: GameServer) -> None:
         d = self.client.script(
-            _CLAIM,
+            CLAIM,
             [self._key(server.serverId) + ":control"],
             [self.nodeId, self._ttl],
         )
@@ -331,7 +226,7 @@ class ClusterPool:
             self._deleteMine(self._key(server.serverId))
 
     def _deleteMine(self, key: str) -> None:
-        d = self.client.script(_DELETE_MINE, [key], [self.nodeId])
+        d = self.client.script(DELETE_MINE, [key], [self.nodeId])
         d.addErrback(self._ignore, "withdrawing a record")
 
     def _lost(self, server: Any) -> None:
@@ -351,7 +246,7 @@ class ClusterPool:
                 "SCAN", cursor, "MATCH", self._key("*"), "COUNT", 1000
             )
             cursor = reply[0]
-            keys += [_text(k) for k in reply[1] if not _text(k).endswith(":seats")]
+            keys += [text(k) for k in reply[1] if not text(k).endswith(":seats")]
             if cursor in (b"0", 0):
                 break
         results = await DeferredList(
@@ -361,13 +256,10 @@ class ClusterPool:
         for key, (ok, reply) in zip(keys, results, strict=True):
             if not ok:
                 continue
-            record = _hash(reply)
+            record = hashReply(reply)
             if not record or record.get("node") == self.nodeId:
                 continue
-            if (
-                record.get("host") in _LOOPBACK
-                and record.get("machine") != self.machine
-            ):
+            if record.get("host") in LOOPBACK and record.get("machine") != self.machine:
                 # Listening on another machine's loopback: out of reach.
                 continue
             serverId = key[len(self._key("")) :]
@@ -401,7 +293,9 @@ class ClusterPool:
         if not self.client.up:
             return self.shared.get(serverId)
         try:
-            record = _hash(await self.client.execute("HGETALL", self._key(serverId)))
+            record = hashReply(
+                await self.client.execute("HGETALL", self._key(serverId))
+            )
         except RedisUnavailable:
             return self.shared.get(serverId)
         if not record:
@@ -415,19 +309,8 @@ class ClusterPool:
         The game server of the cluster with room and the fewest players
         (C{spread}) or the most (C{fill}); ours first on a tie.
         """
-        fill = self.monitor.seating == "fill"
-        best: Any = None
         candidates = [*self.monitor.servers.values(), *self.shared.values()]
-        for server in candidates:
-            if server in exclude or not server.hasRoom():
-                continue
-            if best is None:
-                best = server
-            elif fill and server.load() > best.load():
-                best = server
-            elif not fill and server.load() < best.load():
-                best = server
-        return best
+        return pickServer(candidates, exclude, self.monitor.seating == "fill")
 
     def _isOwn(self, server: Any) -> bool:
         return isinstance(server, GameServer)
@@ -488,7 +371,7 @@ class ClusterPool:
         """
         member = os.urandom(8).hex()
         d = self.client.script(
-            _RESERVE,
+            RESERVE,
             [self._key(server.serverId), self._key(server.serverId) + ":seats"],
             [member, self.reserveFor],
         )

@@ -5,21 +5,14 @@ The session registry of a cluster of AuthProxies, shared in Redis (Part 5).
 A L{RedisSessionRegistry} keeps the sessions whose connections it holds in
 memory, as L{MemorySessionRegistry} does (so relaying, acks and queues make
 no Redis operation), and mirrors in Redis what the rest of the cluster
-needs (Part 5.1):
-
-- C{<prefix>node:<nodeId>}: a hash (its address, players, playing) that
-  expires C{deadAfter} seconds after its last refresh; refreshed with the
-  counts every C{countsInterval} seconds.
-- C{<prefix>session:<sha256(token) hex>}: a hash (session id, owning node,
-  player id, name, attributes, game-server id). It expires the session
-  timeout after the last connection closed (or, when its node died,
-  C{sessionTimeout + deadAfter} after the node's last refresh of it), so
-  nothing needs sweeping.
-- C{<prefix>player:<playerId>}: the session key the player is bound to,
-  with the same life.
-- the channel C{<prefix>node:<nodeId>}: messages to that node (a kick of
-  a session whose player logged in elsewhere; a request to release a
-  session that resumes elsewhere, and its answer with the queued packets).
+needs (Part 5.1): this node's record, refreshed with the counts every
+C{countsInterval} seconds, and the records of its sessions and of their
+players (their keys and scripts are in L{aphelion.registry.records}). It
+speaks with the other nodes through L{NodeChannel}: a kick of a session
+whose player logged in elsewhere; a request to release a session that
+resumes elsewhere, and its answer with the queued packets (the moves of
+sessions between nodes are L{SessionHandover}'s, in
+L{aphelion.registry.handover}).
 
 A session is written to Redis once it is authenticated: unauthenticated
 sessions never linger, so the rest of the cluster has nothing to resume.
@@ -27,28 +20,27 @@ sessions never linger, so the rest of the cluster has nothing to resume.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-import os
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from aphelion.auth.credentials import PlayerIdentity
-from aphelion.codes import CloseCode
 from aphelion.interfaces import IConnection, ISeat, ISessionRegistry
+from aphelion.registry.channel import NodeChannel
 from aphelion.registry.client import RedisClient, RedisUnavailable
-from aphelion.session import (
-    MemorySessionRegistry,
-    Session,
-    SessionFull,
-    TooManySessions,
+from aphelion.registry.handover import RegistryUnavailable, SessionHandover
+from aphelion.registry.heartbeat import NodeRecord
+from aphelion.registry.records import (
+    BIND,
+    FORGET,
+    identityFields,
+    newNodeId,
+    sessionKey,
+    text,
 )
+from aphelion.session import Session
 
 __all__ = [
     "RedisSessionRegistry",
@@ -57,66 +49,9 @@ __all__ = [
     "sessionKey",
 ]
 
-# Bind a player to a session; answer the session it was bound to before
-# (or, with refuse, leave it and answer that one while it lives).
-_BIND = """
-local old = redis.call('GET', KEYS[1])
-if old == ARGV[1] then return false end
-if old and ARGV[3] == '1' and redis.call('EXISTS', ARGV[4] .. old) == 1 then
-  return {'refused', old, redis.call('HGET', ARGV[4] .. old, 'node') or ''}
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('HSET', KEYS[2], 'node', ARGV[5], 'sid', ARGV[6], 'player', ARGV[7])
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-if old then
-  return {'replaced', old, redis.call('HGET', ARGV[4] .. old, 'node') or ''}
-end
-return false
-"""
-
-# Forget a session, and its player's binding if it still names it.
-_FORGET = """
-redis.call('DEL', KEYS[1])
-if KEYS[2] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('DEL', KEYS[2])
-end
-return 1
-"""
-
-
-def newNodeId() -> str:
-    """
-    :return: a fresh random node id (16 hex digits).
-    """
-    return os.urandom(8).hex()
-
-
-def sessionKey(token: bytes) -> str:
-    """
-    :return: the name of a session in Redis: the SHA-256 of its token, in
-        hex (never the token itself).
-    """
-    return hashlib.sha256(token).hexdigest()
-
-
-class RegistryUnavailable(SessionFull):
-    """
-    The shared store cannot be reached: what needs it is refused with 1013
-    (try again later).
-    """
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value or "")
-
-
-def _hash(reply: Any) -> dict[str, str]:
-    items = reply or []
-    return {_text(items[i]): _text(items[i + 1]) for i in range(0, len(items), 2)}
-
 
 @implementer(ISessionRegistry)
-class RedisSessionRegistry(MemorySessionRegistry):
+class RedisSessionRegistry(SessionHandover):
     """
     The sessions of one node of a cluster, shared through Redis.
 
@@ -161,29 +96,28 @@ class RedisSessionRegistry(MemorySessionRegistry):
         self._recorded: set[str] = set()
         self._moving: set[str] = set()
         self._resuming: dict[str, Deferred[Session | None]] = {}
-        self._requests: dict[str, tuple[Deferred[Any], IDelayedCall]] = {}
-        self._cluster: tuple[int, int] | None = None
-        self._refreshCall: IDelayedCall | None = None
+        self._channel = NodeChannel(
+            clock=clock,
+            client=client,
+            nodeId=self.nodeId,
+            name=self._node,
+            received=self._received,
+            ignore=self._ignoreUnavailable,
+        )
+        self._record = NodeRecord(
+            clock=clock,
+            client=client,
+            nodeId=self.nodeId,
+            name=self._node,
+            address=address,
+            interval=countsInterval,
+            deadAfter=deadAfter,
+            local=lambda: (len(self._players), self._playing),
+            write=self._write,
+            ignore=self._ignoreUnavailable,
+        )
         self._ttlCall: IDelayedCall | None = None
         self._started = False
-
-    # -- keys -----------------------------------------------------------------
-
-    def _node(self, nodeId: str) -> str:
-        return f"{self.prefix}node:{nodeId}"
-
-    def _session(self, key: str) -> str:
-        return f"{self.prefix}session:{key}"
-
-    def _player(self, playerId: str) -> str:
-        return f"{self.prefix}player:{playerId}"
-
-    @property
-    def _ttl(self) -> int:
-        """
-        Milliseconds a connected session's records live without a refresh.
-        """
-        return int((self.sessionTimeout + self.deadAfter) * 1000)
 
     # -- life -----------------------------------------------------------------
 
@@ -195,10 +129,10 @@ class RedisSessionRegistry(MemorySessionRegistry):
         if self._started:
             return
         self._started = True
-        self.client.subscribe(self._node(self.nodeId).encode(), self._received)
+        self._channel.start()
         self.client.addStateObserver(self._stateChanged)
         self.client.start()
-        self._refreshCall = self._clock.callLater(0, self._refresh)
+        self._record.start()
         self._ttlCall = self._clock.callLater(
             max(self.sessionTimeout / 3, 0.1), self._refreshSessions
         )
@@ -208,7 +142,7 @@ class RedisSessionRegistry(MemorySessionRegistry):
             # Back (or there at last): be a node of the cluster at once, and
             # write again what a restarted Redis may have lost.
             self._republish()
-            d = Deferred.fromCoroutine(self._refreshNow())
+            d = Deferred.fromCoroutine(self._record.refresh())
             d.addErrback(self._ignoreUnavailable, "refreshing the node record")
 
     def _republish(self) -> None:
@@ -228,15 +162,8 @@ class RedisSessionRegistry(MemorySessionRegistry):
                 session.playerId,
                 "server",
                 getattr(getattr(session.seat, "server", None), "serverId", "") or "",
+                *identityFields(session.identity),
             ]
-            identity = session.identity
-            if identity is not None:
-                fields += [
-                    "name",
-                    identity.name,
-                    "attrs",
-                    json.dumps(dict(identity.attributes), sort_keys=True),
-                ]
             commands += [
                 ["HSET", record, *fields],
                 ["PEXPIRE", record, ttl],
@@ -270,14 +197,11 @@ class RedisSessionRegistry(MemorySessionRegistry):
                     with self._log.failuresHandled("leaving a seat failed"):
                         self.hooks.moved(session)
         d = super().close()
-        for call in (self._refreshCall, self._ttlCall):
-            if call is not None and call.active():
-                call.cancel()
-        self._refreshCall = self._ttlCall = None
-        for _waiting, timer in self._requests.values():
-            if timer.active():
-                timer.cancel()
-        self._requests.clear()
+        self._record.stop()
+        if self._ttlCall is not None and self._ttlCall.active():
+            self._ttlCall.cancel()
+        self._ttlCall = None
+        self._channel.close()
         if self.client.up:
             done = self.client.execute("DEL", self._node(self.nodeId))
             done.addBoth(lambda _: self.client.stop())
@@ -285,58 +209,7 @@ class RedisSessionRegistry(MemorySessionRegistry):
             self.client.stop()
         return d
 
-    # -- the heartbeat and the counts -----------------------------------------
-
-    def _refresh(self) -> None:
-        self._refreshCall = self._clock.callLater(self.countsInterval, self._refresh)
-        if not self.client.up:
-            return
-        d = Deferred.fromCoroutine(self._refreshNow())
-        d.addErrback(self._ignoreUnavailable, "refreshing the node record")
-
-    async def _refreshNow(self) -> None:
-        client = self.client
-        node = self._node(self.nodeId)
-        self._write(
-            [
-                [
-                    "HSET",
-                    node,
-                    "address",
-                    self.address,
-                    "players",
-                    len(self._players),
-                    "playing",
-                    self._playing,
-                ],
-                ["PEXPIRE", node, int(self.deadAfter * 1000)],
-            ],
-            "refreshing the node record",
-        )
-        nodes = await self._nodes()
-        if not nodes:
-            return
-        waits = client.pipeline([["HMGET", n, "players", "playing"] for n in nodes])
-        results = await DeferredList(waits, consumeErrors=True)
-        players = playing = 0
-        for ok, values in results:
-            if not ok:
-                raise RedisUnavailable("counts unavailable")
-            players += int(values[0] or 0)
-            playing += int(values[1] or 0)
-        self._cluster = (players, playing)
-
-    async def _nodes(self) -> list[str]:
-        cursor = b"0"
-        found: list[str] = []
-        while True:
-            reply = await self.client.execute(
-                "SCAN", cursor, "MATCH", self._node("*"), "COUNT", 1000
-            )
-            cursor = reply[0]
-            found += [_text(k) for k in reply[1]]
-            if cursor in (b"0", 0):
-                return sorted(set(found))
+    # -- the heartbeat, the counts and the sessions' expiry -------------------
 
     def _refreshSessions(self) -> None:
         self._ttlCall = self._clock.callLater(
@@ -355,18 +228,13 @@ class RedisSessionRegistry(MemorySessionRegistry):
         for d in self.client.pipeline(commands):
             d.addErrback(self._ignoreUnavailable, "refreshing session records")
 
-    def _ignoreUnavailable(self, failure: Failure, what: str) -> None:
-        if failure.check(RedisUnavailable):
-            return  # the client logs the state change once
-        self._log.failure("registry: {what} failed", failure, what=what)
-
     @property
     def players(self) -> int:
         """
         Authenticated sessions of the whole cluster, as last refreshed (of
         this node alone until Redis first answered).
         """
-        cluster = self._cluster
+        cluster = self._record.cluster
         return len(self._players) if cluster is None else cluster[0]
 
     @property
@@ -374,7 +242,7 @@ class RedisSessionRegistry(MemorySessionRegistry):
         """
         Seated sessions of the whole cluster, as last refreshed.
         """
-        cluster = self._cluster
+        cluster = self._record.cluster
         return self._playing if cluster is None else cluster[1]
 
     def counts(self) -> Deferred[tuple[int, int]]:
@@ -383,7 +251,7 @@ class RedisSessionRegistry(MemorySessionRegistry):
         """
         if not self.client.up:
             return succeed((self.players, self.playing))
-        d = Deferred.fromCoroutine(self._refreshNow())
+        d = Deferred.fromCoroutine(self._record.refresh())
         return d.addCallback(lambda _: (self.players, self.playing))
 
     # -- sessions -------------------------------------------------------------
@@ -405,125 +273,6 @@ class RedisSessionRegistry(MemorySessionRegistry):
             return super().open(None, connection)
         d = Deferred.fromCoroutine(self._openShared(token, connection))
         return d
-
-    async def _openShared(self, token: bytes, connection: IConnection) -> Session:
-        key = sessionKey(token)
-        waiting = self._resuming.get(key)
-        if waiting is None:
-            waiting = self._resuming[key] = Deferred.fromCoroutine(
-                self._takeOver(token, key, connection)
-            ).addErrback(self._unavailable)
-            try:
-                session = await waiting
-            finally:
-                del self._resuming[key]
-            if session is None:
-                return await super().open(None, connection)
-            return session
-        # Another connection of the client is taking the session over.
-        await waiting
-        return await super().open(token, connection)
-
-    async def _takeOver(
-        self, token: bytes, key: str, connection: IConnection
-    ) -> Session | None:
-        try:
-            record = _hash(await self.client.execute("HGETALL", self._session(key)))
-        except RedisUnavailable:
-            raise RegistryUnavailable(
-                "session store unavailable, try again later"
-            ) from None
-        owner = record.get("node", "")
-        if not record.get("player") or owner == self.nodeId:
-            return None
-        queue: list[bytes] = []
-        if owner and await self.client.execute("EXISTS", self._node(owner)):
-            answer = await self._askRelease(owner, key)
-            if answer is not None:
-                if not answer.get("found"):
-                    return None
-                queue = [base64.b64decode(p) for p in answer.get("queue", [])]
-                record.update(answer.get("record", {}))
-        if self.maxSessions and len(self._sessions) >= self.maxSessions:
-            raise TooManySessions("too many sessions")
-        if token in self._sessions:  # pragma: no cover - guarded by _resuming
-            return await super().open(token, connection)
-        session = self._adopt(token, key, connection, record, queue)
-        self._log.info(
-            "session {hint} taken over from node {node} ({queued} queued)",
-            hint=session.hint,
-            node=owner[:8],
-            queued=len(queue),
-        )
-        serverId = record.get("server", "")
-        if self.hooks is not None:
-            self.hooks.resumed(session, serverId)
-        return session
-
-    def _unavailable(self, failure: Failure) -> Failure:
-        # Redis went away in the middle of a takeover: try again later.
-        if failure.check(RedisUnavailable):
-            return Failure(
-                RegistryUnavailable("session store unavailable, try again later")
-            )
-        return failure
-
-    def _adopt(
-        self,
-        token: bytes,
-        key: str,
-        connection: IConnection,
-        record: dict[str, str],
-        queue: list[bytes],
-    ) -> Session:
-        address = str(getattr(connection, "remoteAddress", "") or "")
-        if address not in self._exempt:
-            self._perAddress.acquire(address)
-        session = Session(
-            self, token, self.queueLimit, self.queueBytes, address=address
-        )
-        self._sessions[token] = session
-        self._keys[key] = session
-        playerId = record["player"]
-        try:
-            attributes = json.loads(record.get("attrs") or "{}")
-        except ValueError:
-            attributes = {}
-        session.playerId = playerId
-        session.identity = PlayerIdentity(
-            playerId, record.get("name", playerId), attributes
-        )
-        local = self._players.get(playerId)
-        self._players[playerId] = session
-        if local is not None and local is not session and self.hooks is not None:
-            self.hooks.kick(local, "logged in elsewhere")
-        for payload in queue:
-            session.queue.append(payload)
-            session._queued += len(payload)
-        session.connections.append(connection)
-        self._recorded.add(key)
-        self._write(
-            [
-                [
-                    "HSET",
-                    self._session(key),
-                    "node",
-                    self.nodeId,
-                    "sid",
-                    session.sessionId.hex(),
-                    "player",
-                    playerId,
-                ],
-                ["PEXPIRE", self._session(key), self._ttl],
-                ["SET", self._player(playerId), key, "PX", self._ttl],
-            ],
-            "taking a session over",
-        )
-        return session
-
-    def _write(self, commands: list[list[Any]], what: str) -> None:
-        for d in self.client.pipeline(commands):
-            d.addErrback(self._ignoreUnavailable, what)
 
     def detach(self, session: Session, connection: IConnection) -> Deferred[None]:
         d = super().detach(session, connection)
@@ -550,7 +299,7 @@ class RedisSessionRegistry(MemorySessionRegistry):
         key = self.keyOf(session)
         try:
             answer = await self.client.script(
-                _BIND,
+                BIND,
                 [self._player(playerId), self._session(key)],
                 [
                     key,
@@ -573,7 +322,7 @@ class RedisSessionRegistry(MemorySessionRegistry):
         self._recorded.add(key)
         other: Session | None = None
         if answer:
-            verdict, oldKey, oldNode = (_text(a) for a in answer)
+            verdict, oldKey, oldNode = (text(a) for a in answer)
             local = self._keys.get(oldKey)
             if verdict == "refused":
                 if local is not None:
@@ -593,16 +342,8 @@ class RedisSessionRegistry(MemorySessionRegistry):
         key = self.keyOf(session)
         if key not in self._recorded:
             return succeed(None)
-        identity = session.identity
         server = getattr(getattr(seat, "server", None), "serverId", "") or ""
-        fields: list[Any] = ["server", server]
-        if identity is not None:
-            fields += [
-                "name",
-                identity.name,
-                "attrs",
-                json.dumps(dict(identity.attributes), sort_keys=True),
-            ]
+        fields: list[Any] = ["server", server, *identityFields(session.identity)]
         self._write([["HSET", self._session(key), *fields]], "recording a seat")
         return succeed(None)
 
@@ -633,101 +374,11 @@ class RedisSessionRegistry(MemorySessionRegistry):
 
     def _forget(self, key: str, playerId: str | None) -> None:
         d = self.client.script(
-            _FORGET,
+            FORGET,
             [self._session(key), self._player(playerId) if playerId else ""],
             [key],
         )
         d.addErrback(self._ignoreUnavailable, "forgetting a session")
-
-    # -- messages between nodes -----------------------------------------------
-
-    def _send(self, nodeId: str, message: dict[str, Any]) -> Deferred[Any]:
-        d = self.client.publish(
-            self._node(nodeId).encode(), json.dumps(message).encode()
-        )
-        d.addErrback(self._ignoreUnavailable, "messaging a node")
-        return d
-
-    async def _askRelease(self, owner: str, key: str) -> dict[str, Any] | None:
-        request = os.urandom(8).hex()
-        waiting: Deferred[Any] = Deferred()
-        timer = self._clock.callLater(self.handoverTimeout, self._noAnswer, request)
-        self._requests[request] = (waiting, timer)
-        self._send(
-            owner, {"op": "release", "key": key, "from": self.nodeId, "req": request}
-        )
-        answer: dict[str, Any] | None = await waiting
-        return answer
-
-    def _noAnswer(self, request: str) -> None:
-        entry = self._requests.pop(request, None)
-        if entry is not None:
-            self._log.warn("registry: a node did not release a session in time")
-            entry[0].callback(None)
-
-    def _received(self, data: bytes) -> None:
-        try:
-            message = json.loads(data)
-            op = message["op"]
-        except (ValueError, KeyError, TypeError):
-            self._log.warn("registry: an unreadable message from another node")
-            return
-        if op == "kick":
-            session = self._keys.get(str(message.get("key")))
-            if session is not None and not session.ended and self.hooks is not None:
-                self.hooks.kick(
-                    session, str(message.get("reason") or "logged in elsewhere")
-                )
-        elif op == "release":
-            self._release(
-                str(message.get("key")),
-                str(message.get("from")),
-                str(message.get("req")),
-            )
-        elif op == "released":
-            entry = self._requests.pop(str(message.get("req")), None)
-            if entry is not None:
-                waiting, timer = entry
-                if timer.active():
-                    timer.cancel()
-                waiting.callback(message)
-
-    def _release(self, key: str, requester: str, request: str) -> None:
-        session = self._keys.get(key)
-        if session is None or session.ended:
-            self._send(requester, {"op": "released", "req": request, "found": False})
-            return
-        queue = [base64.b64encode(p).decode("ascii") for p in session.queue]
-        identity = session.identity
-        record: dict[str, str] = {}
-        if identity is not None:
-            record = {
-                "name": identity.name,
-                "attrs": json.dumps(dict(identity.attributes), sort_keys=True),
-            }
-        seat = session.seat
-        server = getattr(getattr(seat, "server", None), "serverId", "") if seat else ""
-        record["server"] = server or ""
-        if self.hooks is not None:
-            with self._log.failuresHandled(
-                "moving session {hint} failed", hint=session.hint
-            ):
-                self.hooks.moved(session)
-        self._moving.add(key)
-        self._log.info(
-            "session {hint} moved to node {node}", hint=session.hint, node=requester[:8]
-        )
-        self.end(session, CloseCode.SESSION_MOVED, "session moved to another server")
-        self._send(
-            requester,
-            {
-                "op": "released",
-                "req": request,
-                "found": True,
-                "queue": queue,
-                "record": record,
-            },
-        )
 
 
 class _RemoteSession:

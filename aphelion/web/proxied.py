@@ -51,7 +51,9 @@ class _AwaitingHeader(Protocol):
         Wait for the header, for at most the factory's C{timeout}.
         """
         factory = self.factory
-        self._deadline = factory.clock.callLater(factory.timeout, self._timedOut)
+        timeout = factory.headerTimeout()
+        if timeout > 0:
+            self._deadline = factory.clock.callLater(timeout, self._timedOut)
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -79,7 +81,7 @@ class _AwaitingHeader(Protocol):
         self._deadline = None
         self.factory._log.info(
             "no request within {timeout:g} s of a PROXY connection; closing it",
-            timeout=self.factory.timeout,
+            timeout=self.factory.headerTimeout(),
         )
         transport: Any = self.transport
         transport.abortConnection()
@@ -99,16 +101,29 @@ class ProxiedSiteFactory(Factory):
     :ivar clock: the clock of the deadline.
     :ivar timeout: seconds from accept to the first bytes after the header
         before the connection is aborted (the site's own upgrade deadline
-        runs from then on).
+        runs from then on); 0 for no limit; L{None} for the site's gate's
+        C{upgradeTimeout} as it is at each accept (a reload changes it).
     """
 
     _log = Logger()
     noisy = False
 
-    def __init__(self, site: Any, *, clock: IReactorTime, timeout: float) -> None:
+    def __init__(
+        self, site: Any, *, clock: IReactorTime, timeout: float | None = None
+    ) -> None:
         self.site = site
         self.clock = clock
         self.timeout = timeout
+
+    def headerTimeout(self) -> float:
+        """
+        :return: the limit in force for a connection accepted now, 0 for
+            none.
+        """
+        if self.timeout is not None:
+            return self.timeout
+        timeout: float = self.site.gate.upgradeTimeout
+        return timeout
 
     def doStart(self) -> None:
         """

@@ -21,13 +21,13 @@ from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import LoopingCall
-from twisted.logger import LogEvent, Logger, eventFromJSON
+from twisted.logger import LogEvent, Logger
 from twisted.python.failure import Failure
 
 from aphelion.config import Config
 from aphelion.control.servers import ServerState
 from aphelion.lifecycle import SignalHandlers
-from aphelion.logs import relayedEvent
+from aphelion.logs import childLines, relayedEvent
 from aphelion.service import AuthProxyService, build
 from aphelion.workers.listen import ListenSpec, bindListening, parseListen
 from aphelion.workers.pool import GameServerRecord, encodeRecords
@@ -98,25 +98,14 @@ class _WorkerProtocol(ProcessProtocol):
         Log its log events again (L{workerEventReceived}); a line that is no
         event (a traceback before logging began) as C{[worker I] line}.
         """
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            text = line.decode("utf-8", "replace").lstrip("\x1e")
-            if text.startswith("{"):
-                try:
-                    event = eventFromJSON(text)
-                except ValueError:
-                    pass
-                else:
-                    if isinstance(event, dict):
-                        self.workerEventReceived(event)
-                        continue
-            if text:
+        found, self._buffer = childLines(self._buffer, data)
+        for item in found:
+            if isinstance(item, dict):
+                self.workerEventReceived(item)
+            elif item:
                 self._log.info(
-                    "[worker {index}] {line}", index=self._worker.index, line=text
+                    "[worker {index}] {line}", index=self._worker.index, line=item
                 )
-        if len(self._buffer) > 65536:
-            self._buffer = b""
 
     def workerEventReceived(self, event: LogEvent) -> None:
         """
@@ -232,7 +221,10 @@ class WorkersService(MultiService):
             self._signals.install()
         for worker in self.workers:
             self._spawn(worker)
-        self._publish.start(self._publishInterval, now=False)
+        published = self._publish.start(self._publishInterval, now=False)
+        published.addErrback(
+            lambda f: self._log.failure("publishing to the workers stopped", f)
+        )
 
     def stopService(self) -> Deferred[Any]:
         """
@@ -365,8 +357,13 @@ class WorkersService(MultiService):
         ]
 
     def _publishAll(self) -> None:
+        # One failure must not end the loop: the workers would never hear
+        # of a game server again.
         for worker in self.workers:
-            self._publishTo(worker)
+            with self._log.failuresHandled(
+                "publishing to worker {index} failed", index=worker.index
+            ):
+                self._publishTo(worker)
 
     def _publishTo(self, worker: _Worker) -> None:
         process = worker.process

@@ -14,6 +14,7 @@ from typing import Any
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from aphelion.control.servers import pickServer
 from aphelion.interfaces import IGameServerPool, IPlayerLink, IPooledServer
 
 __all__ = [
@@ -215,18 +216,7 @@ class PublishedPool:
         The server with room and the fewest players (C{spread}) or the most
         (C{fill}) that is not in C{exclude}; ties to the first published.
         """
-        best: PublishedServer | None = None
-        fill = self.seating == "fill"
-        for server in self.servers.values():
-            if server in exclude or not server.hasRoom():
-                continue
-            if best is None:
-                best = server
-            elif fill and server.load() > best.load():
-                best = server
-            elif not fill and server.load() < best.load():
-                best = server
-        return best
+        return pickServer(self.servers.values(), exclude, self.seating == "fill")
 
     def seatingStarted(self, server: Any) -> None:
         """

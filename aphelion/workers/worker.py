@@ -8,12 +8,14 @@ on the game servers its parent publishes.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import tcp
+from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.stdio import StandardIO
 from twisted.logger import Logger
@@ -22,6 +24,7 @@ from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
 from twisted.python.failure import Failure
 
 from aphelion.config import Config
+from aphelion.lifecycle import SignalHandlers
 from aphelion.service import AuthProxyService, build
 from aphelion.web.proxied import ProxiedSiteFactory
 from aphelion.workers.listen import parseListen
@@ -63,7 +66,10 @@ class RecordsReader(LineOnlyReceiver):
         except ValueError as e:
             self._log.warn("bad game-server records from the parent: {why}", why=e)
             return
-        self._pool.update(records)
+        # An exception here would close standard input, which stops the
+        # worker as if its parent were gone.
+        with self._log.failuresHandled("taking the game-server records failed"):
+            self._pool.update(records)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         """
@@ -164,7 +170,43 @@ class _ParentLink(Service):
     def _gone(self) -> None:
         if self.running:
             self._log.warn("standard input closed: the parent is gone; stopping")
-            self._reactor.stop()
+            try:
+                self._reactor.stop()
+            except ReactorNotRunning:
+                # Already stopping (SIGTERM), before this service stopped.
+                pass
+
+
+class _HangupIgnored(Service):
+    """
+    A worker's C{SIGHUP}: logged and ignored. The parent does not reload
+    with C{--workers}, and a hang-up sent to the whole process group (a
+    closed terminal) must not end the workers one by one.
+    """
+
+    _log = Logger()
+
+    def __init__(self, reactor: Any, installSignal: Any = signal.signal) -> None:
+        self._signals = SignalHandlers(
+            reactor, {signal.SIGHUP: self._hangup}, installSignal
+        )
+
+    def startService(self) -> None:
+        """
+        Install the handler.
+        """
+        super().startService()
+        self._signals.install()
+
+    def stopService(self) -> Any:
+        """
+        Put back the handler it replaced.
+        """
+        self._signals.uninstall()
+        return super().stopService()
+
+    def _hangup(self) -> None:
+        self._log.info("SIGHUP ignored: a worker does not reload")
 
 
 def makeWorkerService(
@@ -174,6 +216,8 @@ def makeWorkerService(
     firstFd: int = FIRST_FD,
     pool: PublishedPool | None = None,
     readParent: bool = True,
+    handleSignals: bool = False,
+    installSignal: Any = signal.signal,
 ) -> AuthProxyService:
     """
     A worker: the AuthProxy of L{build} with no game servers of its own,
@@ -186,6 +230,9 @@ def makeWorkerService(
     :param firstFd: the descriptor of the first listening socket.
     :param pool: the pool, or L{None} for a new L{PublishedPool}.
     :param readParent: whether to read the records from standard input.
+    :param handleSignals: ignore C{SIGHUP} (as C{twistd} runs a worker),
+        with a log line.
+    :param installSignal: L{signal.signal}, or a fake in tests.
     """
     if pool is None:
         pool = PublishedPool(config.seating)
@@ -200,13 +247,13 @@ def makeWorkerService(
         factory: Any = top.site
         if spec.proxied:
             factory = HAProxyWrappingFactory(
-                ProxiedSiteFactory(
-                    top.site, clock=reactor, timeout=config.upgradeTimeout
-                )
+                ProxiedSiteFactory(top.site, clock=reactor)
             )
         port = _AdoptedPort(reactor, firstFd + i, spec.family, factory)
         port.setName(f"listen:{description}")
         port.setServiceParent(top)
     if readParent:
         _ParentLink(reactor, pool).setServiceParent(top)
+    if handleSignals:
+        _HangupIgnored(reactor, installSignal).setServiceParent(top)
     return top

@@ -15,139 +15,18 @@
 // ADMIN_TOKEN, SCREENSHOT (the PNG to write), CHROMIUM, CHROMEDRIVER.
 // Prints one line per step; exits 0 when every step passed.
 
-import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import net from 'node:net';
-
 import WebSocket from 'ws';
 
 import { Client, SessionEndedError, encodeFields } from '../aphelion.js';
+import { cleanups, hasFailed, newBrowser, run, startDriver, step, until as untilEvery } from './webdriver.js';
 
 const env = process.env;
 const aphelionPort = Number(env.APHELION_PORT);
 const adminPort = Number(env.ADMIN_PORT);
 const token = env.ADMIN_TOKEN || '';
 const screenshot = env.SCREENSHOT || 'admin.png';
-const chromium = env.CHROMIUM || '/usr/bin/chromium';
-const chromedriver = env.CHROMEDRIVER || 'chromedriver';
-const started = performance.now();
-const cleanups = [];
-let status = 0;
 
-function step(text) {
-  process.stdout.write(`[${((performance.now() - started) / 1000).toFixed(1)}s] ${text}\n`);
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what, check, ms = 20000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(100);
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-// ------------------------------------------------------------- WebDriver
-
-const ELEMENT = 'element-6066-11e4-a5a8-4da2d4b0e4b6';
-
-function elementId(element) {
-  return element[ELEMENT] ?? element.ELEMENT ?? Object.values(element)[0];
-}
-
-async function startDriver() {
-  const port = await freePort();
-  const child = spawn(chromedriver, [`--port=${port}`, '--allowed-ips=127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk) => (output += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk) => (output += chunk));
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  const base = `http://127.0.0.1:${port}`;
-  await until('chromedriver listening', async () => {
-    try {
-      return (await fetch(`${base}/status`)).ok;
-    } catch {
-      return false;
-    }
-  }).catch((error) => {
-    throw new Error(`${error.message}\n${output}`);
-  });
-  return {
-    base,
-    async stop() {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
-
-async function call(base, method, path, body) {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await response.json();
-  if (!response.ok) throw new Error(`WebDriver ${method} ${path}: ${JSON.stringify(json.value).slice(0, 500)}`);
-  return json.value;
-}
-
-async function newBrowser(driver) {
-  const value = await call(driver.base, 'POST', '/session', {
-    capabilities: {
-      alwaysMatch: {
-        browserName: 'chrome',
-        'goog:loggingPrefs': { browser: 'ALL' },
-        'goog:chromeOptions': {
-          binary: chromium,
-          args: [
-            '--headless=new',
-            '--no-sandbox',
-            '--disable-gpu',
-            '--disable-dev-shm-usage',
-            '--window-size=1000,900',
-            '--disable-background-timer-throttling',
-            '--disable-renderer-backgrounding',
-            '--no-first-run',
-          ],
-        },
-      },
-    },
-  });
-  const base = `${driver.base}/session/${value.sessionId}`;
-  const browser = {
-    call: (method, path, body) => call(base, method, path, body),
-    run: (script, ...args) => call(base, 'POST', '/execute/sync', { script, args }),
-    consoleLog: () => call(base, 'POST', '/se/log', { type: 'browser' }),
-    quit: () => call(base, 'DELETE', ''),
-    async find(selector) {
-      return elementId(await call(base, 'POST', '/element', { using: 'css selector', value: selector }));
-    },
-    async type(selector, text) {
-      await call(base, 'POST', `/element/${await browser.find(selector)}/value`, { text });
-    },
-    async click(selector) {
-      await call(base, 'POST', `/element/${await browser.find(selector)}/click`, {});
-    },
-  };
-  return browser;
-}
+const until = (what, check, ms = 20000) => untilEvery(what, check, ms, 100);
 
 // ------------------------------------------------------------------ main
 
@@ -168,10 +47,10 @@ async function main() {
 
   const driver = await startDriver();
   cleanups.push(driver.stop);
-  const browser = await newBrowser(driver);
+  const browser = await newBrowser(driver, '1000,900');
   cleanups.push(browser.quit);
   cleanups.push(async () => {
-    if (status === 0) return;
+    if (!hasFailed()) return;
     step(`status: ${await browser.run("return document.getElementById('status').textContent")}`);
     for (const entry of await browser.consoleLog()) step(`console: ${entry.level} ${entry.message}`);
   });
@@ -213,7 +92,7 @@ async function main() {
   if (canvasAfter === canvasBefore) throw new Error('the chart was not redrawn');
   step(`the chart moved: ${Math.round(peak)} packets/s in at the peak (${sent} messages sent); pps shows ${await browser.run("return document.getElementById('pps').textContent")}`);
 
-  await browser.call('POST', `/element/${await browser.find('#reason')}/clear`, {});
+  await browser.clear('#reason');
   await browser.type('#reason', 'kicked from the dashboard');
   await browser.click('button.kick[data-player="alice"]');
   await until('alice sees her session end', () => ended.close !== null);
@@ -230,24 +109,8 @@ async function main() {
   );
   step('alice is gone from the dashboard; her 4009 is in the recent closes');
 
-  const png = await browser.call('GET', '/screenshot');
-  writeFileSync(screenshot, Buffer.from(png, 'base64'));
+  await browser.screenshot(screenshot);
   step(`screenshot: ${screenshot}`);
 }
 
-try {
-  await main();
-  step('PASSED');
-} catch (error) {
-  step(`FAILED: ${error.stack || error}`);
-  status = 1;
-} finally {
-  for (const cleanup of cleanups.reverse()) {
-    try {
-      await cleanup();
-    } catch (error) {
-      step(`cleanup: ${error.message}`);
-    }
-  }
-}
-process.exit(status);
+await run(main);

@@ -15,45 +15,13 @@
 // passed.
 
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import net from 'node:net';
+
+import { cleanups, hasFailed, newBrowser, run, startDriver, step, stopper, until } from './webdriver.js';
 
 const env = process.env;
 const aphelionPort = Number(env.APHELION_PORT);
 const cli = env.APHELION_CLI || 'aphelion';
 const screenshot = env.SCREENSHOT || 'arena.png';
-const chromium = env.CHROMIUM || '/usr/bin/chromium';
-const chromedriver = env.CHROMEDRIVER || 'chromedriver';
-const started = performance.now();
-const cleanups = [];
-let status = 0;
-
-function step(text) {
-  process.stdout.write(`[${((performance.now() - started) / 1000).toFixed(1)}s] ${text}\n`);
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what, check, ms = 15000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(50);
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 // Bots in the arena, for the page to watch: `aphelion bots`, stopped at the end.
 function startBots(url, count, seconds) {
@@ -62,109 +30,17 @@ function startBots(url, count, seconds) {
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (chunk) => (output += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk) => (output += chunk));
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  return {
-    output: () => output,
-    async stop() {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+  return { output: () => output, stop: stopper(child) };
 }
 
-// ------------------------------------------------------------- WebDriver
-
-const ELEMENT = 'element-6066-11e4-a5a8-4da2d4b0e4b6';
-
-function elementId(element) {
-  return element[ELEMENT] ?? element.ELEMENT ?? Object.values(element)[0];
-}
-
-async function startDriver() {
-  const port = await freePort();
-  const child = spawn(chromedriver, [`--port=${port}`, '--allowed-ips=127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk) => (output += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk) => (output += chunk));
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  const base = `http://127.0.0.1:${port}`;
-  await until('chromedriver listening', async () => {
-    try {
-      return (await fetch(`${base}/status`)).ok;
-    } catch {
-      return false;
-    }
-  }, 20000).catch((error) => {
-    throw new Error(`${error.message}\n${output}`);
-  });
-  return {
-    base,
-    async stop() {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
-
-async function call(base, method, path, body) {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await response.json();
-  if (!response.ok) throw new Error(`WebDriver ${method} ${path}: ${JSON.stringify(json.value).slice(0, 500)}`);
-  return json.value;
-}
-
-async function newBrowser(driver) {
-  const value = await call(driver.base, 'POST', '/session', {
-    capabilities: {
-      alwaysMatch: {
-        browserName: 'chrome',
-        'goog:loggingPrefs': { browser: 'ALL' },
-        'goog:chromeOptions': {
-          binary: chromium,
-          args: [
-            '--headless=new',
-            '--no-sandbox',
-            '--disable-gpu',
-            '--disable-dev-shm-usage',
-            '--window-size=900,900',
-            '--disable-background-timer-throttling',
-            '--disable-renderer-backgrounding',
-            '--disable-backgrounding-occluded-windows',
-            '--no-first-run',
-          ],
-        },
-      },
-    },
-  });
-  const base = `${driver.base}/session/${value.sessionId}`;
-  const page = {
-    call: (method, path, body) => call(base, method, path, body),
-    consoleLog: () => call(base, 'POST', '/se/log', { type: 'browser' }),
-    quit: () => call(base, 'DELETE', ''),
-    run: (script, ...args) => call(base, 'POST', '/execute/sync', { script, args }),
-    async find(selector) {
-      return elementId(await call(base, 'POST', '/element', { using: 'css selector', value: selector }));
-    },
-    async type(selector, text) {
-      const id = await page.find(selector);
-      await call(base, 'POST', `/element/${id}/clear`, {});
-      await call(base, 'POST', `/element/${id}/value`, { text });
-    },
-    async click(selector) {
-      await call(base, 'POST', `/element/${await page.find(selector)}/click`, {});
-    },
+// The page, with what this script asks of it besides the shared WebDriver calls.
+async function openPage(driver) {
+  const page = await newBrowser(driver, '900,900');
+  Object.assign(page, {
     // Hold a key down for `ms` milliseconds (WebDriver actions), as a
     // player does.
     async hold(key, ms) {
-      await call(base, 'POST', '/actions', {
+      await page.call('POST', '/actions', {
         actions: [
           {
             type: 'key',
@@ -176,11 +52,7 @@ async function newBrowser(driver) {
     },
     text: (id) => page.run(`return document.getElementById(${JSON.stringify(id)}).textContent`),
     you: () => page.run('const y = globalThis.aphelionArena.state.you; return y ? { id: y.id, x: y.x, y: y.y } : null'),
-    async screenshot(path) {
-      const png = await call(base, 'GET', '/screenshot');
-      writeFileSync(path, Buffer.from(png, 'base64'));
-    },
-  };
+  });
   return page;
 }
 
@@ -197,10 +69,10 @@ async function main() {
 
   const driver = await startDriver();
   cleanups.push(driver.stop);
-  const page = await newBrowser(driver);
+  const page = await openPage(driver);
   cleanups.push(page.quit);
   cleanups.push(async () => {
-    if (status === 0) return;
+    if (!hasFailed()) return;
     step(`page: ${await page.text('status')} | ${await page.text('tick')} | ${await page.text('you')}`);
     for (const entry of await page.consoleLog()) step(`console: ${entry.level} ${entry.message}`);
     step(`bots: ${bots.output()}`);
@@ -210,6 +82,7 @@ async function main() {
   await page.call('POST', '/url', { url: `${site}/` });
   await page.click('#arena-link');
   await until('the arena page', async () => (await page.run('return location.pathname')) === '/arena.html');
+  await page.clear('#id');
   await page.type('#id', 'alice');
   await page.click('#join');
   await until('alice plays', async () => (await page.text('status')).startsWith('Playing as alice'));
@@ -248,19 +121,4 @@ async function main() {
   step(`screenshot: ${screenshot}`);
 }
 
-try {
-  await main();
-  step('PASSED');
-} catch (error) {
-  step(`FAILED: ${error.stack || error}`);
-  status = 1;
-} finally {
-  for (const cleanup of cleanups.reverse()) {
-    try {
-      await cleanup();
-    } catch (error) {
-      step(`cleanup: ${error.message}`);
-    }
-  }
-}
-process.exit(status);
+await run(main);

@@ -17,45 +17,14 @@
 // passed.
 
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import net from 'node:net';
+
+import { cleanups, hasFailed, newBrowser, run, sleep, startDriver, step, until } from './webdriver.js';
 
 const env = process.env;
 const aphelionPort = Number(env.APHELION_PORT);
 const cli = env.APHELION_CLI || 'aphelion';
 const screenshot = env.SCREENSHOT || 'chat.png';
-const chromium = env.CHROMIUM || '/usr/bin/chromium';
-const chromedriver = env.CHROMEDRIVER || 'chromedriver';
-const started = performance.now();
-const cleanups = [];
-let status = 0;
-
-function step(text) {
-  process.stdout.write(`[${((performance.now() - started) / 1000).toFixed(1)}s] ${text}\n`);
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what, check, ms = 15000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(50);
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 // A TCP relay to aphelion that can drop every connection, as a network
 // failure would, and refuse new ones while it is "down".
@@ -134,85 +103,6 @@ function startTerminal(url, id) {
   };
 }
 
-// ------------------------------------------------------------- WebDriver
-
-const ELEMENT = 'element-6066-11e4-a5a8-4da2d4b0e4b6';
-
-function elementId(element) {
-  return element[ELEMENT] ?? element.ELEMENT ?? Object.values(element)[0];
-}
-
-async function startDriver() {
-  const port = await freePort();
-  const child = spawn(chromedriver, [`--port=${port}`, '--allowed-ips=127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk) => (output += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk) => (output += chunk));
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  const base = `http://127.0.0.1:${port}`;
-  await until('chromedriver listening', async () => {
-    try {
-      return (await fetch(`${base}/status`)).ok;
-    } catch {
-      return false;
-    }
-  }, 20000).catch((error) => {
-    throw new Error(`${error.message}\n${output}`);
-  });
-  return {
-    base,
-    async stop() {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
-
-async function call(base, method, path, body) {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await response.json();
-  if (!response.ok) throw new Error(`WebDriver ${method} ${path}: ${JSON.stringify(json.value).slice(0, 500)}`);
-  return json.value;
-}
-
-async function newBrowser(driver) {
-  const value = await call(driver.base, 'POST', '/session', {
-    capabilities: {
-      alwaysMatch: {
-        browserName: 'chrome',
-        'goog:loggingPrefs': { browser: 'ALL' },
-        'goog:chromeOptions': {
-          binary: chromium,
-          args: [
-            '--headless=new',
-            '--no-sandbox',
-            '--disable-gpu',
-            '--disable-dev-shm-usage',
-            '--window-size=900,700',
-            '--disable-background-timer-throttling',
-            '--disable-renderer-backgrounding',
-            '--disable-backgrounding-occluded-windows',
-            '--no-first-run',
-          ],
-        },
-      },
-    },
-  });
-  const base = `${driver.base}/session/${value.sessionId}`;
-  const browser = {
-    consoleLog: () => call(base, 'POST', '/se/log', { type: 'browser' }),
-    call: (method, path, body) => call(base, method, path, body),
-    quit: () => call(base, 'DELETE', ''),
-  };
-  return browser;
-}
-
 // One page (a browser window) of the chat.
 async function openPage(browser, url, first) {
   let handle;
@@ -227,17 +117,15 @@ async function openPage(browser, url, first) {
     },
     async run(script, ...args) {
       await page.focus();
-      return browser.call('POST', '/execute/sync', { script, args });
+      return browser.run(script, ...args);
     },
     async type(selector, text) {
       await page.focus();
-      const element = await browser.call('POST', '/element', { using: 'css selector', value: selector });
-      await browser.call('POST', `/element/${elementId(element)}/value`, { text });
+      await browser.type(selector, text);
     },
     async click(selector) {
       await page.focus();
-      const element = await browser.call('POST', '/element', { using: 'css selector', value: selector });
-      await browser.call('POST', `/element/${elementId(element)}/click`, {});
+      await browser.click(selector);
     },
     log: () => page.run("return [...document.querySelectorAll('#log li')].map((li) => li.textContent)"),
     status: () => page.run("return document.getElementById('status').textContent"),
@@ -248,8 +136,7 @@ async function openPage(browser, url, first) {
     },
     async screenshot(path) {
       await page.focus();
-      const png = await browser.call('GET', '/screenshot');
-      writeFileSync(path, Buffer.from(png, 'base64'));
+      await browser.screenshot(path);
     },
   };
   await page.focus();
@@ -281,13 +168,13 @@ async function main() {
 
   const driver = await startDriver();
   cleanups.push(driver.stop);
-  const browser = await newBrowser(driver);
+  const browser = await newBrowser(driver, '900,700');
   cleanups.push(browser.quit);
   step('chromium started');
 
   const pages = [];
   cleanups.push(async () => {
-    if (status === 0) return;
+    if (!hasFailed()) return;
     for (const page of pages) {
       step(`page ${await page.run('return location.href')}: ${await page.status()} | ${(await page.log()).join(' | ')}`);
     }
@@ -359,19 +246,4 @@ async function main() {
   step(`screenshot: ${screenshot}`);
 }
 
-try {
-  await main();
-  step('PASSED');
-} catch (error) {
-  step(`FAILED: ${error.stack || error}`);
-  status = 1;
-} finally {
-  for (const cleanup of cleanups.reverse()) {
-    try {
-      await cleanup();
-    } catch (error) {
-      step(`cleanup: ${error.message}`);
-    }
-  }
-}
-process.exit(status);
+await run(main);
