@@ -5,7 +5,7 @@ The game-server process (Part 2.3, step 1)::
     python -m aphelion.game.child --game aphelion.games.chat \\
         [--port 0] [--interface 127.0.0.1] [--server-id ID] [--log-json] \\
         [--player-write-limit BYTES] [--log-interval SECONDS] \\
-        [--seat-hold SECONDS]
+        [--seat-hold SECONDS] [--gc-threshold N]
 
 The protocol with the parent process that spawns it:
 
@@ -55,6 +55,7 @@ from twisted.python.failure import Failure
 
 from aphelion.game.factory import PLAYER_WRITE_LIMIT, SEAT_HOLD, GameServerFactory
 from aphelion.game.game import Game, loadGame
+from aphelion.gctune import DEFAULT_THRESHOLD, tuneCollector
 from aphelion.session import tokenHint
 
 __all__ = [
@@ -123,6 +124,16 @@ class Options(usage.Options):
             float,
         ],
         [
+            "gc-threshold",
+            None,
+            DEFAULT_THRESHOLD,
+            "The garbage collector's young-generation threshold, set once the "
+            "game server has started (with what it made frozen): full "
+            "collections over many players stall every connection; 0 keeps "
+            "Python's.",
+            int,
+        ],
+        [
             "seat-hold",
             None,
             SEAT_HOLD,
@@ -152,6 +163,8 @@ class Options(usage.Options):
             raise usage.UsageError("--log-interval must be positive")
         if not self["seat-hold"] >= 0:  # NaN too
             raise usage.UsageError("--seat-hold must not be negative")
+        if self["gc-threshold"] < 0:
+            raise usage.UsageError("--gc-threshold must not be negative")
 
 
 class ParentPipe(LineOnlyReceiver):
@@ -287,6 +300,8 @@ async def main(reactor: Any, options: Options, game: Game) -> None:
         hint=tokenHint(token),
     )
     assert pipe.transport is not None
+    # Started: what exists now lives as long as the process.
+    tuneCollector(options["gc-threshold"])
     pipe.transport.write(b"PORT %d\n" % number)
     reactor.addSystemEventTrigger("before", "shutdown", _drainOnStop, factory)
 
