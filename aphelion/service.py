@@ -275,7 +275,18 @@ class AuthProxyService(MultiService):
         changes = configChanges(self.config, new)
         applied: list[Change] = []
         for change in changes:
-            if not change.reloadable or not self._apply(change, new):
+            ok = False
+            if change.reloadable:
+                # One change that fails leaves the others, and self.config
+                # keeps only what was applied.
+                with self._log.failuresHandled(
+                    "reload: applying {field} failed; not applied",
+                    field=change.field,
+                ) as op:
+                    ok = self._apply(change, new)
+                if op.failed:
+                    continue
+            if not ok:
                 self._log.warn(
                     "reload: {change} needs a restart; not applied",
                     change=describeChange(change),

@@ -258,6 +258,32 @@ class ReloadTests(SynchronousTestCase):
             messages(events),
         )
 
+    def test_applyFails(self) -> None:
+        """
+        A change whose application raises is logged as a failure and left
+        out of the service's config; the other changes of the reload apply.
+        """
+        monitor: Any = self.service.monitor
+
+        def setServers(*args: object) -> object:
+            raise RuntimeError("no")
+
+        monitor.setServers = setServers
+        new = Config(
+            listen=(),
+            gameServers=2,
+            checkers=self.config.checkers,
+            queueLimit=3,
+        )
+        with capturedLogs() as events:
+            self.service.reload(new)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.service.config.gameServers, 0)
+        self.assertEqual(self.service.config.queueLimit, 3)
+        self.assertIn(
+            "reload: applying gameServers failed; not applied", messages(events)
+        )
+
     def test_checkers(self) -> None:
         """
         The checkers are made anew: the gateway checks with a new

@@ -1697,3 +1697,52 @@ class RestartTests(MonitorTestCase):
         """
         monitor = self.startMonitor()
         self.assertRaises(KeyError, monitor.restart, "gs9")
+
+
+class SetServersTests(MonitorTestCase):
+    """
+    L{GameServerMonitor.setServers}: the configured game servers changed by
+    a reload.
+    """
+
+    def test_addAndRemove(self) -> None:
+        """
+        More local servers start the new ones; fewer drain those beyond the
+        count.
+        """
+        monitor = self.startMonitor()
+        self.ready(monitor)
+        self.assertEqual(monitor.setServers(2, ()), (["gs2"], []))
+        self.assertEqual(len(self.reactor.processes), 2)
+        self.assertEqual(monitor.setServers(1, ()), ([], ["gs2"]))
+        self.assertIs(monitor.servers["gs2"].state, ServerState.DRAINING)
+
+    def test_listedAgainWhileDraining(self) -> None:
+        """
+        A server removed by one reload and listed again by the next while it
+        still drains starts again once its drain is over.
+        """
+        monitor = self.startMonitor()
+        server = monitor.servers["gs1"]
+        self.ready(monitor)
+        self.assertEqual(monitor.setServers(0, ()), ([], ["gs1"]))
+        self.assertIs(server.state, ServerState.DRAINING)
+        self.assertEqual(monitor.setServers(1, ()), (["gs1"], []))
+        self.assertEqual(len(self.reactor.processes), 1)
+        self.reactor.processes[0].exit()
+        self.assertEqual(len(self.reactor.processes), 2)
+        self.assertIs(server.state, ServerState.STARTING)
+
+    def test_removedWhileRestarting(self) -> None:
+        """
+        A server that an operator's restart is draining, and that a reload
+        then removes, stays stopped once drained.
+        """
+        monitor = self.startMonitor()
+        server = monitor.servers["gs1"]
+        self.ready(monitor)
+        monitor.restart("gs1", "new build")
+        self.assertEqual(monitor.setServers(0, ()), ([], []))
+        self.reactor.processes[0].exit()
+        self.assertEqual(len(self.reactor.processes), 1)
+        self.assertIs(server.state, ServerState.STOPPED)

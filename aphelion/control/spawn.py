@@ -197,7 +197,8 @@ class GameServerMonitor(GameServerSupervisor):
         known, and drain the local ones beyond C{count} and the remote ones
         no longer listed (by host and port; a new token for a known one is
         used from its next connection on). A stopped server of the list is
-        started again; one still draining is left to finish.
+        started again; one still draining is left to finish, and starts again
+        once stopped if it is listed.
 
         :return: the ids of the servers started and of those drained.
         """
@@ -206,19 +207,27 @@ class GameServerMonitor(GameServerSupervisor):
         wanted: dict[tuple[str, int | None], RemoteGameServer] = {
             (r.host, r.port): r for r in remotes
         }
-        live = (ServerState.DRAINING, ServerState.STOPPED)
         for serverId, server in list(self.servers.items()):
-            if server.state in live:
+            if server.state is ServerState.STOPPED:
                 continue
             if server.remote:
                 remote = wanted.get((server.host, server.port))
+                keep = remote is not None
                 if remote is not None:
                     server.token = remote.token
-                    continue
-            elif int(serverId[2:]) <= count:
+            else:
+                keep = int(serverId[2:]) <= count
+            if server.state is ServerState.DRAINING:
+                # Listed again while it drains: it starts again once
+                # stopped; no longer listed: it stays stopped, even when an
+                # operator's restart was pending.
+                if keep and not server.restartWhenStopped:
+                    started.append(serverId)
+                server.restartWhenStopped = keep
                 continue
-            self.drain(serverId, "removed from the configuration")
-            drained.append(serverId)
+            if not keep:
+                self.drain(serverId, "removed from the configuration")
+                drained.append(serverId)
         for i in range(count):
             serverId = f"gs{i + 1}"
             known = self.servers.get(serverId)

@@ -13,15 +13,18 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import Service
 from twisted.internet import tcp
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ReactorNotRunning
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.stdio import StandardIO
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
-from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
+from twisted.protocols.haproxy import proxyEndpoint
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from aphelion.config import Config
 from aphelion.lifecycle import SignalHandlers
@@ -108,37 +111,29 @@ class _OneAcceptPort(tcp.Port):
         """
 
 
-class _AdoptedPort(Service):
+@implementer(IStreamServerEndpoint)
+class _AdoptedEndpoint:
     """
-    Accepts connections on a listening socket inherited from the parent.
+    A listening socket inherited from the parent, as an endpoint: listening
+    adopts it (Twisted takes a copy of it; ours is closed). Being an
+    endpoint, it goes behind Twisted's public C{proxyEndpoint} for a
+    C{haproxy:} listener.
     """
 
-    def __init__(self, reactor: Any, fd: int, family: int, factory: Any) -> None:
+    def __init__(self, reactor: Any, fd: int, family: int) -> None:
         self._reactor = reactor
         self._fd = fd
         self._family = family
-        self._factory = factory
-        self.port: IListeningPort | None = None
 
-    def startService(self) -> None:
+    def listen(self, factory: Any) -> Deferred[IListeningPort]:
         """
-        Adopt the socket (Twisted takes a copy of it; ours is closed).
+        Accept connections on the socket with C{factory}.
         """
-        super().startService()
-        port = self._reactor.adoptStreamPort(self._fd, self._family, self._factory)
+        port = self._reactor.adoptStreamPort(self._fd, self._family, factory)
         if type(port) is tcp.Port:
             port.__class__ = _OneAcceptPort
-        self.port = port
         os.close(self._fd)
-
-    def stopService(self) -> Any:
-        """
-        Stop accepting.
-        """
-        super().stopService()
-        if self.port is not None:
-            return self.port.stopListening()
-        return None
+        return succeed(port)
 
 
 class _ParentLink(Service):
@@ -245,11 +240,16 @@ def makeWorkerService(
     for i, description in enumerate(config.listen):
         spec = parseListen(description)
         factory: Any = top.site
+        endpoint: IStreamServerEndpoint = _AdoptedEndpoint(
+            reactor, firstFd + i, spec.family
+        )
         if spec.proxied:
-            factory = HAProxyWrappingFactory(
-                ProxiedSiteFactory(top.site, clock=reactor)
-            )
-        port = _AdoptedPort(reactor, firstFd + i, spec.family, factory)
+            factory = ProxiedSiteFactory(top.site, clock=reactor)
+            endpoint = proxyEndpoint(endpoint)
+        port = StreamServerEndpointService(endpoint, factory)
+        # As strports.service does: a socket that cannot be adopted fails
+        # the start, rather than leaving a worker that accepts nothing.
+        port._raiseSynchronously = True
         port.setName(f"listen:{description}")
         port.setServiceParent(top)
     if readParent:
