@@ -113,6 +113,10 @@ class Config:
     :ivar pagesPrefix: the URL path under which the players' pages (the
         index, the chat page, C{aphelion.js}) are served.
     :ivar pages: whether the players' pages are served at all.
+    :ivar gcThreshold: the young-generation threshold of the garbage
+        collector of the AuthProxy and of its spawned game servers, set once
+        started, with what start-up made frozen (L{aphelion.gctune}); 0
+        keeps Python's.
     :ivar seatHold: seconds a game server holds the seat of a player whose
         connection went without a C{Disconnect} (or with C{MOVED}), for it to
         resume (Part 5.2); 0 holds none.
@@ -179,6 +183,7 @@ class Config:
     pagesPrefix: str = "/"
     pages: bool = True
     seatHold: float = 15.0
+    gcThreshold: int = 50_000
     workers: int = 1
     admin: str | None = None
     adminToken: bytes | None = field(default=None, repr=False)

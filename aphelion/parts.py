@@ -89,6 +89,7 @@ def makeMonitor(
         playerWriteLimit=config.playerWriteLimit,
         logInterval=config.logInterval,
         seatHold=config.seatHold,
+        gcThreshold=config.gcThreshold,
         restartMax=config.restartMax,
         drainDeadline=config.drainDeadline,
         connectTimeout=config.controlTimeout,

@@ -17,6 +17,7 @@ from aphelion.auth import IPlayerIdCredentials
 from aphelion.codes import AphelionProtocol
 from aphelion.config import Config
 from aphelion.configfile import ConfigFileOptions
+from aphelion.gctune import tuneCollector
 from aphelion.handshake import Revisions
 from aphelion.limitoptions import (
     atLeast,
@@ -154,6 +155,7 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
         self._atLeast("dead-after", 0, strictly=True)
         self._atLeast("drain-deadline", 0)
         self._atLeast("seat-hold", 0)
+        self._atLeast("gc-threshold", 0)
         self._atLeast("workers", 1)
         self._atLeast("worker", 0)
         if self["worker"] > self["workers"]:
@@ -257,6 +259,7 @@ class Options(ConfigFileOptions, strcred.AuthOptionMixin):
             **limitValues(self),
             pages=not self["no-pages"],
             seatHold=self["seat-hold"],
+            gcThreshold=self["gc-threshold"],
             workers=self["workers"],
             admin=self["admin"] or None,
             adminToken=self.get("admin-token"),
@@ -275,6 +278,8 @@ def makeService(options: Options) -> IService:
     for warning in raiseFileLimit(config):
         _log.warn("{warning}", warning=warning)
     reactor_: Any = reactor
+    # Once started, before serving: what start-up made is frozen.
+    reactor_.callWhenRunning(tuneCollector, config.gcThreshold)
     if options["worker"]:
         from aphelion.workers import makeWorkerService
 

@@ -333,6 +333,16 @@ PARAMETERS: list[list[Any]] = [
         float,
     ],
     [
+        "gc-threshold",
+        None,
+        _DEFAULTS.gcThreshold,
+        "The young-generation threshold of the garbage collector, in the "
+        "AuthProxy and its spawned game servers, set once started (what "
+        "start-up made is frozen): full collections over thousands of live "
+        "sessions stall every connection; 0 keeps Python's 700.",
+        int,
+    ],
+    [
         "workers",
         None,
         _DEFAULTS.workers,

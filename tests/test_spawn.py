@@ -1699,6 +1699,22 @@ class RestartTests(MonitorTestCase):
         self.assertRaises(KeyError, monitor.restart, "gs9")
 
 
+class ChildCommandTests(SynchronousTestCase):
+    """
+    L{childCommand}: a spawned game server's command line.
+    """
+
+    def test_gcThreshold(self) -> None:
+        """
+        The garbage collector's threshold goes to the child as
+        C{--gc-threshold}, 50,000 by default.
+        """
+        command = childCommand(GAME, "gs1", PYTHON)
+        self.assertEqual(command[command.index("--gc-threshold") + 1], "50000")
+        command = childCommand(GAME, "gs1", PYTHON, gcThreshold=0)
+        self.assertEqual(command[command.index("--gc-threshold") + 1], "0")
+
+
 class SetServersTests(MonitorTestCase):
     """
     L{GameServerMonitor.setServers}: the configured game servers changed by

@@ -126,6 +126,17 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(parse("--seat-hold", "2.5").seatHold, 2.5)
         self.assertRaises(UsageError, parse, "--seat-hold", "-1")
 
+    def test_gcThreshold(self) -> None:
+        """
+        C{--gc-threshold} sets the garbage collector's young threshold of the
+        AuthProxy and its game servers (50,000 by default, 0 for Python's);
+        a negative one is refused.
+        """
+        self.assertEqual(parse().gcThreshold, 50_000)
+        self.assertEqual(parse("--gc-threshold", "0").gcThreshold, 0)
+        self.assertEqual(parse("--gc-threshold", "1000").gcThreshold, 1000)
+        self.assertRaises(UsageError, parse, "--gc-threshold", "-1")
+
     def test_workersNeedRedis(self) -> None:
         """
         C{--workers 1} is the default; more than one without a Redis

@@ -16,6 +16,7 @@ from twisted.python.failure import Failure
 
 from aphelion.control.servers import GameServer
 from aphelion.game.factory import PLAYER_WRITE_LIMIT, SEAT_HOLD
+from aphelion.gctune import DEFAULT_THRESHOLD
 from aphelion.logs import childLines, relayedEvent
 
 __all__ = ["ChildProtocol", "childCommand"]
@@ -29,6 +30,7 @@ def childCommand(
     playerWriteLimit: int = PLAYER_WRITE_LIMIT,
     logInterval: float = 10.0,
     seatHold: float = SEAT_HOLD,
+    gcThreshold: int = DEFAULT_THRESHOLD,
 ) -> list[str]:
     """
     The command line of a local game-server process. It carries no secret:
@@ -43,6 +45,8 @@ def childCommand(
         (C{--log-interval}).
     :param seatHold: seconds it holds the seat of a player whose connection
         went (C{--seat-hold}).
+    :param gcThreshold: its garbage collector's young threshold
+        (C{--gc-threshold}; 0 keeps Python's).
     """
     return [
         python,
@@ -60,6 +64,8 @@ def childCommand(
         repr(float(logInterval)),
         "--seat-hold",
         repr(float(seatHold)),
+        "--gc-threshold",
+        str(gcThreshold),
         # Its events come back whole, fields and all (ChildProtocol).
         "--log-json",
     ]

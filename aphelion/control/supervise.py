@@ -32,6 +32,7 @@ from twisted.python.failure import Failure
 from aphelion.control.process import ChildProtocol, childCommand
 from aphelion.control.servers import GameServer, RemoteGameServer, ServerState
 from aphelion.game.factory import PLAYER_WRITE_LIMIT, SEAT_HOLD
+from aphelion.gctune import DEFAULT_THRESHOLD
 from aphelion.interfaces import IControlConnection
 from aphelion.session import newToken, tokenHint
 
@@ -58,6 +59,8 @@ class GameServerSupervisor(Service):
         slowly"); passed on its command line.
     :ivar logInterval: seconds between the summary lines of a spawned game
         server's rate-limited log lines; passed on its command line.
+    :ivar gcThreshold: the young threshold of a spawned game server's
+        garbage collector (C{--gc-threshold}).
     :ivar seatHold: seconds a spawned game server holds the seat of a player
         whose connection went (Part 5.2); passed on its command line.
     """
@@ -84,6 +87,7 @@ class GameServerSupervisor(Service):
         playerWriteLimit: int = PLAYER_WRITE_LIMIT,
         logInterval: float = 10.0,
         seatHold: float = SEAT_HOLD,
+        gcThreshold: int = DEFAULT_THRESHOLD,
         idPrefix: str = "",
         sharedRemotes: bool = False,
     ) -> None:
@@ -112,6 +116,7 @@ class GameServerSupervisor(Service):
         if not seatHold >= 0:  # NaN too
             raise ValueError(f"seatHold must not be negative: {seatHold}")
         self.seatHold = seatHold
+        self.gcThreshold = gcThreshold
         self.playerWriteLimit = playerWriteLimit
         self.logInterval = logInterval
         self.seating = seating
@@ -217,6 +222,7 @@ class GameServerSupervisor(Service):
                 playerWriteLimit=self.playerWriteLimit,
                 logInterval=self.logInterval,
                 seatHold=self.seatHold,
+                gcThreshold=self.gcThreshold,
             ),
             env=dict(os.environ),
         )
