@@ -30,6 +30,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -95,7 +96,8 @@ def waitReady(server: Server, count: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = path.read_text(errors="replace")
-        ready = "game server gs1 ready" in text and "game server gs2 ready" in text
+        # With a Redis registry the ids carry the node's id (abcd1234-gs1).
+        ready = all(re.search(rf"game server (\S+-)?gs{i} ready", text) for i in (1, 2))
         if count > 1:
             lines = [line for line in text.splitlines() if "published" in line]
             ready = ready and all(
