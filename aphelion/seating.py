@@ -26,14 +26,15 @@ client then hears no C{authenticate_response}, and a seating that fails ends
 the session with 1013 instead of answering C{NO_SERVER} or C{REJECTED}.
 
 Seats and game servers are opaque to the machine: it compares them by
-identity and names them in its actions.
+identity and names them in its actions. The plain values it works with (the
+states and their transitions, the check failures, the rules, the held
+payloads, the player-ID rule) live in L{aphelion.seatingrules}, and are
+re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass, field
-from enum import Enum
 from typing import Generic, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -64,8 +65,17 @@ from aphelion.actions import (
     Unbind,
 )
 from aphelion.codes import CloseCode, RejectCode
-from aphelion.limits import hasControlCharacters
 from aphelion.proto.game_pb2 import C2S, AuthenticateResponse
+from aphelion.seatingrules import (
+    MAX_ID_BYTES,
+    CheckFailure,
+    Held,
+    IllegalTransition,
+    SeatingRules,
+    SessionState,
+    validPlayerId,
+)
+from aphelion.seatingrules import TRANSITIONS as _TRANSITIONS
 
 __all__ = [
     "MAX_ID_BYTES",
@@ -78,105 +88,9 @@ __all__ = [
     "validPlayerId",
 ]
 
-MAX_ID_BYTES = 1024
-
 R = AuthenticateResponse
 
 S = TypeVar("S", bound=Hashable)
-
-
-class SessionState(Enum):
-    """
-    Where a session is in the game protocol (Part 1.6).
-    """
-
-    UNAUTHENTICATED = "unauthenticated"
-    AUTHENTICATING = "authenticating"
-    SEATING = "seating"
-    RELAYING = "relaying"
-    ENDED = "ended"
-
-
-# Every transition the machine may make; any other is a bug in this module.
-_TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
-    SessionState.UNAUTHENTICATED: frozenset(
-        # SEATING: a session handed over from another node (resumed).
-        {SessionState.AUTHENTICATING, SessionState.SEATING, SessionState.ENDED}
-    ),
-    SessionState.AUTHENTICATING: frozenset(
-        {SessionState.UNAUTHENTICATED, SessionState.SEATING, SessionState.ENDED}
-    ),
-    SessionState.SEATING: frozenset(
-        {
-            SessionState.SEATING,
-            SessionState.RELAYING,
-            SessionState.UNAUTHENTICATED,
-            SessionState.ENDED,
-        }
-    ),
-    SessionState.RELAYING: frozenset({SessionState.SEATING, SessionState.ENDED}),
-    SessionState.ENDED: frozenset(),
-}
-
-
-class IllegalTransition(Exception):
-    """
-    The machine tried a transition that L{_TRANSITIONS} does not allow: a bug.
-    """
-
-
-class CheckFailure(Enum):
-    """
-    Why a credential check failed.
-    """
-
-    #: The ID is wrong: it counts as a try.
-    UNAUTHORIZED = "unauthorized"
-    #: No checker takes this kind of credentials.
-    UNSUPPORTED = "unsupported"
-    #: Too many checks wait for the checker (Part 6): not a try.
-    BUSY = "busy"
-    #: The checker broke (a database down): not the player's fault.
-    BROKEN = "broken"
-
-
-def validPlayerId(playerId: str) -> bool:
-    """
-    Whether an ID may reach the checker: not empty, at most 1024 bytes, and
-    without control characters (C0, C1, DEL; Parts 1.6 and 6).
-    """
-    return (
-        bool(playerId)
-        and len(playerId.encode("utf-8")) <= MAX_ID_BYTES
-        and not hasControlCharacters(playerId)
-    )
-
-
-@dataclass
-class SeatingRules:
-    """
-    The limits a machine applies.
-
-    :ivar authTries: authentication failures allowed per connection; the
-        last one closes it with 4008.
-    :ivar heldPackets: payloads a client may send while being seated or
-        moved; one more closes that connection with 4007.
-    :ivar heldBytes: bytes a client may send while being seated or moved.
-    """
-
-    authTries: int = 3
-    heldPackets: int = 64
-    heldBytes: int = 256 * 1024
-
-
-@dataclass
-class Held:
-    """
-    Payloads a client sent while being seated or moved (Part 6).
-    """
-
-    payloads: list[bytes] = field(default_factory=list)
-    size: int = 0
 
 
 _NOT_AUTHENTICATED = (R.NOT_AUTHENTICATED, "authenticate first")

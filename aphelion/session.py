@@ -1,12 +1,14 @@
 # -*- test-case-name: tests.test_session -*-
 """
 Sessions and the in-memory session-token registry (Part 1.4).
+
+The tokens themselves (L{newToken}, L{tokenHint}) live in the sans-IO
+L{aphelion.tokens}, and are re-exported here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -18,10 +20,10 @@ from zope.interface import implementer
 
 from aphelion.ack import pickConnection
 from aphelion.codes import AphelionProtocol, CloseCode
-from aphelion.handshake import TOKEN_LENGTH
 from aphelion.interfaces import IConnection, IPlayer, ISeat, ISessionRegistry
 from aphelion.limits import AddressCounter, Exemptions
 from aphelion.seating import Held, SeatingMachine, SessionState
+from aphelion.tokens import newToken, tokenHint
 
 __all__ = [
     "MemorySessionRegistry",
@@ -31,22 +33,6 @@ __all__ = [
     "newToken",
     "tokenHint",
 ]
-
-
-def newToken() -> bytes:
-    """
-    :return: a fresh 32-byte session token from the operating system's CSPRNG.
-    """
-    return os.urandom(TOKEN_LENGTH)
-
-
-def tokenHint(token: bytes | None) -> str:
-    """
-    The only form in which a token may appear in a log.
-
-    :return: the first four hex digits of the token, or C{"-"}.
-    """
-    return token[:2].hex() if token else "-"
 
 
 class SessionFull(Exception):
