@@ -5,9 +5,11 @@ The client side of the AuthProxy: Autobahn adapters for Part 1.
 L{AphelionServerProtocol} feeds the sans-IO cores (L{aphelion.handshake},
 L{aphelion.ack}) and the session registry, and calls hooks that subclasses may
 override. What it shares with the client (acks, closing with a reason, the
-init timer, C{TCP_NODELAY}) is L{aphelion.wsbase.PacketProtocol}.
-L{AphelionServerFactory} holds the collaborators; L{aphelion.web.makeSite}
-serves it at the configured path.
+init timer, C{TCP_NODELAY}) is L{aphelion.wsbase.PacketProtocol}; its send
+buffer and paused reads are L{aphelion.sendbuffer.SendBufferMixin}.
+L{AphelionServerFactory} holds the collaborators, and times every
+connection's waiting acks (L{aphelion.acktimer.AckTimerMixin});
+L{aphelion.web.makeSite} serves it at the configured path.
 """
 
 from __future__ import annotations
@@ -26,15 +28,17 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from aphelion.ack import AckState
+from aphelion.acktimer import AckTimerMixin
 from aphelion.codes import AphelionProtocol, CloseCode, ProtocolViolation
 from aphelion.config import Config
 from aphelion.fastread import LeanReadMixin
-from aphelion.fastwrite import FastSendMixin, bufferedBytes
+from aphelion.fastwrite import FastSendMixin
 from aphelion.handshake import checkInit
 from aphelion.interfaces import IConnection, ISessionRegistry
 from aphelion.limits import normalAddress
 from aphelion.logthrottle import ThrottledLog
 from aphelion.ping import encodePingResponse, readPingRequest
+from aphelion.sendbuffer import SendBufferMixin
 from aphelion.session import Session, SessionFull
 from aphelion.stats import Stats
 from aphelion.wsbase import PacketProtocol, bakedProtocol
@@ -50,7 +54,11 @@ _CLOSED = WebSocketProtocol.STATE_CLOSED
 
 @implementer(IConnection)
 class AphelionServerProtocol(  # type: ignore[misc]
-    FastSendMixin, LeanReadMixin, PacketProtocol, WebSocketServerProtocol
+    SendBufferMixin,
+    FastSendMixin,
+    LeanReadMixin,
+    PacketProtocol,
+    WebSocketServerProtocol,
 ):
     """
     One client WebSocket connection to the AuthProxy.
@@ -76,7 +84,6 @@ class AphelionServerProtocol(  # type: ignore[misc]
     lastUsed = 0
     admission: Any = None
     _authCall: IDelayedCall | None = None
-    _pauses: frozenset[str] = frozenset()
     _receive: Any = None
     _opening: list[tuple[bytes, bool]] | None = None
     _counted = False
@@ -91,26 +98,6 @@ class AphelionServerProtocol(  # type: ignore[misc]
         Whether the WebSocket is open (not closing or closed).
         """
         return bool(self.state == _OPEN)
-
-    def pauseReading(self, cause: str) -> None:
-        """
-        Stop reading from the client for C{cause}; see L{IConnection}.
-        """
-        if cause in self._pauses:
-            return
-        if not self._pauses and self.transport is not None:
-            cast(Any, self.transport).pauseProducing()
-        self._pauses = self._pauses | {cause}
-
-    def resumeReading(self, cause: str) -> None:
-        """
-        Take back the L{pauseReading} of C{cause}.
-        """
-        if cause not in self._pauses:
-            return
-        self._pauses = self._pauses - {cause}
-        if not self._pauses and self.transport is not None:
-            cast(Any, self.transport).resumeProducing()
 
     # -- Autobahn and Twisted callbacks --------------------------------------
 
@@ -128,66 +115,6 @@ class AphelionServerProtocol(  # type: ignore[misc]
             code=code,
             reason=reason,
         )
-
-    def connectionMade(self) -> None:
-        """
-        Called when the transport is connected (Nagle is off then): become
-        the transport's producer.
-        """
-        super().connectionMade()
-        transport = cast(Any, self.transport)
-        # Behind twisted.web the HTTP channel that read the upgrade is still
-        # the transport's producer; we take its place, so that a full send
-        # buffer pauses whatever feeds this connection (the relay).
-        if getattr(transport, "producer", None) is not None:
-            transport.unregisterProducer()
-        try:
-            transport.registerProducer(self, True)
-        except (AttributeError, RuntimeError):
-            self._log.debug(
-                "cannot register as producer on {transport}", transport=transport
-            )
-
-    # -- IPushProducer: the transport's send buffer --------------------------
-
-    def pauseProducing(self) -> None:
-        """
-        Called when the transport's send buffer is full, and again on each
-        write while it stays full. A game connection's relay stops reading
-        from its game server; a ping connection stops reading pings it cannot
-        answer. Past the write pause the client is not read; past the write
-        limit it is closed with 4007 (Part 6).
-        """
-        if self.state == _OPEN:
-            queued = bufferedBytes(self.transport)
-            if queued is not None:
-                config = self.factory.config
-                if queued > config.writeLimit:
-                    self.closeWith(
-                        CloseCode.TOO_MANY_UNACKNOWLEDGED, "reads too slowly"
-                    )
-                    return
-                if queued > config.writePause:
-                    self.pauseReading("write")
-        if self.session is not None and self.protocol is AphelionProtocol.GAME:
-            self.factory.gateway.connectionPaused(self.session, self)
-        elif self.protocol is AphelionProtocol.PING:
-            self.pauseReading("ping")
-
-    def resumeProducing(self) -> None:
-        """
-        Called when the transport's send buffer has drained.
-        """
-        self.resumeReading("write")
-        if self.session is not None and self.protocol is AphelionProtocol.GAME:
-            self.factory.gateway.connectionResumed(self.session, self)
-        else:
-            self.resumeReading("ping")
-
-    def stopProducing(self) -> None:
-        """
-        Called when the transport is gone; L{onClose} does the work.
-        """
 
     def onConnect(self, request: Any) -> None:
         """
@@ -437,7 +364,7 @@ class AphelionServerProtocol(  # type: ignore[misc]
         )
 
 
-class AphelionServerFactory(WebSocketServerFactory):
+class AphelionServerFactory(AckTimerMixin, WebSocketServerFactory):
     """
     Builds L{AphelionServerProtocol}s and holds what they share.
 
@@ -478,10 +405,10 @@ class AphelionServerFactory(WebSocketServerFactory):
         self.throttle = ThrottledLog(
             AphelionServerProtocol._log, clock=clock, interval=config.logInterval
         )
-        self._ackDue: list[AphelionServerProtocol] = []
-        self._ackCall: IDelayedCall | None = None
-        self._ackWaiting: deque[tuple[float, AphelionServerProtocol]] = deque()
-        self._ackWaitCall: IDelayedCall | None = None
+        self._ackDue = []
+        self._ackCall = None
+        self._ackWaiting = deque()
+        self._ackWaitCall = None
         self.setProtocolOptions(
             failByDrop=False,
             maxMessagePayloadSize=config.maxMessage,
@@ -516,70 +443,13 @@ class AphelionServerFactory(WebSocketServerFactory):
         protocol.factory = self
         return protocol
 
-    def ackLater(self, connection: AphelionServerProtocol) -> None:
-        """
-        Send C{connection} an ack-only packet after the ack delay, unless it
-        sends something first (Part 1.3).
-
-        The delay is the same for every connection, so their deadlines come
-        in order: one queue and one timer serve them all, for the ack delay
-        and for the end of the reactor turn (a delay of 0, or the ack cap
-        reached) alike.
-        """
-        delay = self.config.ackDelay
-        acks = connection._acks
-        if delay <= 0 or acks.owed >= acks.cap:
-            connection._ackSoon = True
-            self._ackDue.append(connection)
-            if self._ackCall is None:
-                self._ackCall = self.clock.callLater(0, self._flushDueAcks)
-            return
-        deadline = self.clock.seconds() + delay
-        connection._ackDeadline = deadline
-        self._ackWaiting.append((deadline, connection))
-        if self._ackWaitCall is None:
-            self._ackWaitCall = self.clock.callLater(delay, self._flushWaitingAcks)
-
     def stopFactory(self) -> None:
         """
         Called when the last port stops: no more acks are due.
         """
-        for call in (self._ackCall, self._ackWaitCall):
-            if call is not None and call.active():
-                call.cancel()
-        self._ackCall = self._ackWaitCall = None
-        self._ackDue = []
-        self._ackWaiting.clear()
+        self.stopAckTimers()
         self.throttle.stop()
         super().stopFactory()
-
-    def _flushDueAcks(self) -> None:
-        self._ackCall = None
-        due, self._ackDue = self._ackDue, []
-        for connection in due:
-            connection.flushAcks()
-
-    def _flushWaitingAcks(self) -> None:
-        self._ackWaitCall = None
-        now = self.clock.seconds()
-        waiting = self._ackWaiting
-        due = self._ackDue
-        while waiting and waiting[0][0] <= now:
-            deadline, connection = waiting.popleft()
-            # Skip a connection whose acks rode on a packet meanwhile, or
-            # that waits again for a later deadline.
-            if connection._ackQueued and connection._ackDeadline == deadline:
-                due.append(connection)
-        if due and self._ackCall is None:
-            # Not at once: the reactor runs its timers before it reads, and
-            # under load the answers that would carry these acks may be
-            # waiting in the sockets. They are read first, and what they
-            # carried is not sent again.
-            self._ackCall = self.clock.callLater(0, self._flushDueAcks)
-        if waiting:
-            self._ackWaitCall = self.clock.callLater(
-                waiting[0][0] - now, self._flushWaitingAcks
-            )
 
     def closeAll(self, code: int, reason: str) -> None:
         """

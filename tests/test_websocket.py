@@ -18,7 +18,7 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from txaio.testutil import replace_loop
 
-from aphelion import websocket
+from aphelion import sendbuffer, websocket
 from aphelion.codes import AphelionProtocol, CloseCode
 from aphelion.config import Config
 from aphelion.gateway import Gateway
@@ -995,7 +995,7 @@ class LimitTests(ServerTestsMixin, SynchronousTestCase):
         Tell C{server} its transport's buffer is full and holds C{queued}
         bytes, as Twisted does on each write while it is full.
         """
-        self.patch(websocket, "bufferedBytes", lambda transport: queued)
+        self.patch(sendbuffer, "bufferedBytes", lambda transport: queued)
         server.pauseProducing()
 
     def test_writePause(self) -> None:
@@ -1018,7 +1018,7 @@ class LimitTests(ServerTestsMixin, SynchronousTestCase):
         """
         client, server, pump, _ = self.handshake()
         self.fullBuffer(server, 4 * 1024 * 1024 + 1)
-        self.patch(websocket, "bufferedBytes", lambda transport: 0)
+        self.patch(sendbuffer, "bufferedBytes", lambda transport: 0)
         pump.flush()
         self.assertEqual(client.closed, (4007, "reads too slowly"))
 
@@ -1032,7 +1032,7 @@ class LimitTests(ServerTestsMixin, SynchronousTestCase):
         self.fullBuffer(server, 150_000)
         self.assertIn("write", server._pauses)
         self.fullBuffer(server, 200_001)
-        self.patch(websocket, "bufferedBytes", lambda transport: 0)
+        self.patch(sendbuffer, "bufferedBytes", lambda transport: 0)
         pump.flush()
         self.assertEqual(client.closed, (4007, "reads too slowly"))
 
