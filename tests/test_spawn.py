@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from aphelion.control.servers import restartDelay
 from aphelion.control.spawn import (
     GameServer,
     GameServerMonitor,
@@ -1762,3 +1763,20 @@ class SetServersTests(MonitorTestCase):
         self.reactor.processes[0].exit()
         self.assertEqual(len(self.reactor.processes), 1)
         self.assertIs(server.state, ServerState.STOPPED)
+
+
+class RestartDelayTests(SynchronousTestCase):
+    """
+    L{restartDelay}: the back-off of game servers and workers.
+    """
+
+    def test_doublesToMaximum(self) -> None:
+        """
+        The first restart waits C{initial}; each failure doubles it, up to
+        C{maximum}, however many failures there were.
+        """
+        self.assertEqual(
+            [restartDelay(n, 1.0, 60.0) for n in range(8)],
+            [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0],
+        )
+        self.assertEqual(restartDelay(10**6, 1.0, 60.0), 60.0)

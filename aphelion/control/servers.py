@@ -17,7 +17,13 @@ from zope.interface import implementer
 
 from aphelion.interfaces import IControlConnection, IPlayerLink, IPooledServer
 
-__all__ = ["GameServer", "RemoteGameServer", "ServerState", "pickServer"]
+__all__ = [
+    "GameServer",
+    "RemoteGameServer",
+    "ServerState",
+    "pickServer",
+    "restartDelay",
+]
 
 
 class ServerState(Enum):
@@ -137,6 +143,18 @@ class _Seatable(Protocol):
 
 
 _S = TypeVar("_S", bound=_Seatable)
+
+
+def restartDelay(failures: int, initial: float, maximum: float) -> float:
+    """
+    The back-off before a restart (Part 2.3, 4): C{initial} doubled for each
+    failure before this one, at most C{maximum}. Game servers and the
+    workers of C{--workers} are restarted alike.
+
+    :param failures: the failures before this one, since the last stable run.
+    """
+    doubled: float = initial * 2 ** min(failures, 32)
+    return min(doubled, maximum)
 
 
 def pickServer(

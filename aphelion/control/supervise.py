@@ -30,7 +30,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from aphelion.control.process import ChildProtocol, childCommand
-from aphelion.control.servers import GameServer, RemoteGameServer, ServerState
+from aphelion.control.servers import (
+    GameServer,
+    RemoteGameServer,
+    ServerState,
+    restartDelay,
+)
 from aphelion.game.factory import PLAYER_WRITE_LIMIT, SEAT_HOLD
 from aphelion.gctune import DEFAULT_THRESHOLD
 from aphelion.interfaces import IControlConnection
@@ -399,9 +404,7 @@ class GameServerSupervisor(Service):
         server.accepting = False
         server.players = server.pending = 0
         self._setState(server, ServerState.CRASHED)
-        delay = min(
-            self.restartInitial * 2 ** min(server.failures, 32), self.restartMax
-        )
+        delay = restartDelay(server.failures, self.restartInitial, self.restartMax)
         server.failures += 1
         self._log.warn(
             "game server {serverId} crashed; restarting in {delay:.1f}s",

@@ -25,7 +25,7 @@ from twisted.logger import LogEvent, Logger
 from twisted.python.failure import Failure
 
 from aphelion.config import Config
-from aphelion.control.servers import ServerState
+from aphelion.control.servers import ServerState, restartDelay
 from aphelion.lifecycle import SignalHandlers
 from aphelion.logs import childLines, relayedEvent
 from aphelion.service import AuthProxyService, build
@@ -315,9 +315,7 @@ class WorkersService(MultiService):
         now = self._reactor.seconds()
         if worker.startedAt is not None and now - worker.startedAt >= self.stableAfter:
             worker.failures = 0
-        delay = min(
-            self.restartInitial * 2 ** min(worker.failures, 32), self.restartMax
-        )
+        delay = restartDelay(worker.failures, self.restartInitial, self.restartMax)
         worker.failures += 1
         self._log.warn(
             "worker {index} exited ({why}); restarting in {delay:.1f}s",
