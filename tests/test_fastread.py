@@ -23,15 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from txaio.testutil import replace_loop
 
 from aphelion.fastread import LeanReadMixin, applyMask, pureApplyMask
-
-_UPGRADE = (
-    b"GET /aphelion HTTP/1.1\r\n"
-    b"Host: 127.0.0.1:9\r\n"
-    b"Upgrade: websocket\r\n"
-    b"Connection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    b"Sec-WebSocket-Version: 13\r\n\r\n"
-)
+from tests.test_fastwrite import _UPGRADE
 
 #: The message limit of the protocols under test: small, so that oversize
 #: frames of both length encodings are cheap to make.
