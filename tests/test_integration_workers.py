@@ -19,6 +19,7 @@ from typing import Any
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.logger import LogEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SkipTest, TestCase
@@ -72,6 +73,11 @@ class WorkersTests(TestCase):
             drainDeadline=2,
             workers=2,
         )
+        # Each worker logs, through the parent, every game server it takes
+        # from the parent's records: it can seat players once it has both.
+        self.published: dict[int, int] = {}
+        globalLogPublisher.addObserver(self.observe)
+        self.addCleanup(globalLogPublisher.removeObserver, self.observe)
         self.service = WorkersService(config, reactor, argv, publishInterval=0.1)
         self.service.startService()
         self.addCleanup(self.service.stopService)
@@ -79,13 +85,25 @@ class WorkersTests(TestCase):
         self.url = f"ws://127.0.0.1:{port}/aphelion"
         await waitFor(self.ready, 30)
 
+    def observe(self, event: LogEvent) -> None:
+        """
+        Count the game servers each worker has taken from the records.
+        """
+        worker = event.get("worker")
+        if worker is not None and str(event.get("line", "")).endswith(" published"):
+            self.published[worker] = self.published.get(worker, 0) + 1
+
     def ready(self) -> bool:
         """
-        Whether both game servers are ready and both workers running.
+        Whether both game servers are ready, both workers running, and each
+        worker has taken both game servers from the records (its pool is
+        empty before: players would get C{NO_SERVER}).
         """
         servers = self.service.node.monitor.servers.values()
-        return all(s.state is ServerState.READY for s in servers) and all(
-            w.process is not None for w in self.service.workers
+        return (
+            all(s.state is ServerState.READY for s in servers)
+            and all(w.process is not None for w in self.service.workers)
+            and all(self.published.get(w.index, 0) >= 2 for w in self.service.workers)
         )
 
     async def player(self, playerId: str) -> AphelionClientProtocol:
@@ -166,6 +184,8 @@ class WorkersTests(TestCase):
         await waitFor(
             lambda: worker.process is not None and worker.process.pid != pid, 30
         )
+        # The new process takes both game servers again.
+        await waitFor(lambda: self.published.get(worker.index, 0) >= 4, 30)
         clients = [await self.player(f"after{i}") for i in range(4)]
         await self.chat(clients)
         response = await self.ping()
